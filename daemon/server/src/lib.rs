@@ -1,0 +1,1 @@
+//! The lex-align daemon.
