@@ -74,3 +74,11 @@ pub struct OsvEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
 }
+
+/// The advisories among `records` that affect `version` of the package
+/// `canonical` (PEP 503 name), withdrawn ones dropped, each with its score,
+/// first fixed version and malicious flag. Order: as in `records`.
+pub fn assess(records: &[OsvRecord], canonical: &str, version: &str) -> Vec<crate::verdict::AdvisoryHit> {
+    let _ = (records, canonical, version);
+    todo!("advisory helper")
+}
