@@ -1,1 +1,89 @@
-fn main() {}
+//! `lex-align`: the daemon and its operator commands in one binary.
+//!
+//! Invoked as `lex-align-server` it behaves as `lex-align server …` (the
+//! original server CLI); as `lex-align-client` as `lex-align client …`.
+
+mod args;
+mod audit;
+mod check_config;
+mod compile;
+mod daemon;
+mod quickstart;
+mod selftest;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{AdminCommand, Cli, Command, Common, KeysCommand, RegistryCommand, ServerCommand};
+
+/// Prints `Error: <message>` on stderr (the original's click format) and
+/// yields exit code 1.
+pub fn fail(message: impl std::fmt::Display) -> u8 {
+    eprintln!("Error: {message}");
+    1
+}
+
+fn main() -> ExitCode {
+    let argv = args::normalize_argv(std::env::args_os().collect());
+    let cli = Cli::parse_from(argv);
+    ExitCode::from(run(cli.command))
+}
+
+fn run(command: Command) -> u8 {
+    match command {
+        Command::Daemon(a) => daemon::run(a.host, a.port, a.reload),
+        Command::Common(c) => common(c),
+        Command::Server { command } => match command {
+            ServerCommand::Serve(a) => daemon::run(a.host, a.port, a.reload),
+            ServerCommand::Init(a) => init(&a.target),
+            ServerCommand::Common(c) => common(c),
+        },
+        Command::Client(a) => {
+            let what = a.args.first().map(String::as_str).unwrap_or("");
+            eprintln!(
+                "lex-align-client {what}: not implemented yet in this build. \
+                 The original Python client (`pip install lex-align==2.2.8`) works against this daemon."
+            );
+            2
+        }
+    }
+}
+
+fn common(c: Common) -> u8 {
+    match c {
+        Common::Quickstart(a) => quickstart::run(a),
+        Common::Registry {
+            command:
+                RegistryCommand::Compile {
+                    source,
+                    destination,
+                },
+        } => compile::run(&source, &destination),
+        Common::CheckConfig => check_config::run(),
+        Common::Selftest(a) => selftest::run(&a.url, a.timeout),
+        Common::Audit {
+            command: args::AuditCommand::Verify { db },
+        } => audit::verify(db),
+        Common::Admin {
+            command: AdminCommand::Keys { command },
+        } => {
+            match command {
+                KeysCommand::Generate { .. } | KeysCommand::List => {}
+            }
+            fail("API key management is not yet implemented; AUTH_ENABLED=true is a Phase-3 deliverable.")
+        }
+    }
+}
+
+/// The original wrote a Docker Compose bundle (server + Redis). The daemon is
+/// one self-contained binary with its cache in SQLite, so there is nothing to
+/// containerise: point operators at `quickstart` instead.
+fn init(target: &std::path::Path) -> u8 {
+    fail(format!(
+        "`init` wrote a Docker Compose bundle for the Python server; this daemon needs no Docker or Redis. \
+         Run `lex-align quickstart --target {}` to lay down a registry and audit DB and start the daemon \
+         (or `--no-serve` to print the command that starts it).",
+        target.display()
+    ))
+}

@@ -1,4 +1,178 @@
-//! The lex-align daemon: configuration, the evaluation service, registry
-//! state and reload, proposers, and the HTTP API.
-//!
-//! Entry points used by the CLI: [`Config::from_env`] and [`serve`].
+//! The lex-align daemon: ties the engine, the upstream clients and the store
+//! together and serves the v1 HTTP API.
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod proposer;
+pub mod registry_state;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lex_align_store::Store;
+use lex_align_upstream::{PersistentCache, Upstream, UpstreamConfig};
+
+pub use config::{Config, ConfigError, ProposerChoice};
+
+use crate::http::AppState;
+use crate::metrics::Metrics;
+use crate::registry_state::{RegistryState, WatchGuard};
+use crate::service::Evaluator;
+
+/// The upstream clients' second cache tier, in the SQLite file.
+struct StoreCache(Arc<Store>);
+
+impl PersistentCache for StoreCache {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0.cache_get(key)
+    }
+    fn put(&self, key: &str, value: &[u8], ttl: Duration) {
+        self.0.cache_put(key, value, ttl)
+    }
+}
+
+/// What a running app holds besides its router: shared state and the
+/// registry triggers (dropping the handle stops file watching and polling).
+pub struct AppHandle {
+    pub state: Arc<AppState>,
+    _triggers: WatchGuard,
+}
+
+impl AppHandle {
+    pub fn registry(&self) -> &Arc<RegistryState> {
+        &self.state.registry
+    }
+    pub fn store(&self) -> &Arc<Store> {
+        &self.state.store
+    }
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.state.metrics
+    }
+}
+
+fn upstream_config(config: &Config) -> UpstreamConfig {
+    // No index host is built in: without one, index lookups say so.
+    let mut u = UpstreamConfig::default_with(config.index.as_ref().map(|i| i.url.clone()).unwrap_or_default());
+    if let Some(i) = &config.index {
+        u.index_kind = i.kind;
+    }
+    u.osv_url = config.osv_url.clone();
+    u.offline_advisories = config.offline_advisories.clone();
+    u.timeout = config.outbound_timeout;
+    u.release_ttl = config.license_cache_ttl;
+    u.advisory_ttl = config.cve_cache_ttl;
+    u
+}
+
+/// Build the router and state without binding (tests bind it themselves).
+pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandle)> {
+    if let Some(parent) = config.database_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!(
+                "DATABASE_PATH: cannot create {}; point DATABASE_PATH (or LEXALIGN_DATA_DIR) at a writable directory",
+                parent.display()
+            )
+        })?;
+    }
+    let store = Arc::new(Store::open(&config.database_path).with_context(|| {
+        format!(
+            "DATABASE_PATH: cannot open the audit database {}",
+            config.database_path.display()
+        )
+    })?);
+    let metrics = Arc::new(Metrics::default());
+    let registry = Arc::new(RegistryState::load(
+        config.registry_path.clone(),
+        store.clone(),
+        metrics.clone(),
+    )?);
+    let proposer = proposer::select(config.proposer, config.registry_path.as_deref())?;
+
+    let cache: Arc<dyn PersistentCache> = Arc::new(StoreCache(store.clone()));
+    let upstream = Upstream::new(upstream_config(&config), Some(cache))
+        .map_err(|e| anyhow::anyhow!("upstream configuration: {e}"))?;
+    if config.index.is_none() {
+        tracing::warn!(
+            "no package index configured: set LEXALIGN_INDEX_URL (or PYPI_API_URL, or a uv/pip index); \
+             verdicts will carry upstream_error"
+        );
+    }
+
+    let evaluator = Evaluator {
+        registry: registry.clone(),
+        upstream: Some(upstream),
+        index_configured: config.index.is_some(),
+        store: store.clone(),
+        fail: config.fail_policy,
+        budget: config.evaluate_budget,
+        metrics: metrics.clone(),
+    };
+    let triggers = registry_state::start_triggers(
+        registry.clone(),
+        config.watch_registry,
+        config.reload_interval,
+    );
+    let state = Arc::new(AppState {
+        config,
+        evaluator,
+        registry,
+        store,
+        proposer,
+        metrics,
+    });
+    let router = http::router(state.clone());
+    Ok((
+        router,
+        AppHandle {
+            state,
+            _triggers: triggers,
+        },
+    ))
+}
+
+/// Bind, serve until SIGINT/SIGTERM, then let in-flight requests finish and
+/// the audit writer flush.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.bind_addr();
+    let (router, handle) = build_app(config).await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}; set BIND_HOST/BIND_PORT to a free address"))?;
+    let local = listener.local_addr()?;
+    println!("lex-align daemon listening on http://{local}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    // Every acknowledged row is already durable; this waits for the writer
+    // to drain anything still queued.
+    let store = handle.state.store.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || store.flush()).await? {
+        tracing::error!("audit writer flush failed: {e}");
+    }
+    drop(handle);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

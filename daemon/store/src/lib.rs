@@ -2,7 +2,37 @@
 //! approval requests, the persistent upstream cache, and the report queries.
 //!
 //! One writer thread owns the write connection and commits in groups; an
-//! append resolves only after its row is durable.
+//! append resolves only after its row is durable. Reads use a small pool of
+//! read-only connections, which WAL lets run beside the writer.
+//!
+//! Writes are `async` (they wait for the writer's commit) with blocking
+//! twins for sync callers; reads are plain blocking calls that take
+//! milliseconds (call them from `spawn_blocking` for the larger reports).
+
+mod approvals;
+mod chain;
+mod reports;
+mod schema;
+mod util;
+mod writer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use approvals::{
+    ApprovalRequest, HistoryEntry, NewApprovalRequest, APPROVED, PENDING_REVIEW, REJECTED,
+    STATUSES, WITHDRAWN,
+};
+pub use chain::{BrokenRow, VerifyReport, GENESIS_HASH};
+pub use schema::SCHEMA_VERSION;
+pub use util::canonical_name;
+
+use writer::{Job, Reply};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,4 +62,476 @@ pub struct AuditRow {
     pub agent_version: Option<String>,
     /// `api`, `batch`, `lsp`, `precommit`, `hook`, `scanner`, …
     pub source: String,
+}
+
+/// What an append returns once its row is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditReceipt {
+    pub id: String,
+    /// Chain position (1-based, contiguous).
+    pub seq: u64,
+    pub ts: String,
+    pub hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the database has schema version {found}, newer than this lex-align supports ({supported}); \
+         upgrade lex-align or point DATABASE_PATH at another file"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("writing to the database failed: {0}")]
+    Write(String),
+    #[error("the store's writer thread has stopped")]
+    WriterGone,
+    #[error("no approval request with id {0}")]
+    NotFound(String),
+    #[error("invalid approval status {0:?} (expected PENDING_REVIEW, APPROVED, REJECTED or WITHDRAWN)")]
+    InvalidStatus(String),
+    #[error("invalid timestamp {0:?} (expected RFC 3339, e.g. 2026-11-23T12:14:40.031333+00:00)")]
+    InvalidTimestamp(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `PRAGMA synchronous` of the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// WAL fsync at every commit: an acknowledged row survives power loss.
+    Full,
+    /// WAL fsync at checkpoints only: survives a process crash, not power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub synchronous: Synchronous,
+    /// Most audit rows in one group commit.
+    pub max_batch: usize,
+    pub busy_timeout: Duration,
+    /// Idle read connections kept open.
+    pub read_pool: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            synchronous: Synchronous::Full,
+            max_batch: 1024,
+            busy_timeout: Duration::from_secs(5),
+            read_pool: 4,
+        }
+    }
+}
+
+/// Handle to the database. Cheap to clone; all clones share the writer
+/// thread and the read pool. The writer stops when the last clone drops.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    opts: StoreOptions,
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and exit.
+        self.tx.lock().map(|mut t| t.take()).ok();
+        if let Some(h) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A pooled read connection, returned to the pool on drop.
+struct ReadConn<'a> {
+    conn: Option<Connection>,
+    inner: &'a Inner,
+}
+
+impl std::ops::Deref for ReadConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for ReadConn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for ReadConn<'_> {
+    fn drop(&mut self) {
+        if let (Some(c), Ok(mut pool)) = (self.conn.take(), self.inner.readers.lock()) {
+            if pool.len() < self.inner.opts.read_pool {
+                pool.push(c);
+            }
+        }
+    }
+}
+
+fn pragmas(conn: &Connection, opts: &StoreOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(opts.busy_timeout)?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating or migrating) the database at `path` with the
+    /// default options: WAL, `synchronous=FULL`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::open_with(path, StoreOptions::default())
+    }
+
+    pub fn open_with(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(&path)?;
+        pragmas(&conn, &opts)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!("SQLite refused WAL mode (got {mode}); concurrent reads will wait for writes");
+        }
+        conn.execute_batch(match opts.synchronous {
+            Synchronous::Full => "PRAGMA synchronous = FULL",
+            Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+        })?;
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut conn)?;
+
+        let (tx, rx) = mpsc::channel();
+        let max_batch = opts.max_batch.max(1);
+        let handle = std::thread::Builder::new()
+            .name("lex-align-store-writer".into())
+            .spawn(move || writer::run(conn, rx, max_batch))
+            .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                opts,
+                tx: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let guard = self.inner.tx.lock().map_err(|_| StoreError::WriterGone)?;
+        guard
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(job)
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    fn reader(&self) -> Result<ReadConn<'_>, StoreError> {
+        let pooled = self.inner.readers.lock().ok().and_then(|mut p| p.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                pragmas(&c, &self.inner.opts)?;
+                // Reports must never write, whatever a query does.
+                c.execute_batch("PRAGMA query_only = ON")?;
+                c.set_prepared_statement_cache_capacity(64);
+                c
+            }
+        };
+        Ok(ReadConn {
+            conn: Some(conn),
+            inner: &self.inner,
+        })
+    }
+
+    /// Runs `f` in one read transaction, so a multi-query report sees one
+    /// consistent snapshot while the writer goes on appending.
+    fn snapshot<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.reader()?;
+        let tx = conn.transaction()?;
+        let out = f(&tx);
+        tx.finish()?;
+        out
+    }
+
+    /// Runs `f` on the writer thread, after everything queued before it.
+    async fn exec<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Exec(Box::new(move |c| {
+            let _ = tx.send(f(c));
+        })))?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn exec_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Exec(Box::new(move |c| {
+            let _ = tx.send(f(c));
+        })))?;
+        rx.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    // ---- audit log -------------------------------------------------------
+
+    /// Appends one row; resolves after the transaction holding it committed.
+    pub async fn append_audit(&self, row: AuditRow) -> Result<AuditReceipt, StoreError> {
+        let mut v = self.append_audit_batch(vec![row]).await?;
+        v.pop().ok_or(StoreError::WriterGone)
+    }
+
+    /// Appends rows (e.g. one batch evaluate) contiguously, in order.
+    pub async fn append_audit_batch(
+        &self,
+        rows: Vec<AuditRow>,
+    ) -> Result<Vec<AuditReceipt>, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Append {
+            rows: rows.into_iter().map(|r| (r, None)).collect(),
+            reply: Reply::Async(tx),
+        })?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// [`Store::append_audit`] for sync callers (not from inside an async task).
+    pub fn append_audit_blocking(&self, row: AuditRow) -> Result<AuditReceipt, StoreError> {
+        self.append_blocking(row, None)
+    }
+
+    /// Appends a row with a given timestamp (imports, the scanner, tests).
+    /// Any RFC 3339 time is accepted and stored in the store's UTC format.
+    pub fn append_audit_at_blocking(
+        &self,
+        row: AuditRow,
+        ts: &str,
+    ) -> Result<AuditReceipt, StoreError> {
+        let ts = util::normalize_ts(ts).ok_or_else(|| StoreError::InvalidTimestamp(ts.into()))?;
+        self.append_blocking(row, Some(ts))
+    }
+
+    fn append_blocking(&self, row: AuditRow, ts: Option<String>) -> Result<AuditReceipt, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Append {
+            rows: vec![(row, ts)],
+            reply: Reply::Blocking(tx),
+        })?;
+        rx.recv()
+            .map_err(|_| StoreError::WriterGone)??
+            .pop()
+            .ok_or(StoreError::WriterGone)
+    }
+
+    /// Proves the hash chain; names the first broken row.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        chain::verify(&mut *self.reader()?)
+    }
+
+    pub fn row_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .reader()?
+            .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Health probe: can a connection answer `SELECT 1`?
+    pub fn ping(&self) -> bool {
+        self.reader()
+            .and_then(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .map(|v| v == 1)
+            .unwrap_or(false)
+    }
+
+    /// Waits until every write queued before this call is committed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.exec_blocking(|_| Ok(()))
+    }
+
+    // ---- approval requests ----------------------------------------------
+
+    /// Creates or refreshes the request of `(project, canonical name,
+    /// requester)` atomically. A decided request (APPROVED / REJECTED) keeps
+    /// its status; a WITHDRAWN one is reopened.
+    pub async fn upsert_approval_request(
+        &self,
+        req: NewApprovalRequest,
+    ) -> Result<ApprovalRequest, StoreError> {
+        self.exec(move |c| approvals::upsert(c, &req)).await
+    }
+
+    pub fn upsert_approval_request_blocking(
+        &self,
+        req: NewApprovalRequest,
+    ) -> Result<ApprovalRequest, StoreError> {
+        self.exec_blocking(move |c| approvals::upsert(c, &req))
+    }
+
+    /// Approves every PENDING_REVIEW request for these canonical names (a
+    /// registry reload added them); returns how many flipped.
+    pub async fn approve_pending_for(
+        &self,
+        canonicals: &[String],
+        actor: &str,
+    ) -> Result<usize, StoreError> {
+        let (keys, actor) = (canonicals.to_vec(), actor.to_string());
+        self.exec(move |c| approvals::approve_pending_for(c, &keys, &actor))
+            .await
+    }
+
+    pub fn approve_pending_for_blocking(
+        &self,
+        canonicals: &[String],
+        actor: &str,
+    ) -> Result<usize, StoreError> {
+        let (keys, actor) = (canonicals.to_vec(), actor.to_string());
+        self.exec_blocking(move |c| approvals::approve_pending_for(c, &keys, &actor))
+    }
+
+    /// Operator decision: `APPROVED`, `REJECTED`, `WITHDRAWN`, or
+    /// `PENDING_REVIEW` to reopen. Recorded in the request's history.
+    pub async fn set_request_status(
+        &self,
+        id: &str,
+        status: &str,
+        actor: &str,
+        note: Option<&str>,
+    ) -> Result<ApprovalRequest, StoreError> {
+        let (id, status, actor) = (id.to_string(), status.to_string(), actor.to_string());
+        let note = note.map(str::to_string);
+        self.exec(move |c| approvals::set_status(c, &id, &status, &actor, note.as_deref()))
+            .await
+    }
+
+    pub fn set_request_status_blocking(
+        &self,
+        id: &str,
+        status: &str,
+        actor: &str,
+        note: Option<&str>,
+    ) -> Result<ApprovalRequest, StoreError> {
+        let (id, status, actor) = (id.to_string(), status.to_string(), actor.to_string());
+        let note = note.map(str::to_string);
+        self.exec_blocking(move |c| approvals::set_status(c, &id, &status, &actor, note.as_deref()))
+    }
+
+    pub fn approval_request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {
+        self.snapshot(|c| approvals::get(c, id))
+    }
+
+    /// Status changes of one request, oldest first.
+    pub fn approval_history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.snapshot(|c| approvals::history(c, id))
+    }
+
+    // ---- reports (reports.md shapes) -------------------------------------
+
+    /// `GET /reports/approval-requests`. `None`/`""` = no filter, echoed as given.
+    pub fn approval_requests_report(
+        &self,
+        project: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<serde_json::Value, StoreError> {
+        self.snapshot(|c| approvals::report(c, project, status))
+    }
+
+    /// `GET /reports/legal`.
+    pub fn legal_report(&self, project: Option<&str>) -> Result<serde_json::Value, StoreError> {
+        self.snapshot(|c| reports::legal(c, project))
+    }
+
+    /// `GET /reports/security`. `registry`: `(canonical name, status)` of
+    /// every live registry entry (empty without a registry).
+    pub fn security_report(
+        &self,
+        project: Option<&str>,
+        registry: &[(String, String)],
+    ) -> Result<serde_json::Value, StoreError> {
+        self.snapshot(|c| reports::security(c, project, registry))
+    }
+
+    /// `GET /reports/projects`.
+    pub fn projects_report(&self) -> Result<serde_json::Value, StoreError> {
+        self.snapshot(|c| reports::projects(c))
+    }
+
+    /// `GET /reports/agents`.
+    pub fn agents_report(&self, project: Option<&str>) -> Result<serde_json::Value, StoreError> {
+        self.snapshot(|c| reports::agents(c, project))
+    }
+
+    /// `GET /registry/pending`: `{explicit, implicit}`; `registry_keys` are
+    /// the canonical names in the live registry.
+    pub fn pending(
+        &self,
+        registry_keys: &HashSet<String>,
+    ) -> Result<serde_json::Value, StoreError> {
+        self.snapshot(|c| reports::pending(c, registry_keys))
+    }
+
+    // ---- persistent cache ------------------------------------------------
+
+    /// The cached value, unless absent or expired.
+    pub fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        let conn = self.reader().ok()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT value FROM cache WHERE key = ?1 AND expires_at > ?2")
+            .ok()?;
+        stmt.query_row(rusqlite::params![key, util::unix_millis_now()], |r| r.get(0))
+            .ok()
+    }
+
+    /// Queues a cache write and returns at once (it rides along with the
+    /// next group commit; [`Store::flush`] waits for it). Best effort: a
+    /// cache write that cannot be queued is only logged.
+    pub fn cache_put(&self, key: &str, value: &[u8], ttl: Duration) {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let job = Job::CachePut {
+            key: key.to_string(),
+            value: value.to_vec(),
+            expires_at: util::unix_millis_now().saturating_add(ttl_ms),
+        };
+        if let Err(e) = self.send(job) {
+            tracing::warn!("cache write for {key} dropped: {e}");
+        }
+    }
+
+    /// Deletes expired cache rows now (the writer also does it every ten
+    /// minutes); returns how many.
+    pub fn purge_expired_cache(&self) -> Result<usize, StoreError> {
+        self.exec_blocking(|c| Ok(writer::purge_cache(c)?))
+    }
 }

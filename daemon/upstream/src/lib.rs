@@ -6,10 +6,21 @@
 //! persistent cache with TTLs; failures never cached.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lex_align_engine::evaluate::{AdvisoryFacts, LicenseMetadata, Release};
+use lex_align_engine::evaluate::{LicenseMetadata, Release};
+
+pub mod advisories;
+mod cache;
+pub mod discover;
+mod http;
+pub mod index;
+pub mod offline;
+
+pub use discover::{discover_index, IndexSetting};
+pub use offline::OfflineAdvisories;
 
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
@@ -36,6 +47,32 @@ pub struct UpstreamConfig {
     pub advisory_ttl: Duration,
     /// TTL of a 404 (short: names get registered).
     pub not_found_ttl: Duration,
+    /// Entries kept per in-memory cache (projects, releases, advisories, …).
+    pub memory_entries: usize,
+    /// Longest `Retry-After` we are willing to sleep before a retry.
+    pub max_retry_after: Duration,
+}
+
+impl UpstreamConfig {
+    /// Defaults for everything but the index URL. No advisory source is set:
+    /// the caller fills `osv_url` or `offline_advisories` from its config.
+    pub fn default_with(index_url: impl Into<String>) -> Self {
+        UpstreamConfig {
+            index_url: index_url.into(),
+            index_kind: IndexKind::Auto,
+            osv_url: None,
+            offline_advisories: None,
+            timeout: Duration::from_secs(5),
+            concurrency: 16,
+            retries: 2,
+            project_ttl: Duration::from_secs(10 * 60),
+            release_ttl: Duration::from_secs(7 * 24 * 3600),
+            advisory_ttl: Duration::from_secs(3600),
+            not_found_ttl: Duration::from_secs(5 * 60),
+            memory_entries: 10_000,
+            max_retry_after: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +92,12 @@ pub trait PersistentCache: Send + Sync + 'static {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Project {
-    /// Canonical name as the index spells it.
+    /// Canonical (PEP 503) name of the project.
     pub name: String,
+    /// The project's display name when the index gives it (the JSON API's
+    /// `info.name`, e.g. `PyYAML`); the simple API only has the canonical one.
+    pub display_name: Option<String>,
+    /// Releases that have at least one file, oldest first (PEP 440 order).
     pub releases: Vec<Release>,
     /// Metadata of the latest release, when the index gives it for free
     /// (the JSON API does).
@@ -69,4 +110,72 @@ pub enum IndexError {
     NotFound,
     #[error("package index unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Counters of one upstream, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// HTTP requests sent (each retry counts).
+    pub requests: u64,
+    /// Requests retried after a transport error, 5xx or 429.
+    pub retries: u64,
+    /// Lookups that ended in an error (after retries); 404s not included.
+    pub errors: u64,
+    /// Lookups answered by the memory or persistent cache.
+    pub cache_hits: u64,
+    /// Lookups that had to go upstream.
+    pub cache_misses: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamStats {
+    pub index: EndpointStats,
+    pub advisories: EndpointStats,
+    /// Records loaded from the offline advisory source, if one is configured.
+    pub offline_records: Option<usize>,
+}
+
+/// The facade the daemon uses: index and advisory lookups with caching.
+/// Cheap to clone; all clones share clients, caches and counters.
+#[derive(Clone)]
+pub struct Upstream {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: UpstreamConfig,
+    pub(crate) index: index::IndexClient,
+    pub(crate) advisories: advisories::AdvisorySource,
+}
+
+impl Upstream {
+    /// Builds the HTTP client and caches, and loads the offline advisory
+    /// source when one is configured (an unreadable source is an error: a
+    /// configured-but-broken source must not silently mean "no advisories").
+    pub fn new(cfg: UpstreamConfig, persistent: Option<Arc<dyn PersistentCache>>) -> Result<Upstream, String> {
+        let http = http::Http::new(&cfg)?;
+        let index = index::IndexClient::new(&cfg, http.clone(), persistent.clone())?;
+        let advisories = advisories::AdvisorySource::new(&cfg, http, persistent)?;
+        Ok(Upstream {
+            inner: Arc::new(Inner { cfg, index, advisories }),
+        })
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.inner.cfg
+    }
+
+    pub fn stats(&self) -> UpstreamStats {
+        UpstreamStats {
+            index: self.inner.index.stats(),
+            advisories: self.inner.advisories.stats(),
+            offline_records: self.inner.advisories.offline_count(),
+        }
+    }
+}
+
+/// PEP 503 canonical form (`Foo.Bar_baz` → `foo-bar-baz`); `None` when the
+/// string is not a valid distribution name at all.
+pub fn canonical_name(name: &str) -> Option<String> {
+    pep508_rs::PackageName::from_str(name.trim()).ok().map(|n| n.to_string())
 }

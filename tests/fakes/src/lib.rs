@@ -1,1 +1,31 @@
-//! Fake upstream servers.
+//! Fake upstream servers for tests and benchmarks: a Python package index
+//! ([`FakeIndex`]: JSON API, PEP 691 simple API, wheel METADATA) and an OSV
+//! API ([`FakeOsv`]), each on 127.0.0.1 with a random port, in its own
+//! thread and runtime so that sync and async tests can use them alike.
+//!
+//! Both count requests per path, take an artificial latency
+//! (`set_latency`), can be switched "down" (503) and stop on drop.
+
+use std::path::PathBuf;
+
+mod index;
+mod osv;
+mod server;
+
+pub use index::{fixture_projects, FakeIndex, FakeProject, FakeRelease};
+pub use osv::FakeOsv;
+
+/// The PyPA advisory database snapshot (`<package>/<id>.yaml`) shipped
+/// beside the workspace, at `../shared/data/pypa-advisory-db/vulns`.
+pub fn pypa_snapshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/pypa-advisory-db/vulns");
+    match dir.canonicalize() {
+        Ok(d) if d.is_dir() => d,
+        _ => panic!(
+            "PyPA advisory snapshot not found at {}: tests that use it need the \
+             shared data directory next to the workspace (shared/data/pypa-advisory-db/vulns)",
+            dir.display()
+        ),
+    }
+}

@@ -1,0 +1,203 @@
+//! Command-line grammar (clap derive). The server commands keep the original
+//! `lex-align-server` names and flags; `lex-align` adds `daemon` and `audit`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lex-align",
+    version,
+    about = "lex-align: dependency policy daemon and CLI",
+    long_about = "lex-align: dependency policy daemon and CLI.\n\n\
+                  Also answers as `lex-align-server` (installed under that name, or \
+                  `lex-align server …`) and `lex-align-client` (`lex-align client …`)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (HTTP API) in the foreground.
+    #[command(visible_alias = "serve")]
+    Daemon(ServeArgs),
+    #[command(flatten)]
+    Common(Common),
+    /// The original `lex-align-server` commands.
+    Server {
+        #[command(subcommand)]
+        command: ServerCommand,
+    },
+    /// The `lex-align-client` commands (not implemented yet).
+    Client(ClientArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Start the daemon (the original `serve`).
+    #[command(visible_alias = "daemon")]
+    Serve(ServeArgs),
+    /// Write the Docker operator bundle (not needed: see `quickstart`).
+    Init(InitArgs),
+    #[command(flatten)]
+    Common(Common),
+}
+
+/// Commands shared by `lex-align` and `lex-align-server`.
+#[derive(Debug, Subcommand)]
+pub enum Common {
+    /// Lay down a data directory (starter registry.yml + SQLite audit DB) and run the daemon.
+    Quickstart(QuickstartArgs),
+    /// Manage the package registry.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Validate the daemon's configuration; exit 1 on any failure.
+    CheckConfig,
+    /// Probe `/api/v1/health` of a running daemon.
+    Selftest(SelftestArgs),
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Administrative commands (organization mode).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Bind address (overrides BIND_HOST).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Bind port (overrides BIND_PORT).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Accepted for compatibility; the daemon reloads the registry by itself.
+    #[arg(long, hide = true)]
+    pub reload: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Directory for the registry + audit DB [default: $LEXALIGN_DATA_DIR or ~/.lexalign].
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    /// Bind host.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Bind port.
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Lay down the directory and exit without starting the daemon.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Overwrite an existing registry.yml in the target directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory the original wrote its Docker bundle into.
+    #[arg(long, default_value = "./lexalign")]
+    pub target: PathBuf,
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Compile a YAML registry SOURCE to the JSON form at DESTINATION.
+    Compile {
+        /// The registry YAML (must exist).
+        #[arg(value_parser = existing_file)]
+        source: PathBuf,
+        /// Where to write the compiled JSON (parent directories are created).
+        destination: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SelftestArgs {
+    /// Base URL of the daemon to probe.
+    #[arg(long, default_value = "http://127.0.0.1:8765")]
+    pub url: String,
+    /// Per-request timeout (seconds).
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the audit log's hash chain; exit 1 and name the first broken row if it fails.
+    Verify {
+        /// The SQLite file [default: $DATABASE_PATH, else <data dir>/lexalign.sqlite].
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage API keys (not implemented).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate an API key for a project.
+    Generate {
+        #[arg(long)]
+        project: String,
+    },
+    /// List API keys.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The client command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Mirrors click's `Path(exists=True, dir_okay=False)`: a usage error (exit 2).
+fn existing_file(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if !p.exists() {
+        Err(format!("File '{s}' does not exist."))
+    } else if p.is_dir() {
+        Err(format!("File '{s}' is a directory."))
+    } else {
+        Ok(p)
+    }
+}
+
+/// Rewrites argv so the binary behaves as `lex-align server …` when invoked
+/// as `lex-align-server` (and likewise for the client).
+pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let stem = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_stem().map(|s| s.to_os_string()));
+    let persona = match stem.as_ref().and_then(|s| s.to_str()) {
+        Some("lex-align-server") => Some("server"),
+        Some("lex-align-client") => Some("client"),
+        _ => None,
+    };
+    if let Some(sub) = persona {
+        argv[0] = "lex-align".into();
+        argv.insert(1, sub.into());
+    }
+    argv
+}

@@ -1,0 +1,559 @@
+//! `check-config`: the original six pre-flight checks (adapted: the cache is
+//! SQLite, not Redis), plus the upstreams and every invalid variable, each
+//! with its fix. Exit 1 on any FAIL.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use lex_align_daemon::config::{Config, ConfigError, ProposerChoice};
+use lex_align_upstream::IndexKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn glyph(self) -> &'static str {
+        match self {
+            Status::Ok => "OK ",
+            Status::Warn => "WRN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub status: Status,
+    pub label: String,
+    pub detail: String,
+}
+
+fn check(status: Status, label: &str, detail: impl Into<String>) -> Check {
+    Check {
+        status,
+        label: label.to_string(),
+        detail: detail.into(),
+    }
+}
+
+pub fn run() -> u8 {
+    let results = run_checks(&|k| std::env::var(k).ok());
+    let width = results.iter().map(|r| r.label.len()).max().unwrap_or(10);
+    for r in &results {
+        println!("{}  {:<width$}  {}", r.status.glyph(), r.label, r.detail);
+    }
+    let fails = results.iter().filter(|r| r.status == Status::Fail).count();
+    let warns = results.iter().filter(|r| r.status == Status::Warn).count();
+    println!();
+    if fails > 0 {
+        eprintln!("{fails} failure(s), {warns} warning(s).");
+        1
+    } else if warns > 0 {
+        println!("All checks passed with {warns} warning(s).");
+        0
+    } else {
+        println!("All checks passed.");
+        0
+    }
+}
+
+/// Every check, in print order, against a variable source.
+pub fn run_checks(get: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+    let var = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (config, env_errors) = load_config(get);
+    let mut out = Vec::new();
+
+    // The daemon's view of REGISTRY_PATH / DATABASE_PATH; fall back to the
+    // raw variables when the configuration as a whole did not load.
+    let registry_path = match &config {
+        Some(c) => c.registry_path.clone(),
+        None => var("REGISTRY_PATH").map(PathBuf::from),
+    };
+    out.push(check_registry_path(registry_path.as_deref()));
+    out.push(check_registry_yaml(registry_path.as_deref()));
+    match &config {
+        Some(c) => {
+            out.push(check_audit_db(&c.database_path));
+            out.push(check_cache(&c.database_path, var("REDIS_URL")));
+            out.push(check_proposer(c));
+            out.push(check_auth(&c.bind_host, var("AUTH_ENABLED")));
+            out.push(check_index(c));
+            out.push(check_advisories(c));
+        }
+        None => out.push(check(
+            Status::Fail,
+            "configuration",
+            "could not be loaded; fix the variables below first.",
+        )),
+    }
+    for e in env_errors {
+        out.push(check(Status::Fail, e.variable, e.message));
+    }
+    if let Some(v) = var("CVE_THRESHOLD") {
+        out.push(check(
+            Status::Warn,
+            "CVE_THRESHOLD",
+            format!(
+                "={v} is read by nothing (it never was); set `global_policies.cve_threshold` in registry.yml and unset CVE_THRESHOLD."
+            ),
+        ));
+    }
+    out
+}
+
+/// Loads the configuration, collecting *every* invalid variable: each error
+/// names its variable, which is then masked so the next one shows up.
+fn load_config(get: &dyn Fn(&str) -> Option<String>) -> (Option<Config>, Vec<ConfigError>) {
+    let home = get("HOME").map(PathBuf::from);
+    let cwd = std::env::current_dir().ok();
+    let mut masked: BTreeSet<&'static str> = BTreeSet::new();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    // Bounded: each round masks one more variable.
+    for _ in 0..64 {
+        let lookup = |k: &str| {
+            if masked.contains(k) {
+                None
+            } else {
+                get(k)
+            }
+        };
+        match Config::from_lookup(lookup, home.as_deref(), cwd.as_deref()) {
+            Ok(c) => return (Some(c), errors),
+            Err(e) => {
+                if !masked.insert(e.variable) {
+                    // Masking did not help (a default of one variable clashes
+                    // with another, e.g. AUTH_BACKEND's default with
+                    // AUTH_ENABLED=true): mask the switch too.
+                    if e.variable.starts_with("AUTH_") && masked.insert("AUTH_ENABLED") {
+                        continue;
+                    }
+                    errors.push(e);
+                    return (None, errors);
+                }
+                errors.push(e);
+            }
+        }
+    }
+    (None, errors)
+}
+
+fn check_registry_path(path: Option<&Path>) -> Check {
+    const L: &str = "REGISTRY_PATH";
+    let Some(path) = path else {
+        return check(
+            Status::Warn,
+            L,
+            "unset — the daemon runs on the built-in starter policy and proposals are only logged. \
+             Export REGISTRY_PATH=/path/to/registry.yml (`lex-align quickstart` lays one down).",
+        );
+    };
+    if path.exists() {
+        return match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => check(
+                Status::Ok,
+                L,
+                format!("{} exists ({} bytes).", path.display(), m.len()),
+            ),
+            _ => check(
+                Status::Fail,
+                L,
+                format!(
+                    "{} exists but is not a regular file; point REGISTRY_PATH at the registry.yml file.",
+                    path.display()
+                ),
+            ),
+        };
+    }
+    let parent = parent_of(path);
+    if !parent.exists() {
+        return check(
+            Status::Fail,
+            L,
+            format!(
+                "{} does not exist and parent {} is missing — create the directory (mkdir -p {}) before starting the daemon.",
+                path.display(),
+                parent.display(),
+                parent.display()
+            ),
+        );
+    }
+    if !writable(&parent) {
+        return check(
+            Status::Fail,
+            L,
+            format!(
+                "{} does not exist and parent {} is not writable; the daemon cannot create the registry on first proposal. \
+                 Fix the directory's permissions or choose another REGISTRY_PATH.",
+                path.display(),
+                parent.display()
+            ),
+        );
+    }
+    check(
+        Status::Warn,
+        L,
+        format!(
+            "{} does not exist yet; will be created on first proposal (until then the built-in starter policy applies).",
+            path.display()
+        ),
+    )
+}
+
+fn check_registry_yaml(path: Option<&Path>) -> Check {
+    const L: &str = "registry YAML";
+    let Some(path) = path.filter(|p| p.is_file()) else {
+        return check(Status::Ok, L, "no file to validate yet.");
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return check(
+                Status::Fail,
+                L,
+                format!("{} cannot be read: {e}.", path.display()),
+            )
+        }
+    };
+    match crate::compile::load(&text) {
+        Ok(r) => {
+            let n = r.packages.len();
+            check(
+                Status::Ok,
+                L,
+                format!(
+                    "{} validates ({n} package rule{}).",
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                ),
+            )
+        }
+        Err(crate::compile::LoadError::Yaml(e)) => check(
+            Status::Fail,
+            L,
+            format!("{} did not parse as YAML: {e}", path.display()),
+        ),
+        Err(crate::compile::LoadError::Invalid(e)) => check(
+            Status::Fail,
+            L,
+            format!("{} failed validation: {e}", path.display()),
+        ),
+    }
+}
+
+fn check_audit_db(db: &Path) -> Check {
+    const L: &str = "audit DB";
+    let parent = parent_of(db);
+    if db.exists() {
+        if !writable(db) {
+            return check(
+                Status::Fail,
+                L,
+                format!(
+                    "{} exists but is not writable by this user; fix its permissions (the audit log is required).",
+                    db.display()
+                ),
+            );
+        }
+        return check(
+            Status::Ok,
+            L,
+            format!("{} exists and is writable.", db.display()),
+        );
+    }
+    if !parent.exists() {
+        return check(
+            Status::Fail,
+            L,
+            format!(
+                "parent {} does not exist; create it (mkdir -p {}) or set DATABASE_PATH (the audit log is required, not optional).",
+                parent.display(),
+                parent.display()
+            ),
+        );
+    }
+    if !writable(&parent) {
+        return check(
+            Status::Fail,
+            L,
+            format!(
+                "parent {} is not writable by this user; fix its permissions or set DATABASE_PATH elsewhere.",
+                parent.display()
+            ),
+        );
+    }
+    check(
+        Status::Warn,
+        L,
+        format!(
+            "{} does not exist yet; will be created on first start.",
+            db.display()
+        ),
+    )
+}
+
+fn check_cache(db: &Path, redis_url: Option<String>) -> Check {
+    const L: &str = "cache (sqlite)";
+    match redis_url {
+        Some(u) if !matches!(u.to_ascii_lowercase().as_str(), "none" | "disabled") => check(
+            Status::Warn,
+            L,
+            format!(
+                "REDIS_URL={u} is ignored: upstream metadata is cached in memory and in {}. Unset REDIS_URL.",
+                db.display()
+            ),
+        ),
+        _ => check(
+            Status::Ok,
+            L,
+            format!(
+                "in memory and in {} (survives restarts; no Redis needed).",
+                db.display()
+            ),
+        ),
+    }
+}
+
+fn check_proposer(c: &Config) -> Check {
+    const L: &str = "proposer";
+    let (backend, source) = match c.proposer {
+        ProposerChoice::LocalFile => ("local_file", "explicit (REGISTRY_PROPOSER)"),
+        ProposerChoice::LogOnly => ("log_only", "explicit (REGISTRY_PROPOSER)"),
+        ProposerChoice::Auto => {
+            let writable_target = c.registry_path.as_deref().is_some_and(|p| {
+                if p.exists() {
+                    writable(&parent_of(p))
+                } else {
+                    let parent = parent_of(p);
+                    parent.exists() && writable(&parent)
+                }
+            });
+            (
+                if writable_target {
+                    "local_file"
+                } else {
+                    "log_only"
+                },
+                "auto-detected",
+            )
+        }
+    };
+    if backend == "local_file" {
+        check(
+            Status::Ok,
+            L,
+            format!("{backend} ({source}) — recommended for single-team installs."),
+        )
+    } else {
+        check(
+            Status::Warn,
+            L,
+            "log_only — proposals are logged but not written. \
+             Set REGISTRY_PATH to a registry.yml in a writable directory to enable local_file (recommended).",
+        )
+    }
+}
+
+fn check_auth(bind_host: &str, auth_enabled: Option<String>) -> Check {
+    const L: &str = "auth";
+    let enabled = auth_enabled.is_some_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on" | "t" | "y"
+        )
+    });
+    if enabled {
+        return check(Status::Ok, L, "enabled (backend=anonymous).");
+    }
+    if matches!(bind_host, "127.0.0.1" | "localhost" | "::1") {
+        return check(
+            Status::Ok,
+            L,
+            format!(
+                "disabled (anonymous), bound to {bind_host} — fine for single-user / local evaluation."
+            ),
+        );
+    }
+    check(
+        Status::Warn,
+        L,
+        format!(
+            "AUTH_ENABLED=false but BIND_HOST={bind_host} — the daemon accepts anonymous requests on a non-loopback interface. \
+             Bind to 127.0.0.1 (BIND_HOST=127.0.0.1) or put an authenticating proxy in front."
+        ),
+    )
+}
+
+fn check_index(c: &Config) -> Check {
+    const L: &str = "package index";
+    match &c.index {
+        Some(i) => check(
+            Status::Ok,
+            L,
+            format!(
+                "{} ({}, from {}).",
+                i.url,
+                match i.kind {
+                    IndexKind::Json => "JSON API",
+                    IndexKind::Simple => "PEP 691 simple index",
+                    IndexKind::Auto => "kind detected on first use",
+                },
+                i.source
+            ),
+        ),
+        None => check(
+            Status::Fail,
+            L,
+            "none configured: packages outside the registry cannot be judged. Set LEXALIGN_INDEX_URL to your index \
+             (a JSON API root `…/pypi` or a PEP 691 `…/simple`), or configure it for pip/uv \
+             (PIP_INDEX_URL, UV_DEFAULT_INDEX, UV_INDEX_URL, pip.conf `index-url`, uv.toml `[[index]] default = true`).",
+        ),
+    }
+}
+
+fn check_advisories(c: &Config) -> Check {
+    const L: &str = "advisories";
+    match (&c.offline_advisories, &c.osv_url) {
+        (Some(p), _) => check(
+            Status::Ok,
+            L,
+            format!("offline OSV records in {} (matched locally).", p.display()),
+        ),
+        (None, Some(u)) => check(Status::Ok, L, format!("OSV API at {u}.")),
+        (None, None) => check(
+            Status::Fail,
+            L,
+            "no advisory source: the vulnerability gate cannot run. Set LEXALIGN_OSV_URL (or OSV_API_URL) to an OSV API, \
+             or LEXALIGN_OFFLINE_ADVISORIES to a directory of OSV records or an OSV export zip.",
+        ),
+    }
+}
+
+fn parent_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Can this user write here? Tried for real (a file opened for writing, a
+/// probe file created in a directory) rather than guessed from mode bits.
+fn writable(p: &Path) -> bool {
+    if p.is_dir() {
+        let probe = p.join(format!(".lexalign-write-probe-{}", std::process::id()));
+        let ok = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    } else {
+        std::fs::OpenOptions::new().write(true).open(p).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn checks(vars: &[(&str, String)]) -> Vec<Check> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        run_checks(&move |k: &str| m.get(k).cloned())
+    }
+
+    fn find<'a>(cs: &'a [Check], label: &str) -> &'a Check {
+        cs.iter()
+            .find(|c| c.label == label)
+            .unwrap_or_else(|| panic!("no {label} in {cs:?}"))
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_with_its_fix() {
+        let home = tempfile::tempdir().unwrap();
+        let cs = checks(&[
+            ("HOME", home.path().display().to_string()),
+            ("BIND_PORT", "eighty".into()),
+            ("LEXALIGN_FAIL_POLICY", "maybe".into()),
+            ("OUTBOUND_TIMEOUT", "-3".into()),
+            ("AUTH_ENABLED", "true".into()),
+            ("AUTH_BACKEND", "webhook".into()),
+        ]);
+        for var in [
+            "BIND_PORT",
+            "LEXALIGN_FAIL_POLICY",
+            "OUTBOUND_TIMEOUT",
+            "AUTH_BACKEND",
+        ] {
+            assert_eq!(find(&cs, var).status, Status::Fail, "{cs:?}");
+        }
+        assert!(find(&cs, "BIND_PORT").detail.contains("BIND_PORT=8765"));
+        // The remaining checks still ran on the corrected configuration.
+        assert_eq!(find(&cs, "package index").status, Status::Fail);
+        assert_eq!(find(&cs, "audit DB").status, Status::Fail);
+    }
+
+    #[test]
+    fn a_complete_local_setup_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir.path().join("registry.yml");
+        std::fs::write(&yml, lex_align_engine::registry::STARTER_YAML).unwrap();
+        let cs = checks(&[
+            ("HOME", dir.path().display().to_string()),
+            ("REGISTRY_PATH", yml.display().to_string()),
+            (
+                "DATABASE_PATH",
+                dir.path().join("x.sqlite").display().to_string(),
+            ),
+            ("LEXALIGN_INDEX_URL", "http://127.0.0.1:9/pypi".into()),
+            ("LEXALIGN_OSV_URL", "http://127.0.0.1:9".into()),
+        ]);
+        assert!(cs.iter().all(|c| c.status != Status::Fail), "{cs:?}");
+        assert!(find(&cs, "registry YAML").detail.contains("validates (4 package rules)"));
+        assert_eq!(find(&cs, "proposer").status, Status::Ok);
+        assert!(find(&cs, "proposer").detail.starts_with("local_file"));
+    }
+
+    #[test]
+    fn non_loopback_anonymous_and_redis_warn() {
+        let dir = tempfile::tempdir().unwrap();
+        let cs = checks(&[
+            ("HOME", dir.path().display().to_string()),
+            ("BIND_HOST", "0.0.0.0".into()),
+            ("REDIS_URL", "redis://localhost:6379/0".into()),
+            ("CVE_THRESHOLD", "0.9".into()),
+        ]);
+        assert_eq!(find(&cs, "auth").status, Status::Warn);
+        assert!(find(&cs, "auth").detail.contains("BIND_HOST=0.0.0.0"));
+        assert_eq!(find(&cs, "cache (sqlite)").status, Status::Warn);
+        assert_eq!(find(&cs, "CVE_THRESHOLD").status, Status::Warn);
+        assert_eq!(find(&cs, "REGISTRY_PATH").status, Status::Warn);
+        assert_eq!(find(&cs, "proposer").status, Status::Warn);
+    }
+
+    #[test]
+    fn broken_registry_fails_with_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir.path().join("registry.yml");
+        std::fs::write(
+            &yml,
+            "version: \"1\"\npackages:\n  httpx:\n    status: preferred\n  flask:\n    status: shiny\n",
+        )
+        .unwrap();
+        let cs = checks(&[
+            ("HOME", dir.path().display().to_string()),
+            ("REGISTRY_PATH", yml.display().to_string()),
+        ]);
+        let c = find(&cs, "registry YAML");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("failed validation"), "{}", c.detail);
+        assert!(c.detail.contains("line 5") || c.detail.contains("line 6"), "{}", c.detail);
+    }
+}

@@ -1,0 +1,390 @@
+//! Daemon configuration from the environment: the original server's variables
+//! (so an existing deployment keeps working) plus lex-align's own.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lex_align_engine::evaluate::FailPolicy;
+use lex_align_upstream::discover::{discover_index, IndexSetting};
+
+/// Which proposer backend runs operator proposals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProposerChoice {
+    /// `REGISTRY_PROPOSER` unset: `local_file` when REGISTRY_PATH's directory
+    /// is writable, else `log_only`.
+    #[default]
+    Auto,
+    LogOnly,
+    LocalFile,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind_host: String,
+    pub bind_port: u16,
+    pub data_dir: PathBuf,
+    pub database_path: PathBuf,
+    /// `registry.yml` (or its compiled JSON); `None` → built-in default policy.
+    pub registry_path: Option<PathBuf>,
+    /// `None` when nothing is configured: index lookups then report
+    /// `upstream_error` (no index host is built in).
+    pub index: Option<IndexSetting>,
+    pub osv_url: Option<String>,
+    pub offline_advisories: Option<PathBuf>,
+    pub fail_policy: FailPolicy,
+    pub evaluate_budget: Duration,
+    pub proposer: ProposerChoice,
+    /// Poll interval for the registry file (fallback to file watching);
+    /// `None` disables polling.
+    pub reload_interval: Option<Duration>,
+    /// Watch the registry file with OS notifications.
+    pub watch_registry: bool,
+    pub webhook_secret: Option<String>,
+    pub default_branch: String,
+    pub license_cache_ttl: Duration,
+    pub cve_cache_ttl: Duration,
+    pub outbound_timeout: Duration,
+    /// Accepted for compatibility (the scanner is another issue's work).
+    pub cve_scan_interval_hours: f64,
+}
+
+/// A configuration problem, naming the variable and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Defaults for tests and embedding: loopback, data under `data_dir`, no
+    /// registry file, no upstreams configured.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir = data_dir.into();
+        Config {
+            bind_host: "127.0.0.1".into(),
+            bind_port: 8765,
+            database_path: data_dir.join("lexalign.sqlite"),
+            data_dir,
+            registry_path: None,
+            index: None,
+            osv_url: None,
+            offline_advisories: None,
+            fail_policy: FailPolicy::Open,
+            evaluate_budget: Duration::from_millis(4000),
+            proposer: ProposerChoice::Auto,
+            reload_interval: Some(Duration::from_secs(300)),
+            watch_registry: true,
+            webhook_secret: None,
+            default_branch: "main".into(),
+            license_cache_ttl: Duration::from_secs(604_800),
+            cve_cache_ttl: Duration::from_secs(21_600),
+            outbound_timeout: Duration::from_secs_f64(5.0),
+            cve_scan_interval_hours: 24.0,
+        }
+    }
+
+    /// Read the process environment (and the user's uv/pip settings for the
+    /// index when `LEXALIGN_INDEX_URL` / `PYPI_API_URL` are unset).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let cwd = std::env::current_dir().ok();
+        Self::from_lookup(
+            |k| std::env::var(k).ok(),
+            home.as_deref(),
+            cwd.as_deref(),
+        )
+    }
+
+    /// As [`Config::from_env`] with an explicit variable source.
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        home: Option<&Path>,
+        cwd: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        // Empty values count as unset, like the original's pydantic settings
+        // for optional strings.
+        let var = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let data_dir = match var("LEXALIGN_DATA_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => match home {
+                Some(h) => h.join(".lexalign"),
+                None => {
+                    return Err(err(
+                        "LEXALIGN_DATA_DIR",
+                        "HOME is not set; set LEXALIGN_DATA_DIR to the directory for the audit database",
+                    ))
+                }
+            },
+        };
+        let mut c = Config::new(data_dir);
+
+        if let Some(h) = var("BIND_HOST") {
+            c.bind_host = h;
+        }
+        if let Some(p) = var("BIND_PORT") {
+            c.bind_port = p.parse().map_err(|_| {
+                err(
+                    "BIND_PORT",
+                    format!("{p:?} is not a port number; use an integer 0-65535, e.g. BIND_PORT=8765"),
+                )
+            })?;
+        }
+        if let Some(p) = var("DATABASE_PATH") {
+            c.database_path = PathBuf::from(p);
+        }
+        c.registry_path = var("REGISTRY_PATH").map(PathBuf::from);
+
+        // Index: LEXALIGN_INDEX_URL, PYPI_API_URL, then the user's uv/pip settings.
+        c.index = match discover_index(&|k: &str| get(k), home, cwd) {
+            Some(mut found) => {
+                let variable = if found.source == "PYPI_API_URL" { "PYPI_API_URL" } else { "LEXALIGN_INDEX_URL" };
+                found.url = check_url(variable, &found.url)?;
+                Some(found)
+            }
+            None => None,
+        };
+
+        c.osv_url = match (var("LEXALIGN_OSV_URL"), var("OSV_API_URL")) {
+            (Some(u), _) => Some(check_url("LEXALIGN_OSV_URL", &u)?),
+            (None, Some(u)) => Some(check_url("OSV_API_URL", &u)?),
+            (None, None) => None,
+        };
+        if let Some(p) = var("LEXALIGN_OFFLINE_ADVISORIES") {
+            let p = PathBuf::from(p);
+            if !p.exists() {
+                return Err(err(
+                    "LEXALIGN_OFFLINE_ADVISORIES",
+                    format!(
+                        "{} does not exist; point it at a directory of OSV records or an OSV export zip",
+                        p.display()
+                    ),
+                ));
+            }
+            c.offline_advisories = Some(p);
+        }
+        if let Some(p) = var("LEXALIGN_FAIL_POLICY") {
+            c.fail_policy = match p.to_ascii_lowercase().as_str() {
+                "open" => FailPolicy::Open,
+                "closed" => FailPolicy::Closed,
+                _ => {
+                    return Err(err(
+                        "LEXALIGN_FAIL_POLICY",
+                        format!("{p:?} is not a fail policy; use `open` or `closed`"),
+                    ))
+                }
+            };
+        }
+        if let Some(ms) = var("LEXALIGN_EVALUATE_BUDGET_MS") {
+            let n: u64 = ms.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                err(
+                    "LEXALIGN_EVALUATE_BUDGET_MS",
+                    format!("{ms:?} is not a positive number of milliseconds, e.g. 4000"),
+                )
+            })?;
+            c.evaluate_budget = Duration::from_millis(n);
+        }
+        if let Some(p) = var("REGISTRY_PROPOSER") {
+            c.proposer = match p.as_str() {
+                "log_only" => ProposerChoice::LogOnly,
+                "local_file" => ProposerChoice::LocalFile,
+                "local_git" | "github" => {
+                    return Err(err(
+                        "REGISTRY_PROPOSER",
+                        format!("the `{p}` proposer is not supported yet; use `local_file` or `log_only` (or unset it to auto-detect)"),
+                    ))
+                }
+                other => {
+                    return Err(err(
+                        "REGISTRY_PROPOSER",
+                        format!("Unknown REGISTRY_PROPOSER={other}; use `local_file` or `log_only`"),
+                    ))
+                }
+            };
+        }
+        if var("REGISTRY_REPO_URL").is_some() && var("REGISTRY_PROPOSER").is_none() {
+            return Err(err(
+                "REGISTRY_REPO_URL",
+                "the github proposer is not supported yet; unset REGISTRY_REPO_URL (proposals then go to the local registry file)",
+            ));
+        }
+        if let Some(s) = var("REGISTRY_RELOAD_INTERVAL") {
+            let secs = parse_secs("REGISTRY_RELOAD_INTERVAL", &s)?;
+            c.reload_interval = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
+        }
+        c.webhook_secret = var("REGISTRY_WEBHOOK_SECRET");
+        if let Some(b) = var("REGISTRY_DEFAULT_BRANCH") {
+            c.default_branch = b;
+        }
+        if let Some(s) = var("LICENSE_CACHE_TTL") {
+            c.license_cache_ttl = positive_secs("LICENSE_CACHE_TTL", &s)?;
+        }
+        if let Some(s) = var("CVE_CACHE_TTL") {
+            c.cve_cache_ttl = positive_secs("CVE_CACHE_TTL", &s)?;
+        }
+        if let Some(s) = var("OUTBOUND_TIMEOUT") {
+            c.outbound_timeout = positive_secs("OUTBOUND_TIMEOUT", &s)?;
+        }
+        if let Some(s) = var("LEXALIGN_CVE_SCAN_INTERVAL_HOURS").or_else(|| var("CVE_SCAN_INTERVAL_HOURS")) {
+            c.cve_scan_interval_hours = parse_secs("LEXALIGN_CVE_SCAN_INTERVAL_HOURS", &s)?;
+        }
+
+        let auth_enabled = match var("AUTH_ENABLED") {
+            None => false,
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                err("AUTH_ENABLED", format!("{v:?} is not a boolean; use true or false"))
+            })?,
+        };
+        if auth_enabled {
+            let backend = var("AUTH_BACKEND").unwrap_or_else(|| "header".into());
+            if backend != "anonymous" {
+                return Err(err(
+                    "AUTH_BACKEND",
+                    format!(
+                        "AUTH_ENABLED=true with AUTH_BACKEND={backend} is not supported yet; \
+                         this daemon serves single-user (anonymous) mode only: set AUTH_ENABLED=false"
+                    ),
+                ));
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn bind_addr(&self) -> String {
+        if self.bind_host.contains(':') && !self.bind_host.starts_with('[') {
+            format!("[{}]:{}", self.bind_host, self.bind_port)
+        } else {
+            format!("{}:{}", self.bind_host, self.bind_port)
+        }
+    }
+}
+
+fn check_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.trim_end_matches('/').to_string())
+    } else {
+        Err(err(
+            variable,
+            format!("{url:?} is not an http(s) URL; give the full URL, e.g. http://127.0.0.1:8080/pypi"),
+        ))
+    }
+}
+
+fn parse_secs(variable: &'static str, s: &str) -> Result<f64, ConfigError> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| err(variable, format!("{s:?} is not a number of seconds")))
+}
+
+fn positive_secs(variable: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    let v = parse_secs(variable, s)?;
+    if v <= 0.0 {
+        return Err(err(variable, format!("{s:?} must be a positive number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "t" | "y" => Some(true),
+        "0" | "false" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let home = tempfile::tempdir().unwrap();
+        Config::from_lookup(|k| m.get(k).cloned(), Some(home.path()), Some(home.path()))
+    }
+
+    #[test]
+    fn defaults_and_original_variables() {
+        let c = cfg(&[
+            ("BIND_HOST", "0.0.0.0"),
+            ("BIND_PORT", "9000"),
+            ("DATABASE_PATH", "/tmp/x.sqlite"),
+            ("REGISTRY_PATH", "/tmp/registry.yml"),
+            ("PYPI_API_URL", "http://127.0.0.1:1/pypi/"),
+            ("OSV_API_URL", "http://127.0.0.1:2/v1/query"),
+            ("REGISTRY_RELOAD_INTERVAL", "0"),
+            ("OUTBOUND_TIMEOUT", "2.5"),
+            ("AUTH_ENABLED", "false"),
+            ("AUTH_BACKEND", "header"),
+            ("LEXALIGN_CVE_SCAN_INTERVAL_HOURS", "12"),
+        ])
+        .unwrap();
+        assert_eq!(c.bind_addr(), "0.0.0.0:9000");
+        assert_eq!(c.database_path, PathBuf::from("/tmp/x.sqlite"));
+        assert_eq!(c.registry_path, Some(PathBuf::from("/tmp/registry.yml")));
+        assert_eq!(c.index.as_ref().unwrap().url, "http://127.0.0.1:1/pypi");
+        assert_eq!(c.osv_url.as_deref(), Some("http://127.0.0.1:2/v1/query"));
+        assert_eq!(c.reload_interval, None);
+        assert_eq!(c.outbound_timeout, Duration::from_millis(2500));
+        assert_eq!(c.evaluate_budget, Duration::from_millis(4000));
+        assert_eq!(c.fail_policy, FailPolicy::Open);
+        assert_eq!(c.cve_scan_interval_hours, 12.0);
+    }
+
+    #[test]
+    fn ours_override_the_originals() {
+        let c = cfg(&[
+            ("PYPI_API_URL", "http://127.0.0.1:1/pypi"),
+            ("LEXALIGN_INDEX_URL", "http://127.0.0.1:3/simple"),
+            ("OSV_API_URL", "http://127.0.0.1:2/v1/query"),
+            ("LEXALIGN_OSV_URL", "http://127.0.0.1:4"),
+            ("LEXALIGN_FAIL_POLICY", "closed"),
+            ("LEXALIGN_EVALUATE_BUDGET_MS", "1500"),
+            ("LEXALIGN_DATA_DIR", "/tmp/lexdata"),
+            ("REGISTRY_PROPOSER", "log_only"),
+        ])
+        .unwrap();
+        let index = c.index.unwrap();
+        assert_eq!(index.url, "http://127.0.0.1:3/simple");
+        assert_eq!(index.source, "LEXALIGN_INDEX_URL");
+        assert_eq!(c.osv_url.as_deref(), Some("http://127.0.0.1:4"));
+        assert_eq!(c.fail_policy, FailPolicy::Closed);
+        assert_eq!(c.evaluate_budget, Duration::from_millis(1500));
+        assert_eq!(c.database_path, PathBuf::from("/tmp/lexdata/lexalign.sqlite"));
+        assert_eq!(c.proposer, ProposerChoice::LogOnly);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_fix() {
+        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+            (&[("BIND_PORT", "eighty")], "BIND_PORT", "integer"),
+            (&[("LEXALIGN_FAIL_POLICY", "maybe")], "LEXALIGN_FAIL_POLICY", "`open` or `closed`"),
+            (&[("LEXALIGN_EVALUATE_BUDGET_MS", "0")], "LEXALIGN_EVALUATE_BUDGET_MS", "positive"),
+            (&[("REGISTRY_PROPOSER", "github")], "REGISTRY_PROPOSER", "not supported yet"),
+            (&[("REGISTRY_PROPOSER", "local_git")], "REGISTRY_PROPOSER", "not supported yet"),
+            (&[("REGISTRY_PROPOSER", "acme:Thing")], "REGISTRY_PROPOSER", "Unknown REGISTRY_PROPOSER"),
+            (&[("AUTH_ENABLED", "true")], "AUTH_BACKEND", "not supported yet"),
+            (&[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "webhook")], "AUTH_BACKEND", "AUTH_ENABLED=false"),
+            (&[("AUTH_ENABLED", "perhaps")], "AUTH_ENABLED", "true or false"),
+            (&[("OUTBOUND_TIMEOUT", "-1")], "OUTBOUND_TIMEOUT", "positive"),
+            (&[("LEXALIGN_INDEX_URL", "ftp://x")], "LEXALIGN_INDEX_URL", "http(s) URL"),
+            (&[("LEXALIGN_OFFLINE_ADVISORIES", "/nonexistent/osv")], "LEXALIGN_OFFLINE_ADVISORIES", "does not exist"),
+        ];
+        for (vars, variable, fix) in cases {
+            let e = cfg(vars).unwrap_err();
+            assert_eq!(e.variable, *variable, "{vars:?}");
+            assert!(e.to_string().contains(fix), "{vars:?}: {e}");
+        }
+        // Anonymous is the one auth backend we serve.
+        assert!(cfg(&[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "anonymous")]).is_ok());
+    }
+}

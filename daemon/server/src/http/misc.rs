@@ -1,0 +1,125 @@
+//! Health, reports, audit verification and metrics.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use lex_align_store::{Store, StoreError};
+
+use super::errors::json_response;
+use super::{query_get, query_pairs, ApiError, ApiResult, Shared};
+
+fn db_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, format!("audit database unavailable: {e}"))
+}
+
+/// Store reads are blocking SQLite queries: keep them off the async workers.
+pub(super) async fn on_store<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(db_error)?
+        .map_err(db_error)
+}
+
+/// Always 200 (the original's contract); the original keys first, then ours.
+pub async fn health(State(app): State<Shared>) -> Response {
+    let store = app.store.clone();
+    let db_ok = tokio::task::spawn_blocking(move || store.ping()).await.unwrap_or(false);
+    let loaded = app.registry.current();
+    let cfg = &app.config;
+    let stats = app.evaluator.upstream.as_ref().map(|u| u.stats());
+    let body = json!({
+        // No Redis exists in this daemon; the key stays for old clients.
+        "redis": "down",
+        "db": if db_ok { "ok" } else { "down" },
+        "registry_loaded": loaded.from_file,
+        "registry_version": loaded.from_file.then(|| loaded.registry.version.clone()),
+        "auth_enabled": false,
+        "cache": "memory+sqlite",
+        "registry_path": cfg.registry_path.as_ref().map(|p| p.display().to_string()),
+        "registry_packages": loaded.registry.packages.len(),
+        "last_reload": app.registry.last_reload(),
+        "proposer": app.proposer.name(),
+        "upstreams": {
+            "index": cfg.index.as_ref().map(|i| json!({
+                "url": i.url, "kind": format!("{:?}", i.kind).to_ascii_lowercase(), "source": i.source,
+            })),
+            "advisories": if let Some(p) = &cfg.offline_advisories {
+                json!({"offline": p.display().to_string(),
+                       "records": stats.as_ref().and_then(|s| s.offline_records)})
+            } else {
+                json!({"url": cfg.osv_url})
+            },
+            "fail_policy": format!("{:?}", cfg.fail_policy).to_ascii_lowercase(),
+            "evaluate_budget_ms": cfg.evaluate_budget.as_millis() as u64,
+        },
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+fn project_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let pairs = query_pairs(query)?;
+    Ok(query_get(&pairs, "project").map(str::to_string))
+}
+
+pub async fn legal(State(app): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let project = project_param(q.as_deref())?;
+    let v = on_store(&app, move |s| s.legal_report(project.as_deref())).await?;
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+pub async fn security(State(app): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let project = project_param(q.as_deref())?;
+    let registry: Vec<(String, String)> = app
+        .registry
+        .current()
+        .registry
+        .packages
+        .iter()
+        .map(|(k, r)| (k.clone(), r.status.as_str().to_string()))
+        .collect();
+    let v = on_store(&app, move |s| s.security_report(project.as_deref(), &registry)).await?;
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+pub async fn approval_requests(State(app): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let pairs = query_pairs(q.as_deref())?;
+    let project = query_get(&pairs, "project").map(str::to_string);
+    let status = query_get(&pairs, "status").map(str::to_string);
+    let v = on_store(&app, move |s| s.approval_requests_report(project.as_deref(), status.as_deref())).await?;
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+pub async fn projects(State(app): State<Shared>) -> ApiResult {
+    let v = on_store(&app, |s| s.projects_report()).await?;
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+pub async fn agents(State(app): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let project = project_param(q.as_deref())?;
+    let v = on_store(&app, move |s| s.agents_report(project.as_deref())).await?;
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+/// 200 when the hash chain holds, 409 naming the first broken row.
+pub async fn audit_verify(State(app): State<Shared>) -> ApiResult {
+    let report = on_store(&app, |s| s.verify()).await?;
+    let status = if report.ok { StatusCode::OK } else { StatusCode::CONFLICT };
+    Ok(json_response(status, &report))
+}
+
+pub async fn metrics(State(app): State<Shared>) -> Response {
+    let stats = app.evaluator.upstream.as_ref().map(|u| u.stats());
+    let text = app.metrics.render(stats.as_ref());
+    let mut r = (StatusCode::OK, text).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}

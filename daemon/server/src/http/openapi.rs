@@ -1,0 +1,206 @@
+//! `GET /openapi.json`: a hand-written OpenAPI 3.1 document for every route,
+//! rendered once.
+
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+fn project_header(required: bool) -> Value {
+    json!({"name": "X-LexAlign-Project", "in": "header", "required": required,
+           "schema": {"type": "string", "maxLength": 200}})
+}
+
+fn agent_headers() -> Vec<Value> {
+    ["X-LexAlign-Agent-Model", "X-LexAlign-Agent-Version"]
+        .iter()
+        .map(|h| json!({"name": h, "in": "header", "required": false, "schema": {"type": "string", "maxLength": 200}}))
+        .collect()
+}
+
+fn query(name: &str, required: bool, max: Option<usize>) -> Value {
+    let mut schema = json!({"type": "string"});
+    if let Some(m) = max {
+        schema["maxLength"] = json!(m);
+    }
+    json!({"name": name, "in": "query", "required": required, "schema": schema})
+}
+
+fn dependent_params(extra: Vec<Value>) -> Value {
+    let mut v = vec![project_header(true)];
+    v.extend(agent_headers());
+    v.extend(extra);
+    Value::Array(v)
+}
+
+fn resp(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn detail() -> Value {
+    resp("Error", json!({"$ref": "#/components/schemas/Detail"}))
+}
+
+fn invalid() -> Value {
+    resp("Validation error", json!({"$ref": "#/components/schemas/ValidationError"}))
+}
+
+fn obj() -> Value {
+    json!({"type": "object"})
+}
+
+fn body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn report(summary: &str, params: Vec<Value>) -> Value {
+    json!({"get": {"summary": summary, "parameters": params,
+                   "responses": {"200": resp("Report", obj()), "422": invalid()}}})
+}
+
+fn document() -> Value {
+    let verdict = json!({
+        "type": "object",
+        "required": ["verdict", "reason", "package", "version", "resolved_version", "registry_status",
+                     "replacement", "version_constraint", "license", "cve_ids", "max_cvss",
+                     "is_requestable", "needs_rationale", "auto_request_approval"],
+        "properties": {
+            "verdict": {"type": "string", "enum": ["ALLOWED", "PROVISIONALLY_ALLOWED", "DENIED"]},
+            "reason": {"type": "string"},
+            "package": {"type": "string"},
+            "version": {"type": ["string", "null"]},
+            "resolved_version": {"type": ["string", "null"]},
+            "registry_status": {"type": ["string", "null"]},
+            "replacement": {"type": ["string", "null"]},
+            "version_constraint": {"type": ["string", "null"]},
+            "license": {"type": ["string", "null"]},
+            "cve_ids": {"type": "array", "items": {"type": "string"}},
+            "max_cvss": {"type": ["number", "null"]},
+            "is_requestable": {"type": "boolean"},
+            "needs_rationale": {"type": "boolean"},
+            "auto_request_approval": {"type": "boolean"},
+            "denial_category": {"type": ["string", "null"],
+                "enum": ["registry", "license", "cve", "malicious", "not-found", "upstream", null]},
+            "requirement": {"type": ["string", "null"]},
+            "suggested_requirement": {"type": ["string", "null"]},
+            "fixed_versions": {"type": "array", "items": {"type": "object",
+                "properties": {"id": {"type": "string"}, "fixed": {"type": "string"}}}},
+            "advisories": {"type": "array", "items": {"type": "object"}},
+            "upstream_error": {"type": ["string", "null"]}
+        }
+    });
+    let reload_result = json!({"type": "object", "properties": {
+        "ok": {"type": "boolean"}, "previous_version": {"type": ["string", "null"]},
+        "new_version": {"type": "string"}, "package_count": {"type": "integer"},
+        "added_packages": {"type": "integer"}, "approved_requests": {"type": "integer"},
+        "detail": {"type": "string"}, "changed": {"type": "boolean"}}});
+    let project_q = vec![query("project", false, None)];
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "lex-align server", "version": "2.2.0",
+                 "description": "Dependency-policy verdicts for Python packages (lex-align daemon)."},
+        "paths": {
+            "/api/v1/evaluate": {"get": {
+                "summary": "Verdict for one package",
+                "parameters": dependent_params(vec![
+                    query("package", false, Some(200)), query("version", false, Some(100)),
+                    query("requirement", false, Some(1000))]),
+                "responses": {"200": resp("Verdict (a policy denial is still 200)", json!({"$ref": "#/components/schemas/Verdict"})),
+                              "400": detail(), "422": invalid(), "503": detail()}}},
+            "/api/v1/evaluate/batch": {"post": {
+                "summary": "Verdicts for many requirements in one round of upstream work",
+                "parameters": dependent_params(vec![]),
+                "requestBody": body(json!({"oneOf": [
+                    {"type": "object", "required": ["requirements"], "properties": {"requirements":
+                        {"type": "array", "maxItems": 500, "items": {"type": "string"}}}},
+                    {"type": "object", "required": ["packages"], "properties": {"packages":
+                        {"type": "array", "maxItems": 500, "items": {"type": "object", "properties": {
+                            "package": {"type": "string"}, "version": {"type": "string"},
+                            "requirement": {"type": "string"}}}}}}]})),
+                "responses": {"200": resp("Results in input order; invalid items carry `error`",
+                    json!({"type": "object", "properties": {"results": {"type": "array", "items": {"oneOf": [
+                        {"$ref": "#/components/schemas/Verdict"},
+                        {"type": "object", "properties": {"error": {"type": "object"}}}]}}}})),
+                              "400": detail(), "413": detail(), "422": invalid(), "503": detail()}}},
+            "/api/v1/approval-requests": {"post": {
+                "summary": "Record a request for human review (never a registry write)",
+                "parameters": dependent_params(vec![]),
+                "requestBody": body(json!({"type": "object", "required": ["package", "rationale"], "properties": {
+                    "package": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "rationale": {"type": "string", "minLength": 1}}})),
+                "responses": {"202": resp("Recorded", obj()), "400": detail(),
+                              "409": resp("Refused: the policy denies this package", json!({"$ref": "#/components/schemas/Detail"})),
+                              "422": invalid()}}},
+            "/api/v1/health": {"get": {"summary": "Health (always 200)", "responses": {"200": resp("Health", obj())}}},
+            "/api/v1/registry": {"get": {"summary": "The live registry", "responses": {"200": resp("Registry", obj())}}},
+            "/api/v1/registry/pending": {"get": {"summary": "Triage queue",
+                "responses": {"200": resp("Pending", json!({"type": "object", "properties": {
+                    "explicit": {"type": "array"}, "implicit": {"type": "array"}}}))}}},
+            "/api/v1/registry/proposals": {"post": {
+                "summary": "Operator proposal, run through the configured proposer",
+                "parameters": dependent_params(vec![]),
+                "requestBody": body(json!({"type": "object", "required": ["name", "status"], "properties": {
+                    "name": {"type": "string", "minLength": 1}, "status": {"type": "string", "minLength": 1},
+                    "reason": {"type": "string"}, "replacement": {"type": "string"},
+                    "min_version": {"type": "string"}, "max_version": {"type": "string"},
+                    "rationale": {"type": "string"}}})),
+                "responses": {"200": resp("Proposal result", json!({"type": "object", "properties": {
+                    "backend": {"type": "string"}, "status": {"type": "string"},
+                    "url": {"type": ["string", "null"]}, "branch": {"type": ["string", "null"]},
+                    "commit_sha": {"type": ["string", "null"]}, "detail": {"type": "string"}}})),
+                              "400": detail(), "422": invalid(), "502": detail()}}},
+            "/api/v1/registry/parse-yaml": {"post": {
+                "summary": "Validate registry YAML and return the compiled JSON",
+                "requestBody": body(json!({"type": "object", "required": ["yaml_text"],
+                    "properties": {"yaml_text": {"type": "string", "minLength": 1}}})),
+                "responses": {"200": resp("Compiled registry", obj()), "400": detail(), "422": invalid()}}},
+            "/api/v1/registry/reload": {"post": {"summary": "Reload REGISTRY_PATH",
+                "responses": {"200": resp("Reload result", reload_result), "409": detail()}}},
+            "/api/v1/registry/webhook": {"post": {
+                "summary": "GitHub-style webhook (HMAC-SHA256); a merged PR into the default branch reloads",
+                "parameters": [
+                    {"name": "X-Hub-Signature-256", "in": "header", "required": true, "schema": {"type": "string"}},
+                    {"name": "X-GitHub-Event", "in": "header", "required": false, "schema": {"type": "string"}}],
+                "requestBody": body(obj()),
+                "responses": {"200": resp("Handled or ignored", obj()), "400": detail(), "401": detail(), "503": detail()}}},
+            "/api/v1/reports/legal": report("License denials", project_q.clone()),
+            "/api/v1/reports/security": report("CVE denials and alerts", project_q.clone()),
+            "/api/v1/reports/approval-requests": report("Approval requests",
+                vec![query("project", false, None), query("status", false, None)]),
+            "/api/v1/reports/projects": {"get": {"summary": "Projects", "responses": {"200": resp("Report", obj())}}},
+            "/api/v1/reports/agents": report("Agent activity", project_q),
+            "/api/v1/audit/verify": {"get": {"summary": "Verify the audit log's hash chain",
+                "responses": {"200": resp("Chain holds", json!({"$ref": "#/components/schemas/VerifyReport"})),
+                              "409": resp("Chain broken", json!({"$ref": "#/components/schemas/VerifyReport"}))}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": resp("OpenAPI", obj())}}}
+        },
+        "components": {"schemas": {
+            "Verdict": verdict,
+            "Detail": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},
+            "ValidationError": {"type": "object", "properties": {"detail": {"type": "array", "items": {
+                "type": "object", "required": ["type", "loc", "msg"], "properties": {
+                    "type": {"type": "string"}, "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"}, "input": {}, "ctx": {"type": "object"}}}}}},
+            "VerifyReport": {"type": "object", "properties": {
+                "rows": {"type": "integer"}, "ok": {"type": "boolean"},
+                "first_broken": {"type": ["object", "null"]}, "head_hash": {"type": "string"}}}
+        }}
+    })
+}
+
+/// The route list, for tests that check every route is documented.
+pub fn document_json() -> &'static Bytes {
+    static DOC: OnceLock<Bytes> = OnceLock::new();
+    DOC.get_or_init(|| Bytes::from(serde_json::to_vec(&document()).unwrap_or_default()))
+}
+
+pub async fn openapi() -> Response {
+    let mut r = (StatusCode::OK, document_json().clone()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}

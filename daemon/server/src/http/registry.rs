@@ -1,0 +1,234 @@
+//! Registry routes: view, triage queue, operator proposals, YAML import,
+//! reload and the GitHub-style webhook.
+
+use std::collections::HashSet;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use lex_align_engine::registry::{validate_rule, Registry};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+use super::errors::json_response;
+use super::{caller, json_object, optional_str, required_str, ApiError, ApiResult, Shared, MAX_PACKAGE};
+use crate::proposer::ProposalContext;
+use crate::registry_state::ReloadOutcome;
+
+pub async fn get_registry(State(app): State<Shared>) -> Response {
+    let body = app.registry.current().api_body.clone();
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub async fn pending(State(app): State<Shared>) -> ApiResult {
+    let names: HashSet<String> = app.registry.current().registry.packages.keys().cloned().collect();
+    let value = super::misc::on_store(&app, move |s| s.pending(&names)).await?;
+    Ok(json_response(StatusCode::OK, &value))
+}
+
+/// Operator proposal: validate the rule, run the proposer synchronously,
+/// reload at once when it wrote the live file.
+pub async fn proposals(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let ctx = caller(&headers, "operator")?;
+    let body = json_object(body)?;
+    let mut issues = Vec::new();
+    let name = required_str(&body, "name", MAX_PACKAGE).map_err(|e| issues.push(e)).ok();
+    let status = required_str(&body, "status", 100).map_err(|e| issues.push(e)).ok();
+    let mut optional = Map::new();
+    for field in ["reason", "replacement", "min_version", "max_version"] {
+        match optional_str(&body, field, 2000) {
+            // Only truthy optional fields go into the rule (as the original).
+            Ok(Some(v)) if !v.is_empty() => {
+                optional.insert(field.to_string(), Value::String(v));
+            }
+            Ok(_) => {}
+            Err(e) => issues.push(e),
+        }
+    }
+    let rationale = optional_str(&body, "rationale", 10_000).map_err(|e| issues.push(e)).ok().flatten();
+    let (Some(name), Some(status)) = (name, status) else {
+        return Err(ApiError::Invalid(issues));
+    };
+    if !issues.is_empty() {
+        return Err(ApiError::Invalid(issues));
+    }
+    let mut rule_json = Map::new();
+    rule_json.insert("status".into(), Value::String(status));
+    rule_json.extend(optional);
+    let rule = validate_rule(&name, &Value::Object(rule_json))
+        .map_err(|e| ApiError::detail(StatusCode::BAD_REQUEST, e.message))?;
+
+    let context = ProposalContext {
+        source: "operator".into(),
+        project: ctx.project,
+        requester: ctx.requester,
+        rationale,
+        agent_model: ctx.agent_model,
+        agent_version: ctx.agent_version,
+    };
+    let proposer = app.proposer.clone();
+    let result = tokio::task::spawn_blocking(move || proposer.propose(&rule, &context))
+        .await
+        .map_err(|e| ApiError::detail(StatusCode::INTERNAL_SERVER_ERROR, format!("proposer crashed: {e}")))?
+        .map_err(|e| ApiError::detail(StatusCode::BAD_GATEWAY, e.0))?;
+    let mut result = result;
+    if app.proposer.writes_registry() {
+        if let Err(e) = app.registry.reload("proposal").await {
+            result.detail = format!("{} The reload failed: {e}", result.detail);
+        }
+    }
+    Ok(json_response(StatusCode::OK, &result))
+}
+
+pub async fn parse_yaml(State(_app): State<Shared>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let body = json_object(body)?;
+    let text = required_str(&body, "yaml_text", usize::MAX).map_err(ApiError::invalid)?;
+    let registry = tokio::task::spawn_blocking(move || Registry::from_yaml(&text))
+        .await
+        .map_err(|e| ApiError::detail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::detail(StatusCode::BAD_REQUEST, e.located()))?;
+    Ok(json_response(StatusCode::OK, &registry.to_compiled_json()))
+}
+
+pub async fn reload(State(app): State<Shared>) -> ApiResult {
+    match app.registry.reload("api").await {
+        Ok(outcome) => Ok(json_response(StatusCode::OK, &outcome)),
+        Err(detail) => Err(ApiError::detail(StatusCode::CONFLICT, detail)),
+    }
+}
+
+/// `sha256=<lowercase hex>` of HMAC-SHA256(secret, body), constant-time.
+pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    if hex_sig.len() != 64 || !hex_sig.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return false;
+    }
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+pub async fn webhook(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let Some(secret) = app.config.webhook_secret.as_deref() else {
+        return Err(ApiError::detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Registry webhook is disabled: set REGISTRY_WEBHOOK_SECRET to enable it.",
+        ));
+    };
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::detail(StatusCode::PAYLOAD_TOO_LARGE, "Webhook body is too large.")
+        } else {
+            ApiError::detail(StatusCode::BAD_REQUEST, format!("Could not read the webhook body: {e}"))
+        }
+    })?;
+    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    if !signature_valid(secret, &body, sig) {
+        return Err(ApiError::detail(StatusCode::UNAUTHORIZED, "Invalid webhook signature."));
+    }
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match event.as_deref() {
+        Some("ping") => return Ok(json_response(StatusCode::OK, &json!({"ok": true, "event": "ping"}))),
+        Some("pull_request") => {}
+        _ => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"ok": true, "event": event, "ignored": true}),
+            ))
+        }
+    }
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::detail(StatusCode::BAD_REQUEST, format!("Webhook body is not JSON: {e}")))?;
+    let Some(payload) = payload.as_object() else {
+        return Err(ApiError::detail(
+            StatusCode::BAD_REQUEST,
+            "Webhook body is not JSON: expected an object",
+        ));
+    };
+    let action = payload.get("action").cloned().unwrap_or(Value::Null);
+    let pr = payload.get("pull_request");
+    let merged = pr.and_then(|p| p.get("merged")).is_some_and(truthy);
+    if action.as_str() != Some("closed") || !merged {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"ok": true, "event": "pull_request", "action": action, "ignored": true}),
+        ));
+    }
+    let base = pr
+        .and_then(|p| p.get("base"))
+        .and_then(|b| b.get("ref"))
+        .and_then(Value::as_str);
+    if base != Some(app.config.default_branch.as_str()) {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "ok": true, "event": "pull_request", "action": action, "ignored": true,
+                "detail": format!(
+                    "base branch {} is not the registry's default branch {} (REGISTRY_DEFAULT_BRANCH)",
+                    base.unwrap_or("<none>"), app.config.default_branch
+                ),
+            }),
+        ));
+    }
+    let outcome = match app.registry.reload("webhook").await {
+        Ok(o) => o,
+        Err(detail) => {
+            let current = app.registry.current();
+            ReloadOutcome {
+                ok: false,
+                previous_version: Some(current.registry.version.clone()),
+                new_version: current.registry.version.clone(),
+                package_count: current.registry.packages.len(),
+                added_packages: 0,
+                approved_requests: 0,
+                detail,
+                changed: false,
+            }
+        }
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "ok": outcome.ok,
+            "event": "pull_request.merged",
+            "previous_version": outcome.previous_version,
+            "new_version": outcome.new_version,
+            "package_count": outcome.package_count,
+            "added_packages": outcome.added_packages,
+            "approved_requests": outcome.approved_requests,
+            "detail": outcome.detail,
+        }),
+    ))
+}
+
+/// Python truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}

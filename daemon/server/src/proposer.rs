@@ -1,0 +1,231 @@
+//! Proposers: where an operator's registry proposal goes (server-ops.md §3).
+//! This build has `log_only` and `local_file`; approval requests never reach
+//! a proposer (they are records, W1).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use lex_align_engine::registry::{upsert_rule_in_yaml, Registry, Rule};
+use serde::Serialize;
+
+use crate::config::ProposerChoice;
+
+/// Who proposes and why.
+#[derive(Debug, Clone, Default)]
+pub struct ProposalContext {
+    /// `operator` (or `agent`).
+    pub source: String,
+    pub project: String,
+    pub requester: String,
+    pub rationale: Option<String>,
+    pub agent_model: Option<String>,
+    pub agent_version: Option<String>,
+}
+
+/// The `POST /registry/proposals` 200 body (http-api.md §6.3).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProposalResult {
+    pub backend: String,
+    /// `opened | amended | applied | logged | failed`.
+    pub status: String,
+    pub url: Option<String>,
+    pub branch: Option<String>,
+    pub commit_sha: Option<String>,
+    pub detail: String,
+}
+
+/// A recoverable proposer failure (502 on the operator route).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProposerError(pub String);
+
+pub trait Proposer: Send + Sync + 'static {
+    /// `log_only` | `local_file`.
+    fn name(&self) -> &'static str;
+    /// The original's class name, used in the approval-requests 202 body.
+    fn class_name(&self) -> &'static str;
+    /// Blocking (file I/O): call from a blocking thread.
+    fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError>;
+    /// True when a successful proposal changed the live registry file, so the
+    /// caller reloads at once instead of waiting for a poll (W24).
+    fn writes_registry(&self) -> bool {
+        false
+    }
+}
+
+pub struct LogOnlyProposer;
+
+impl Proposer for LogOnlyProposer {
+    fn name(&self) -> &'static str {
+        "log_only"
+    }
+    fn class_name(&self) -> &'static str {
+        "LogOnlyProposer"
+    }
+    fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError> {
+        tracing::info!(
+            package = %rule.name,
+            status = rule.status.as_str(),
+            source = %ctx.source,
+            project = %ctx.project,
+            requester = %ctx.requester,
+            "registry proposal logged (log_only proposer)"
+        );
+        Ok(ProposalResult {
+            backend: "log_only".into(),
+            status: "logged".into(),
+            url: None,
+            branch: None,
+            commit_sha: None,
+            detail: format!(
+                "Logged proposal for {} → {}. No registry was changed: set REGISTRY_PATH to a writable registry.yml \
+                 (or REGISTRY_PROPOSER=local_file) to have proposals written; REGISTRY_REPO_URL-based proposers are not supported yet.",
+                rule.name,
+                rule.status.as_str()
+            ),
+        })
+    }
+}
+
+/// Writes the rule into the registry file, format-preserving, atomically.
+pub struct LocalFileProposer {
+    path: PathBuf,
+    /// In-process serialisation of read-modify-write.
+    lock: Mutex<()>,
+}
+
+/// Starting document when the registry file does not exist yet.
+const EMPTY_REGISTRY: &str = "version: \"1\"\nglobal_policies: {}\npackages: {}\n";
+
+impl LocalFileProposer {
+    pub fn new(path: PathBuf) -> LocalFileProposer {
+        LocalFileProposer {
+            path,
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn write_atomically(&self, text: &str) -> std::io::Result<()> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let file_name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "registry.yml".into());
+        let tmp = dir.join(format!(".{file_name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            // Keep the original file's permissions.
+            if let Ok(meta) = std::fs::metadata(&self.path) {
+                std::fs::set_permissions(&tmp, meta.permissions())?;
+            }
+            std::fs::rename(&tmp, &self.path)?;
+            // The rename is durable only once the directory entry is.
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+impl Proposer for LocalFileProposer {
+    fn name(&self) -> &'static str {
+        "local_file"
+    }
+    fn class_name(&self) -> &'static str {
+        "LocalFileProposer"
+    }
+    fn writes_registry(&self) -> bool {
+        true
+    }
+    fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => EMPTY_REGISTRY.to_string(),
+            Err(e) => return Err(ProposerError(format!("Failed reading {}: {e}", self.path.display()))),
+        };
+        let merged = upsert_rule_in_yaml(&current, rule)
+            .map_err(|e| ProposerError(format!("Proposed rule failed validation: {}", e.located())))?;
+        // Validate the whole merged document before it can reach the disk.
+        let registry = Registry::from_yaml(&merged)
+            .map_err(|e| ProposerError(format!("Proposed rule failed validation: {}", e.located())))?;
+        let key = registry
+            .packages
+            .iter()
+            .find(|(_, r)| r.name == rule.name)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| rule.name.clone());
+        self.write_atomically(&merged)
+            .map_err(|e| ProposerError(format!("Failed writing {}: {e}", self.path.display())))?;
+        tracing::info!(package = %key, status = rule.status.as_str(), source = %ctx.source, requester = %ctx.requester, "registry rule written");
+        Ok(ProposalResult {
+            backend: "local_file".into(),
+            status: "applied".into(),
+            url: Some(format!("file://{}", self.path.display())),
+            branch: None,
+            commit_sha: None,
+            detail: format!(
+                "Wrote {key} to {}. The registry was reloaded; the rule is live.",
+                self.path.display()
+            ),
+        })
+    }
+}
+
+/// Selection per server-ops.md §3, once at startup.
+pub fn select(choice: ProposerChoice, registry_path: Option<&Path>) -> anyhow::Result<Arc<dyn Proposer>> {
+    match choice {
+        ProposerChoice::LogOnly => Ok(Arc::new(LogOnlyProposer)),
+        ProposerChoice::LocalFile => match registry_path {
+            Some(p) => Ok(Arc::new(LocalFileProposer::new(p.to_path_buf()))),
+            None => anyhow::bail!(
+                "REGISTRY_PROPOSER=local_file needs REGISTRY_PATH: set it to the registry.yml proposals should be written to"
+            ),
+        },
+        ProposerChoice::Auto => {
+            if let Some(p) = registry_path {
+                let candidate = if p.exists() { p.to_path_buf() } else { parent(p) };
+                let dir = if candidate.is_dir() { candidate } else { parent(&candidate) };
+                if dir_writable(&dir) {
+                    return Ok(Arc::new(LocalFileProposer::new(p.to_path_buf())));
+                }
+            }
+            tracing::warn!(
+                "proposals will only be logged: set REGISTRY_PATH to a writable registry.yml to have them written"
+            );
+            Ok(Arc::new(LogOnlyProposer))
+        }
+    }
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Permission bits lie (root, ACLs, read-only mounts): try it.
+fn dir_writable(dir: &Path) -> bool {
+    if !dir.is_dir() {
+        return false;
+    }
+    let probe = dir.join(format!(".lexalign-write-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,310 @@
+//! The evaluation service: engine plan → concurrent upstream facts under a
+//! time budget → engine decision → durable audit row.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lex_align_engine::evaluate::{
+    decide, plan, select_version, AdvisoryFacts, Facts, FailPolicy, IndexFacts, Needs, Plan,
+};
+use lex_align_engine::registry::Registry;
+use lex_align_engine::request::EvalRequest;
+use lex_align_engine::verdict::Verdict;
+use lex_align_store::{AuditRow, NewApprovalRequest, Store};
+use lex_align_upstream::{IndexError, Upstream};
+
+use crate::metrics::Metrics;
+use crate::registry_state::RegistryState;
+
+/// Who asks (from the request headers and the authenticator).
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub project: String,
+    pub requester: String,
+    pub agent_model: Option<String>,
+    pub agent_version: Option<String>,
+    /// `api`, `batch`, … (audit `source` column).
+    pub source: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The audit row could not be made durable: the verdict is not given.
+    #[error("audit log unavailable: {0}")]
+    Audit(String),
+}
+
+const AUTO_RATIONALE: &str = "Auto-submitted: license unknown, pending human review of the registry entry.";
+
+/// Concurrent index lookups in one batch.
+const BATCH_INDEX_CONCURRENCY: usize = 32;
+
+pub struct Evaluator {
+    pub registry: Arc<RegistryState>,
+    pub upstream: Option<Upstream>,
+    /// Whether an index is configured (else index facts are unavailable).
+    pub index_configured: bool,
+    pub store: Arc<Store>,
+    pub fail: FailPolicy,
+    pub budget: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
+fn timed_out(budget: Duration) -> String {
+    format!("timed out after {} ms (evaluate budget)", budget.as_millis())
+}
+
+impl Evaluator {
+    /// Judge one validated request and record it. Upstream trouble never
+    /// fails the call; only an audit-log failure does.
+    pub async fn evaluate(&self, req: &EvalRequest, ctx: &CallContext) -> Result<Verdict, ServiceError> {
+        let verdict = self.judge(req).await;
+        self.record(req, &verdict, ctx).await?;
+        Ok(verdict)
+    }
+
+    /// Judge without recording (the approval-request pre-check).
+    pub async fn judge(&self, req: &EvalRequest) -> Verdict {
+        let loaded = self.registry.current();
+        let reg = &loaded.registry;
+        match plan(req, reg) {
+            Plan::Decided(v) => v,
+            Plan::Fetch(needs) => {
+                let deadline = tokio::time::Instant::now() + self.budget;
+                let facts = self.gather(req, reg, needs, deadline).await;
+                decide(req, reg, &facts, self.fail)
+            }
+        }
+    }
+
+    async fn gather(&self, req: &EvalRequest, reg: &Registry, needs: Needs, deadline: tokio::time::Instant) -> Facts {
+        // Index and advisories at once: advisories are per package and matched
+        // locally to whatever version the index resolves.
+        let index = async {
+            if needs.index {
+                Some(self.index_facts(req, reg, deadline).await)
+            } else {
+                None
+            }
+        };
+        let advisories = async {
+            if needs.advisories {
+                Some(self.advisory_facts(&req.canonical, deadline).await)
+            } else {
+                None
+            }
+        };
+        let (index, advisories) = tokio::join!(index, advisories);
+        Facts { index, advisories }
+    }
+
+    async fn index_facts(&self, req: &EvalRequest, reg: &Registry, deadline: tokio::time::Instant) -> IndexFacts {
+        let Some(up) = self.upstream.as_ref().filter(|_| self.index_configured) else {
+            return IndexFacts::Unavailable(
+                "no package index configured; set LEXALIGN_INDEX_URL (or PYPI_API_URL, or a uv/pip index setting)".into(),
+            );
+        };
+        match tokio::time::timeout_at(deadline, fetch_index(up, req, reg)).await {
+            Ok(f) => f,
+            Err(_) => IndexFacts::Unavailable(timed_out(self.budget)),
+        }
+    }
+
+    async fn advisory_facts(&self, canonical: &str, deadline: tokio::time::Instant) -> AdvisoryFacts {
+        let Some(up) = self.upstream.as_ref() else {
+            return AdvisoryFacts::Unavailable("no advisory source configured".into());
+        };
+        match tokio::time::timeout_at(deadline, up.advisories(canonical)).await {
+            Ok(f) => f,
+            Err(_) => AdvisoryFacts::Unavailable(timed_out(self.budget)),
+        }
+    }
+
+    /// Make the audit row durable, then the approval side effect.
+    async fn record(&self, req: &EvalRequest, v: &Verdict, ctx: &CallContext) -> Result<(), ServiceError> {
+        self.metrics.verdict(v);
+        let receipt = match self.store.append_audit(audit_row(req, v, ctx)).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.audit_error();
+                return Err(ServiceError::Audit(e.to_string()));
+            }
+        };
+        self.metrics.audit_rows(1);
+        if v.auto_request_approval {
+            self.auto_request(req, ctx, Some(receipt.id)).await;
+        }
+        Ok(())
+    }
+
+    /// `auto_request_approval`: a record for a human, never a registry write.
+    async fn auto_request(&self, req: &EvalRequest, ctx: &CallContext, audit_id: Option<String>) {
+        let new = NewApprovalRequest {
+            project: ctx.project.clone(),
+            requester: ctx.requester.clone(),
+            package: req.package.clone(),
+            rationale: AUTO_RATIONALE.to_string(),
+            agent_model: ctx.agent_model.clone(),
+            agent_version: ctx.agent_version.clone(),
+            last_audit_id: audit_id,
+        };
+        if let Err(e) = self.store.upsert_approval_request(new).await {
+            tracing::warn!(package = %req.package, "auto approval request not recorded: {e}");
+        }
+    }
+
+    /// Many requests, one round of upstream work: one batched advisory query
+    /// for every name plus concurrent (bounded) index lookups, all under one
+    /// budget; then every row appended concurrently (the store groups them).
+    pub async fn evaluate_batch(&self, reqs: &[EvalRequest], ctx: &CallContext) -> Result<Vec<Verdict>, ServiceError> {
+        let loaded = self.registry.current();
+        let reg = &loaded.registry;
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let plans: Vec<Plan> = reqs.iter().map(|r| plan(r, reg)).collect();
+
+        let mut advisory_names: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for (r, p) in reqs.iter().zip(&plans) {
+            if let Plan::Fetch(n) = p {
+                if n.advisories && seen.insert(r.canonical.clone()) {
+                    advisory_names.push(r.canonical.clone());
+                }
+            }
+        }
+
+        let advisories = async {
+            if advisory_names.is_empty() {
+                return HashMap::new();
+            }
+            let Some(up) = self.upstream.as_ref() else {
+                return HashMap::new();
+            };
+            (tokio::time::timeout_at(deadline, up.advisories_batch(&advisory_names)).await).unwrap_or_default()
+        };
+        // Futures are built eagerly (no closure held across awaits) and
+        // bounded by a semaphore.
+        let permits = tokio::sync::Semaphore::new(BATCH_INDEX_CONCURRENCY);
+        let mut index_futures = Vec::new();
+        for (i, (r, p)) in reqs.iter().zip(&plans).enumerate() {
+            if let Plan::Fetch(n) = p {
+                if n.index {
+                    index_futures.push(self.bounded_index(i, r, reg, deadline, &permits));
+                }
+            }
+        }
+        let indexes = futures_util::future::join_all(index_futures);
+        let (mut advisories, index_results) = tokio::join!(advisories, indexes);
+        let mut index_by_pos: Vec<Option<IndexFacts>> = vec![None; reqs.len()];
+        for (i, f) in index_results {
+            index_by_pos[i] = Some(f);
+        }
+
+        let verdicts: Vec<Verdict> = reqs
+            .iter()
+            .zip(plans)
+            .zip(index_by_pos)
+            .map(|((r, p), index)| match p {
+                Plan::Decided(v) => v,
+                Plan::Fetch(n) => {
+                    let adv = n.advisories.then(|| {
+                        // A name can repeat in a batch: clone, not take.
+                        advisories
+                            .get(&r.canonical)
+                            .cloned()
+                            .unwrap_or_else(|| AdvisoryFacts::Unavailable(timed_out(self.budget)))
+                    });
+                    let facts = Facts { index, advisories: adv };
+                    decide(r, reg, &facts, self.fail)
+                }
+            })
+            .collect();
+        advisories.clear();
+
+        // One contiguous append for the whole batch (one group commit).
+        let rows: Vec<AuditRow> = reqs.iter().zip(&verdicts).map(|(r, v)| audit_row(r, v, ctx)).collect();
+        for v in &verdicts {
+            self.metrics.verdict(v);
+        }
+        let receipts = match self.store.append_audit_batch(rows).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.audit_error();
+                return Err(ServiceError::Audit(e.to_string()));
+            }
+        };
+        self.metrics.audit_rows(receipts.len() as u64);
+        for ((r, v), receipt) in reqs.iter().zip(&verdicts).zip(receipts) {
+            if v.auto_request_approval {
+                self.auto_request(r, ctx, Some(receipt.id)).await;
+            }
+        }
+        Ok(verdicts)
+    }
+}
+
+impl Evaluator {
+    async fn bounded_index(
+        &self,
+        i: usize,
+        req: &EvalRequest,
+        reg: &Registry,
+        deadline: tokio::time::Instant,
+        permits: &tokio::sync::Semaphore,
+    ) -> (usize, IndexFacts) {
+        let Ok(_permit) = tokio::time::timeout_at(deadline, permits.acquire()).await else {
+            return (i, IndexFacts::Unavailable(timed_out(self.budget)));
+        };
+        (i, self.index_facts(req, reg, deadline).await)
+    }
+}
+
+async fn fetch_index(up: &Upstream, req: &EvalRequest, reg: &Registry) -> IndexFacts {
+    let project = match up.project(&req.canonical).await {
+        Ok(p) => p,
+        Err(IndexError::NotFound) => return IndexFacts::NotFound,
+        Err(IndexError::Unavailable(m)) => return IndexFacts::Unavailable(m),
+    };
+    let selected = select_version(req, reg, &project.releases);
+    let metadata = match selected {
+        None => None,
+        Some(v) => match &project.latest {
+            // The JSON API gives the latest release's metadata for free.
+            Some((latest, meta)) if *latest == v => Some((v, meta.clone())),
+            _ => match up.release_metadata(&req.canonical, &v).await {
+                Ok(meta) => Some((v, meta)),
+                Err(e) => {
+                    tracing::debug!(package = %req.canonical, version = %v, "release metadata unavailable: {e}");
+                    None
+                }
+            },
+        },
+    };
+    IndexFacts::Found {
+        name: project.name,
+        releases: project.releases,
+        metadata,
+    }
+}
+
+pub fn audit_row(req: &EvalRequest, v: &Verdict, ctx: &CallContext) -> AuditRow {
+    AuditRow {
+        project: ctx.project.clone(),
+        requester: ctx.requester.clone(),
+        package: req.package.clone(),
+        canonical: req.canonical.clone(),
+        version: req.version.clone(),
+        requirement: req.requirement.clone(),
+        resolved_version: v.resolved_version.clone(),
+        verdict: v.verdict.as_str().to_string(),
+        denial_category: v.audit_category().to_string(),
+        reason: Some(v.reason.clone()),
+        license: v.license.clone(),
+        cve_ids: v.cve_ids.clone(),
+        max_cvss: v.max_cvss,
+        registry_status: v.registry_status.clone(),
+        agent_model: ctx.agent_model.clone(),
+        agent_version: ctx.agent_version.clone(),
+        source: ctx.source.to_string(),
+    }
+}

@@ -1,0 +1,273 @@
+//! The audit log's hash chain.
+//!
+//! Every row stores `prev_hash` (the previous row's `hash`, or
+//! [`GENESIS_HASH`] for the first row) and
+//!
+//! ```text
+//! hash = hex(sha256(prev_hash_hex_ascii || canonical_content))
+//! ```
+//!
+//! where `canonical_content` is the compact JSON object (no whitespace) of
+//! the row's stored column values in this fixed key order:
+//!
+//! `seq, id, ts, project, requester, package, canonical, version,
+//! requirement, resolved_version, verdict, denial_category, reason, license,
+//! cve_ids, max_cvss, registry_status, agent_model, agent_version, source`
+//!
+//! Strings are JSON strings, NULL is `null`, `seq` an integer, `max_cvss` a
+//! JSON number as printed by `serde_json` (shortest round-trip form, always
+//! with a fraction, e.g. `9.8`, `7.0`) and `cve_ids` the column's *text*
+//! (itself a JSON array, or `null`). Because `seq` is hashed, moving a row to
+//! another position breaks the chain just like editing it; a deleted row
+//! leaves a `seq` gap and a `prev_hash` that no longer matches.
+//!
+//! The chain proves internal consistency. Someone able to rewrite the file
+//! can recompute every hash after an edit; anchoring `head_hash` elsewhere
+//! (a log, a ticket) closes that gap.
+
+use rusqlite::{Connection, Row};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+/// `prev_hash` of the first row.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Column values of one row, in hashing order. Field order is the wire
+/// format of the chain: never reorder.
+#[derive(Debug, Serialize)]
+pub(crate) struct CanonicalRow<'a> {
+    pub seq: i64,
+    pub id: &'a str,
+    pub ts: &'a str,
+    pub project: &'a str,
+    pub requester: &'a str,
+    pub package: &'a str,
+    pub canonical: &'a str,
+    pub version: Option<&'a str>,
+    pub requirement: Option<&'a str>,
+    pub resolved_version: Option<&'a str>,
+    pub verdict: &'a str,
+    pub denial_category: &'a str,
+    pub reason: Option<&'a str>,
+    pub license: Option<&'a str>,
+    pub cve_ids: Option<&'a str>,
+    pub max_cvss: Option<f64>,
+    pub registry_status: Option<&'a str>,
+    pub agent_model: Option<&'a str>,
+    pub agent_version: Option<&'a str>,
+    pub source: &'a str,
+}
+
+pub(crate) fn row_hash(prev_hash: &str, row: &CanonicalRow<'_>) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(serde_json::to_vec(row).expect("a row of strings and numbers serialises"));
+    hex::encode(h.finalize())
+}
+
+/// Result of [`crate::Store::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Rows in the audit log.
+    pub rows: u64,
+    pub ok: bool,
+    /// The first row (in `seq` order) where the chain does not hold.
+    pub first_broken: Option<BrokenRow>,
+    /// `hash` of the last row ([`GENESIS_HASH`] when the log is empty).
+    pub head_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokenRow {
+    /// Chain position where the break was found (for rows missing at the
+    /// end: the first missing position).
+    pub seq: u64,
+    /// `id` of the row at that position; `None` when the row is missing.
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// Owned copy of a stored row, for verification.
+struct StoredRow {
+    seq: i64,
+    id: String,
+    ts: String,
+    project: String,
+    requester: String,
+    package: String,
+    canonical: String,
+    version: Option<String>,
+    requirement: Option<String>,
+    resolved_version: Option<String>,
+    verdict: String,
+    denial_category: String,
+    reason: Option<String>,
+    license: Option<String>,
+    cve_ids: Option<String>,
+    max_cvss: Option<f64>,
+    registry_status: Option<String>,
+    agent_model: Option<String>,
+    agent_version: Option<String>,
+    source: String,
+    prev_hash: String,
+    hash: String,
+}
+
+pub(crate) const STORED_COLUMNS: &str = "seq, id, ts, project, requester, package, canonical, \
+    version, requirement, resolved_version, verdict, denial_category, reason, license, cve_ids, \
+    max_cvss, registry_status, agent_model, agent_version, source, prev_hash, hash";
+
+impl StoredRow {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredRow> {
+        Ok(StoredRow {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            ts: r.get(2)?,
+            project: r.get(3)?,
+            requester: r.get(4)?,
+            package: r.get(5)?,
+            canonical: r.get(6)?,
+            version: r.get(7)?,
+            requirement: r.get(8)?,
+            resolved_version: r.get(9)?,
+            verdict: r.get(10)?,
+            denial_category: r.get(11)?,
+            reason: r.get(12)?,
+            license: r.get(13)?,
+            cve_ids: r.get(14)?,
+            max_cvss: r.get(15)?,
+            registry_status: r.get(16)?,
+            agent_model: r.get(17)?,
+            agent_version: r.get(18)?,
+            source: r.get(19)?,
+            prev_hash: r.get(20)?,
+            hash: r.get(21)?,
+        })
+    }
+
+    fn canonical(&self) -> CanonicalRow<'_> {
+        CanonicalRow {
+            seq: self.seq,
+            id: &self.id,
+            ts: &self.ts,
+            project: &self.project,
+            requester: &self.requester,
+            package: &self.package,
+            canonical: &self.canonical,
+            version: self.version.as_deref(),
+            requirement: self.requirement.as_deref(),
+            resolved_version: self.resolved_version.as_deref(),
+            verdict: &self.verdict,
+            denial_category: &self.denial_category,
+            reason: self.reason.as_deref(),
+            license: self.license.as_deref(),
+            cve_ids: self.cve_ids.as_deref(),
+            max_cvss: self.max_cvss,
+            registry_status: self.registry_status.as_deref(),
+            agent_model: self.agent_model.as_deref(),
+            agent_version: self.agent_version.as_deref(),
+            source: &self.source,
+        }
+    }
+}
+
+/// Walks the whole log in `seq` order inside one read transaction (a
+/// consistent snapshot while the writer keeps appending).
+pub(crate) fn verify(conn: &mut Connection) -> Result<VerifyReport, StoreError> {
+    let tx = conn.transaction()?;
+    let recorded_head: Option<i64> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'chain_head_seq'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .ok()
+        .and_then(|v| v.parse().ok());
+
+    let mut rows = 0u64;
+    let mut first_broken: Option<BrokenRow> = None;
+    let mut prev = GENESIS_HASH.to_string();
+    let mut expected_seq: i64 = 1;
+    {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {STORED_COLUMNS} FROM audit_log ORDER BY seq"
+        ))?;
+        let mut it = stmt.query([])?;
+        while let Some(r) = it.next()? {
+            rows += 1;
+            if first_broken.is_some() {
+                continue;
+            }
+            let row = match StoredRow::from_row(r) {
+                Ok(row) => row,
+                Err(e) => {
+                    let seq: i64 = r.get(0).unwrap_or(expected_seq);
+                    first_broken = Some(BrokenRow {
+                        seq: seq as u64,
+                        id: r.get::<_, String>(1).ok(),
+                        reason: format!("row cannot be read as an audit row: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let broken = |reason: String| BrokenRow {
+                seq: row.seq.max(0) as u64,
+                id: Some(row.id.clone()),
+                reason,
+            };
+            if row.seq != expected_seq {
+                first_broken = Some(if row.seq > expected_seq {
+                    broken(format!(
+                        "row(s) missing before it: expected seq {expected_seq}, found seq {}",
+                        row.seq
+                    ))
+                } else {
+                    broken(format!("unexpected seq {} (expected {expected_seq})", row.seq))
+                });
+                continue;
+            }
+            if row.prev_hash != prev {
+                first_broken = Some(broken(
+                    "prev_hash does not match the previous row's hash (a row before it was removed, inserted or altered)".into(),
+                ));
+                continue;
+            }
+            if row_hash(&row.prev_hash, &row.canonical()) != row.hash {
+                first_broken = Some(broken(
+                    "content does not match its hash (the row was edited or moved)".into(),
+                ));
+                continue;
+            }
+            prev = row.hash;
+            expected_seq += 1;
+        }
+    }
+    let last_seq = expected_seq - 1;
+    if first_broken.is_none() {
+        if let Some(head) = recorded_head.filter(|h| *h > last_seq) {
+            first_broken = Some(BrokenRow {
+                seq: (last_seq + 1) as u64,
+                id: None,
+                reason: format!(
+                    "row(s) missing at the end: the log ends at seq {last_seq} but seq {head} was committed"
+                ),
+            });
+        }
+    }
+    let head_hash = tx
+        .query_row(
+            "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap_or_else(|_| GENESIS_HASH.to_string());
+    tx.finish()?;
+    Ok(VerifyReport {
+        rows,
+        ok: first_broken.is_none(),
+        first_broken,
+        head_hash,
+    })
+}
