@@ -187,9 +187,11 @@ fn existing_file(s: &str) -> Result<PathBuf, String> {
 /// Rewrites argv so the binary behaves as `lex-align server …` when invoked
 /// as `lex-align-server` (and likewise for the client).
 pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let stem = argv
-        .first()
-        .and_then(|a| std::path::Path::new(a).file_stem().map(|s| s.to_os_string()));
+    let stem = argv.first().and_then(|a| {
+        std::path::Path::new(a)
+            .file_stem()
+            .map(|s| s.to_os_string())
+    });
     let persona = match stem.as_ref().and_then(|s| s.to_str()) {
         Some("lex-align-server") => Some("server"),
         Some("lex-align-client") => Some("client"),

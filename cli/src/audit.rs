@@ -19,7 +19,12 @@ pub fn verify(db: Option<PathBuf>) -> u8 {
     };
     let report = match store.verify() {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot read the audit log in {}: {e}", path.display())),
+        Err(e) => {
+            return fail(format!(
+                "cannot read the audit log in {}: {e}",
+                path.display()
+            ))
+        }
     };
     if report.ok {
         println!(

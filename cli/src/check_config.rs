@@ -63,7 +63,11 @@ pub fn run() -> u8 {
 
 /// Every check, in print order, against a variable source.
 pub fn run_checks(get: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
-    let var = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let var = |k: &str| {
+        get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let (config, env_errors) = load_config(get);
     let mut out = Vec::new();
 
@@ -516,7 +520,9 @@ mod tests {
             ("LEXALIGN_OSV_URL", "http://127.0.0.1:9".into()),
         ]);
         assert!(cs.iter().all(|c| c.status != Status::Fail), "{cs:?}");
-        assert!(find(&cs, "registry YAML").detail.contains("validates (4 package rules)"));
+        assert!(find(&cs, "registry YAML")
+            .detail
+            .contains("validates (4 package rules)"));
         assert_eq!(find(&cs, "proposer").status, Status::Ok);
         assert!(find(&cs, "proposer").detail.starts_with("local_file"));
     }
@@ -554,6 +560,10 @@ mod tests {
         let c = find(&cs, "registry YAML");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("failed validation"), "{}", c.detail);
-        assert!(c.detail.contains("line 5") || c.detail.contains("line 6"), "{}", c.detail);
+        assert!(
+            c.detail.contains("line 5") || c.detail.contains("line 6"),
+            "{}",
+            c.detail
+        );
     }
 }

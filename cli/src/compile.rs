@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn syntax_and_schema_errors_are_told_apart() {
-        assert!(matches!(load("packages: [unclosed"), Err(LoadError::Yaml(_))));
+        assert!(matches!(
+            load("packages: [unclosed"),
+            Err(LoadError::Yaml(_))
+        ));
         match load("version: \"1\"\npackages:\n  httpx:\n    status: shiny\n") {
             Err(LoadError::Invalid(m)) => assert!(m.contains("httpx"), "{m}"),
             _ => panic!("expected a validation error"),

@@ -7,7 +7,9 @@ use crate::fail;
 pub fn run(host: Option<String>, port: Option<u16>, reload: bool) -> u8 {
     init_logging();
     if reload {
-        tracing::info!("--reload ignored: the daemon reloads registry.yml by itself when it changes");
+        tracing::info!(
+            "--reload ignored: the daemon reloads registry.yml by itself when it changes"
+        );
     }
     let mut config = match Config::from_env() {
         Ok(c) => c,

@@ -45,7 +45,9 @@ pub fn run(a: QuickstartArgs) -> u8 {
     };
     match compile::load(&text) {
         Ok(_) => {}
-        Err(LoadError::Yaml(e)) => return fail(format!("YAML parse error in {}: {e}", yml.display())),
+        Err(LoadError::Yaml(e)) => {
+            return fail(format!("YAML parse error in {}: {e}", yml.display()))
+        }
         Err(LoadError::Invalid(e)) => return fail(format!("Registry validation failed: {e}")),
     }
 
@@ -157,8 +159,7 @@ fn start_command(yml: &Path, db: &Path, host: &str, port: u16) -> String {
 
 fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c));
     if plain {
         s.to_string()

@@ -7,7 +7,9 @@ use crate::fail;
 pub fn run(url: &str, timeout: f64) -> u8 {
     let health = format!("{}/api/v1/health", url.trim_end_matches('/'));
     if !(timeout.is_finite() && timeout > 0.0) {
-        return fail(format!("--timeout must be a positive number of seconds, got {timeout}"));
+        return fail(format!(
+            "--timeout must be a positive number of seconds, got {timeout}"
+        ));
     }
     let rt = runtime();
     let result = rt.block_on(async {
@@ -21,7 +23,12 @@ pub fn run(url: &str, timeout: f64) -> u8 {
     });
     let (status, body) = match result {
         Ok(r) => r,
-        Err(e) => return fail(format!("Server unreachable at {health}: {}", error_chain(&e))),
+        Err(e) => {
+            return fail(format!(
+                "Server unreachable at {health}: {}",
+                error_chain(&e)
+            ))
+        }
     };
     if status.as_u16() != 200 {
         return fail(format!(

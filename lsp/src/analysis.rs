@@ -26,7 +26,9 @@ impl DocKind {
         let lower = file_name.to_ascii_lowercase();
         if lower == "pyproject.toml" {
             DocKind::Pyproject
-        } else if lower.ends_with(".txt") && lower.contains("requirements") || lower.ends_with(".in") && lower.contains("requirements") {
+        } else if lower.ends_with(".txt") && lower.contains("requirements")
+            || lower.ends_with(".in") && lower.contains("requirements")
+        {
             DocKind::Requirements
         } else {
             DocKind::Other
@@ -100,9 +102,17 @@ pub struct Parsed {
 /// Parses `text` as a document of `kind`. `path` locates lock files and
 /// `-r` includes next to it; `read` reads such files (open editor buffers
 /// first, then disk).
-pub fn parse(kind: DocKind, path: Option<&Path>, text: &str, read: &dyn Fn(&Path) -> Option<String>) -> Parsed {
+pub fn parse(
+    kind: DocKind,
+    path: Option<&Path>,
+    text: &str,
+    read: &dyn Fn(&Path) -> Option<String>,
+) -> Parsed {
     // The full path as label: `-r` includes resolve against it.
-    let label = path.map_or_else(|| "pyproject.toml".to_string(), |p| p.to_string_lossy().into_owned());
+    let label = path.map_or_else(
+        || "pyproject.toml".to_string(),
+        |p| p.to_string_lossy().into_owned(),
+    );
     let dir = path.and_then(Path::parent);
     let manifest: Manifest = match kind {
         DocKind::Pyproject => lex_align_manifest::parse_pyproject(&label, text),
@@ -123,17 +133,29 @@ pub fn parse(kind: DocKind, path: Option<&Path>, text: &str, read: &dyn Fn(&Path
         }
         direct.push(dep);
     }
-    let findings = manifest.findings.into_iter().filter(|f| f.file == label).collect();
+    let findings = manifest
+        .findings
+        .into_iter()
+        .filter(|f| f.file == label)
+        .collect();
     let transitive = match (kind, dir) {
         (DocKind::Pyproject, Some(dir)) => locked(&mut direct, dir, read),
         _ => Vec::new(),
     };
-    Parsed { direct, transitive, findings }
+    Parsed {
+        direct,
+        transitive,
+        findings,
+    }
 }
 
 /// Reads `uv.lock` (else `pylock.toml`) beside the project, sets the locked
 /// version of each direct dependency and returns the transitive packages.
-fn locked(direct: &mut [Dependency], dir: &Path, read: &dyn Fn(&Path) -> Option<String>) -> Vec<Dependency> {
+fn locked(
+    direct: &mut [Dependency],
+    dir: &Path,
+    read: &dyn Fn(&Path) -> Option<String>,
+) -> Vec<Dependency> {
     let packages = if let Some(text) = read(&dir.join("uv.lock")) {
         lex_align_manifest::parse_uv_lock("uv.lock", &text)
     } else if let Some(text) = read(&dir.join("pylock.toml")) {
@@ -156,19 +178,28 @@ fn locked(direct: &mut [Dependency], dir: &Path, read: &dyn Fn(&Path) -> Option<
 /// lock file resolves when that version satisfies the requirement (a stale
 /// lock must not hide the specifier being typed).
 pub fn eval_item(dep: &Dependency) -> EvalItem {
-    let version = dep.locked_version.as_ref().filter(|v| {
-        match (&dep.specifier, Version::from_str(v)) {
-            (None, Ok(_)) => true,
-            (Some(spec), Ok(version)) => VersionSpecifiers::from_str(spec).is_ok_and(|s| s.contains(&version)),
-            _ => false,
-        }
-    });
-    EvalItem { requirement: dep.requirement.clone(), version: version.cloned() }
+    let version =
+        dep.locked_version
+            .as_ref()
+            .filter(|v| match (&dep.specifier, Version::from_str(v)) {
+                (None, Ok(_)) => true,
+                (Some(spec), Ok(version)) => {
+                    VersionSpecifiers::from_str(spec).is_ok_and(|s| s.contains(&version))
+                }
+                _ => false,
+            });
+    EvalItem {
+        requirement: dep.requirement.clone(),
+        version: version.cloned(),
+    }
 }
 
 /// The transitive package as an evaluation item (always at its locked version).
 pub fn transitive_item(dep: &Dependency) -> EvalItem {
-    EvalItem { requirement: dep.canonical.clone(), version: dep.locked_version.clone() }
+    EvalItem {
+        requirement: dep.canonical.clone(),
+        version: dep.locked_version.clone(),
+    }
 }
 
 /// The verdict cache of one document: requirement (and pinned version) → verdict.
@@ -193,22 +224,38 @@ pub fn problems(parsed: &Parsed, verdicts: &Verdicts, backend: &dyn PolicyBacken
     for dep in &parsed.direct {
         let problem = match verdicts.get(&eval_item(dep)) {
             Some(v) => verdict_problem(v),
-            None => backend.registry_rule(&dep.canonical).and_then(|rule| rule_problem(dep, &rule)),
+            None => backend
+                .registry_rule(&dep.canonical)
+                .and_then(|rule| rule_problem(dep, &rule)),
         };
         if let Some((severity, code, message)) = problem {
-            out.push(Problem { span: dep.source.span, severity, code, message, canonical: Some(dep.canonical.clone()) });
+            out.push(Problem {
+                span: dep.source.span,
+                severity,
+                code,
+                message,
+                canonical: Some(dep.canonical.clone()),
+            });
         }
     }
     for t in &parsed.transitive {
-        let Some(v) = verdicts.get(&transitive_item(t)) else { continue };
-        let Some((severity, code, message)) = verdict_problem(v) else { continue };
+        let Some(v) = verdicts.get(&transitive_item(t)) else {
+            continue;
+        };
+        let Some((severity, code, message)) = verdict_problem(v) else {
+            continue;
+        };
         // Most transitive packages are not in the registry (provisional):
         // only denials travel up to the direct dependency.
         if severity != Severity::Error {
             continue;
         }
         let version = t.locked_version.as_deref().unwrap_or("?");
-        for dep in parsed.direct.iter().filter(|d| t.via.contains(&d.canonical)) {
+        for dep in parsed
+            .direct
+            .iter()
+            .filter(|d| t.via.contains(&d.canonical))
+        {
             out.push(Problem {
                 span: dep.source.span,
                 severity,
@@ -268,9 +315,16 @@ pub fn verdict_problem(v: &Verdict) -> Option<(Severity, Code, String)> {
 
 /// What the registry alone says about `dep` (shown before the network answers).
 pub fn rule_problem(dep: &Dependency, rule: &RuleInfo) -> Option<(Severity, Code, String)> {
-    let reason = rule.reason.clone().unwrap_or_else(|| "Blocked by enterprise registry.".to_string());
+    let reason = rule
+        .reason
+        .clone()
+        .unwrap_or_else(|| "Blocked by enterprise registry.".to_string());
     match rule.status {
-        Status::Banned => Some((Severity::Error, Code::Banned, format!("{} is banned: {reason}", dep.name))),
+        Status::Banned => Some((
+            Severity::Error,
+            Code::Banned,
+            format!("{} is banned: {reason}", dep.name),
+        )),
         Status::Deprecated => {
             let mut m = format!("{} is deprecated: {reason}", dep.name);
             if let Some(r) = &rule.replacement {
@@ -337,7 +391,9 @@ pub fn admits_only(specifier: Option<&str>, rule: &RuleInfo) -> bool {
     };
     let upper_ok = match (&rule.max_version, &upper) {
         (None, _) => true,
-        (Some(max), Some((u, inclusive))) => Version::from_str(max).is_ok_and(|m| if *inclusive { *u < m } else { *u <= m }),
+        (Some(max), Some((u, inclusive))) => {
+            Version::from_str(max).is_ok_and(|m| if *inclusive { *u < m } else { *u <= m })
+        }
         (Some(_), None) => false,
     };
     lower_ok && upper_ok
@@ -350,7 +406,11 @@ pub fn first_safe_version(v: &Verdict) -> Option<String> {
     }
     v.fixed_versions
         .iter()
-        .filter_map(|f| Version::from_str(&f.fixed).ok().map(|ver| (ver, f.fixed.clone())))
+        .filter_map(|f| {
+            Version::from_str(&f.fixed)
+                .ok()
+                .map(|ver| (ver, f.fixed.clone()))
+        })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, s)| s)
 }

@@ -59,7 +59,12 @@ pub trait PolicyBackend: Send + Sync + 'static {
     fn registry_rule(&self, canonical: &str) -> Option<RuleInfo>;
 
     /// File an approval request; the `Ok` text is shown to the user.
-    async fn request_approval(&self, package: &str, rationale: &str, project: &str) -> Result<String, String>;
+    async fn request_approval(
+        &self,
+        package: &str,
+        rationale: &str,
+        project: &str,
+    ) -> Result<String, String>;
 
     /// Registry reloads, approval decisions and CVE alerts.
     fn subscribe(&self) -> broadcast::Receiver<PolicyEvent>;

@@ -84,7 +84,13 @@ mod tests {
         assert_eq!(offset(text, p8, Encoding::Utf8), x);
         let s = text.find("second").unwrap();
         assert_eq!(position(text, s, Encoding::Utf16), Position::new(1, 0));
-        assert_eq!(offset(text, Position::new(1, 99), Encoding::Utf16), text.len() - 1);
-        assert_eq!(offset(text, Position::new(9, 0), Encoding::Utf16), text.len());
+        assert_eq!(
+            offset(text, Position::new(1, 99), Encoding::Utf16),
+            text.len() - 1
+        );
+        assert_eq!(
+            offset(text, Position::new(9, 0), Encoding::Utf16),
+            text.len()
+        );
     }
 }

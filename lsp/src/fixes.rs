@@ -44,7 +44,10 @@ fn marker_tail(dep: &Dependency, raw: &str) -> String {
             let start = raw[..i].trim_end().len();
             raw[start..].to_string()
         }
-        _ => dep.marker.as_ref().map_or_else(String::new, |m| format!("; {m}")),
+        _ => dep
+            .marker
+            .as_ref()
+            .map_or_else(String::new, |m| format!("; {m}")),
     }
 }
 
@@ -64,7 +67,12 @@ fn assemble(dep: &Dependency, raw: &str, name: &str, specifier: &str) -> String 
 /// markers. The old version numbers mean nothing for the new package, so
 /// the specifier keeps only its style, applied to `replacement_version`
 /// (the version the policy resolved for the replacement) when known.
-pub fn replace_package(dep: &Dependency, raw: &str, replacement: &str, replacement_version: Option<&str>) -> String {
+pub fn replace_package(
+    dep: &Dependency,
+    raw: &str,
+    replacement: &str,
+    replacement_version: Option<&str>,
+) -> String {
     let spec = replacement_version.map_or_else(String::new, |v| specifier_for(style(dep), v));
     assemble(dep, raw, replacement, &spec)
 }
@@ -74,7 +82,11 @@ pub fn replace_package(dep: &Dependency, raw: &str, replacement: &str, replaceme
 pub fn tighten(dep: &Dependency, raw: &str, suggested: &str) -> Option<String> {
     let req = Requirement::<VerbatimUrl>::from_str(suggested).ok()?;
     let spec = match req.version_or_url {
-        Some(VersionOrUrl::VersionSpecifier(vs)) => vs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        Some(VersionOrUrl::VersionSpecifier(vs)) => vs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         _ => return None,
     };
     Some(assemble(dep, raw, &dep.name, &spec))

@@ -50,21 +50,29 @@ where
 
 /// [`serve_lsp`] with explicit options (the client's `initializationOptions`
 /// and `workspace/configuration` still override them).
-pub async fn serve_lsp_with<R, W>(input: R, output: W, backend: Arc<dyn PolicyBackend>, options: LspOptions)
-where
+pub async fn serve_lsp_with<R, W>(
+    input: R,
+    output: W,
+    backend: Arc<dyn PolicyBackend>,
+    options: LspOptions,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite,
 {
     // Subscribe before serving so no event between start and `initialized` is lost.
     let mut events = backend.subscribe();
-    let (service, socket) = LspService::new(|client| server::Server { shared: server::new_shared(client, backend, options) });
+    let (service, socket) = LspService::new(|client| server::Server {
+        shared: server::new_shared(client, backend, options),
+    });
     let shared = Arc::clone(&service.inner().shared);
     let listener = {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(event) => tracing::debug!("policy event {event:?}: re-checking open documents"),
+                    Ok(event) => {
+                        tracing::debug!("policy event {event:?}: re-checking open documents")
+                    }
                     // Missed events still mean "something changed".
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -73,7 +81,10 @@ where
             }
         })
     };
-    let service = server::Ordered { inner: service, shared };
+    let service = server::Ordered {
+        inner: service,
+        shared,
+    };
     Server::new(input, output, socket).serve(service).await;
     listener.abort();
 }

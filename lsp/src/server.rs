@@ -55,7 +55,8 @@ pub struct LspOptions {
 impl Default for LspOptions {
     fn default() -> Self {
         LspOptions {
-            docs_base_url: concat!("file://", env!("CARGO_MANIFEST_DIR"), "/DIAGNOSTICS.md").to_string(),
+            docs_base_url: concat!("file://", env!("CARGO_MANIFEST_DIR"), "/DIAGNOSTICS.md")
+                .to_string(),
             debounce_ms: 150,
             project: None,
             progress_threshold: 20,
@@ -133,7 +134,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn read<T: Clone>(m: &RwLock<T>) -> T {
-    m.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    m.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 fn write<T>(m: &RwLock<T>, value: T) {
@@ -180,7 +183,9 @@ impl Shared {
     }
 
     fn parse(&self, snap: &Snapshot) -> Parsed {
-        analysis::parse(snap.kind, snap.path.as_deref(), &snap.text, &|p| self.read_file(p))
+        analysis::parse(snap.kind, snap.path.as_deref(), &snap.text, &|p| {
+            self.read_file(p)
+        })
     }
 
     fn project(&self, path: Option<&Path>) -> String {
@@ -189,7 +194,10 @@ impl Shared {
         }
         path.and_then(Path::parent)
             .and_then(Path::file_name)
-            .map_or_else(|| "default".to_string(), |n| n.to_string_lossy().into_owned())
+            .map_or_else(
+                || "default".to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
     }
 
     // ---- document sync (called in message order by `Ordered`) ----
@@ -197,10 +205,10 @@ impl Shared {
     fn did_open(self: &Arc<Self>, params: DidOpenTextDocumentParams) {
         let uri = params.text_document.uri;
         let path = uri.to_file_path().map(|p| p.into_owned());
-        let name = path
-            .as_deref()
-            .and_then(Path::file_name)
-            .map_or_else(|| uri.as_str().rsplit('/').next().unwrap_or("").to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path.as_deref().and_then(Path::file_name).map_or_else(
+            || uri.as_str().rsplit('/').next().unwrap_or("").to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let kind = DocKind::of(&name);
         let generation = self.next_generation.fetch_add(1, AtomicOrdering::SeqCst);
         lock(&self.docs).insert(
@@ -225,7 +233,10 @@ impl Shared {
         {
             let mut docs = lock(&self.docs);
             let Some(doc) = docs.get_mut(&uri) else {
-                tracing::warn!("didChange for a document that is not open: {}", uri.as_str());
+                tracing::warn!(
+                    "didChange for a document that is not open: {}",
+                    uri.as_str()
+                );
                 return;
             };
             for change in params.content_changes {
@@ -264,7 +275,9 @@ impl Shared {
     }
 
     async fn run_diagnostics(self: Arc<Self>, uri: Uri, debounce: bool) {
-        let Some(snap) = self.snapshot(&uri) else { return };
+        let Some(snap) = self.snapshot(&uri) else {
+            return;
+        };
         if snap.kind == DocKind::Other {
             return;
         }
@@ -302,7 +315,9 @@ impl Shared {
         };
         let merged = {
             let mut docs = lock(&self.docs);
-            let Some(doc) = docs.get_mut(&uri) else { return };
+            let Some(doc) = docs.get_mut(&uri) else {
+                return;
+            };
             if self.epoch.load(AtomicOrdering::SeqCst) == epoch {
                 // A verdict is about the requirement text, not the version
                 // of the document, so it stays useful after further edits.
@@ -316,11 +331,20 @@ impl Shared {
         self.publish(&uri, &snap, &parsed, &merged).await;
     }
 
-    async fn evaluate(&self, items: Vec<EvalItem>, project: &str, progress: bool) -> Result<Vec<Verdict>, String> {
+    async fn evaluate(
+        &self,
+        items: Vec<EvalItem>,
+        project: &str,
+        progress: bool,
+    ) -> Result<Vec<Verdict>, String> {
         let token = if progress && read(&self.supports_progress) {
             let n = self.next_token.fetch_add(1, AtomicOrdering::SeqCst);
             let token = NumberOrString::String(format!("lex-align/evaluate/{n}"));
-            self.client.create_work_done_progress(token.clone()).await.ok().map(|()| token)
+            self.client
+                .create_work_done_progress(token.clone())
+                .await
+                .ok()
+                .map(|()| token)
         } else {
             None
         };
@@ -330,38 +354,58 @@ impl Shared {
             return check_len(verdicts, n);
         };
         let total = items.len();
-        self.progress(&token, WorkDoneProgress::Begin(WorkDoneProgressBegin {
-            title: "lex-align".to_string(),
-            cancellable: Some(false),
-            message: Some(format!("checking {total} dependencies")),
-            percentage: Some(0),
-        }))
+        self.progress(
+            &token,
+            WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: "lex-align".to_string(),
+                cancellable: Some(false),
+                message: Some(format!("checking {total} dependencies")),
+                percentage: Some(0),
+            }),
+        )
         .await;
         // Batches, so the editor can show the work advancing.
         let mut out = Vec::with_capacity(total);
         let mut result = Ok(());
         for chunk in items.chunks(25) {
-            match self.backend.evaluate(chunk.to_vec(), project).await.and_then(|v| check_len(v, chunk.len())) {
+            match self
+                .backend
+                .evaluate(chunk.to_vec(), project)
+                .await
+                .and_then(|v| check_len(v, chunk.len()))
+            {
                 Ok(v) => out.extend(v),
                 Err(e) => {
                     result = Err(e);
                     break;
                 }
             }
-            self.progress(&token, WorkDoneProgress::Report(WorkDoneProgressReport {
-                cancellable: Some(false),
-                message: Some(format!("{}/{total} dependencies", out.len())),
-                percentage: Some((out.len() * 100 / total.max(1)) as u32),
-            }))
+            self.progress(
+                &token,
+                WorkDoneProgress::Report(WorkDoneProgressReport {
+                    cancellable: Some(false),
+                    message: Some(format!("{}/{total} dependencies", out.len())),
+                    percentage: Some((out.len() * 100 / total.max(1)) as u32),
+                }),
+            )
             .await;
         }
-        self.progress(&token, WorkDoneProgress::End(WorkDoneProgressEnd { message: Some("done".to_string()) })).await;
+        self.progress(
+            &token,
+            WorkDoneProgress::End(WorkDoneProgressEnd {
+                message: Some("done".to_string()),
+            }),
+        )
+        .await;
         result.map(|()| out)
     }
 
     async fn progress(&self, token: &ProgressToken, value: WorkDoneProgress) {
         self.client
-            .send_notification::<Progress>(ProgressParams { token: token.clone(), value: ProgressParamsValue::WorkDone(value) })
+            .send_notification::<Progress>(ProgressParams {
+                token: token.clone(),
+                value: ProgressParamsValue::WorkDone(value),
+            })
             .await;
     }
 
@@ -375,14 +419,19 @@ impl Shared {
     async fn publish_unavailable(&self, uri: &Uri, snap: &Snapshot, parsed: &Parsed, error: &str) {
         let mut problems = analysis::problems(parsed, &snap.verdicts, self.backend.as_ref());
         for dep in &parsed.direct {
-            if snap.verdicts.contains_key(&analysis::eval_item(dep)) || problems.iter().any(|p| p.span == dep.source.span) {
+            if snap.verdicts.contains_key(&analysis::eval_item(dep))
+                || problems.iter().any(|p| p.span == dep.source.span)
+            {
                 continue;
             }
             problems.push(Problem {
                 span: dep.source.span,
                 severity: Severity::Information,
                 code: Code::UpstreamUnavailable,
-                message: format!("{} was not checked: lex-align is unavailable ({error})", dep.name),
+                message: format!(
+                    "{} was not checked: lex-align is unavailable ({error})",
+                    dep.name
+                ),
                 canonical: Some(dep.canonical.clone()),
             });
         }
@@ -392,12 +441,17 @@ impl Shared {
     async fn send(&self, uri: &Uri, snap: &Snapshot, problems: Vec<Problem>) {
         let enc = read(&self.encoding);
         let base = read(&self.options).docs_base_url;
-        let diagnostics = problems.iter().map(|p| to_diagnostic(&snap.text, p, enc, &base)).collect();
+        let diagnostics = problems
+            .iter()
+            .map(|p| to_diagnostic(&snap.text, p, enc, &base))
+            .collect();
         let _guard = self.publish.lock().await;
         if self.generation(uri) != Some(snap.generation) {
             return;
         }
-        self.client.publish_diagnostics(uri.clone(), diagnostics, Some(snap.version)).await;
+        self.client
+            .publish_diagnostics(uri.clone(), diagnostics, Some(snap.version))
+            .await;
     }
 
     /// A policy event: forget every verdict and re-judge every open document.
@@ -418,11 +472,20 @@ impl Shared {
 
     /// The verdict for `dep`, from the cache or asked now (hover, code actions).
     async fn verdict_for(&self, uri: &Uri, project: &str, item: EvalItem) -> Option<Verdict> {
-        if let Some(v) = lock(&self.docs).get(uri).and_then(|d| d.verdicts.get(&item).cloned()) {
+        if let Some(v) = lock(&self.docs)
+            .get(uri)
+            .and_then(|d| d.verdicts.get(&item).cloned())
+        {
             return Some(v);
         }
         let epoch = self.epoch.load(AtomicOrdering::SeqCst);
-        let v = self.backend.evaluate(vec![item.clone()], project).await.ok()?.into_iter().next()?;
+        let v = self
+            .backend
+            .evaluate(vec![item.clone()], project)
+            .await
+            .ok()?
+            .into_iter()
+            .next()?;
         if self.epoch.load(AtomicOrdering::SeqCst) == epoch {
             if let Some(doc) = lock(&self.docs).get_mut(uri) {
                 doc.verdicts.insert(item, v.clone());
@@ -435,7 +498,10 @@ impl Shared {
         if !read(&self.supports_configuration) {
             return;
         }
-        let items = vec![ConfigurationItem { scope_uri: None, section: Some("lexAlign".to_string()) }];
+        let items = vec![ConfigurationItem {
+            scope_uri: None,
+            section: Some("lexAlign".to_string()),
+        }];
         if let Ok(values) = self.client.configuration(items).await {
             if let Some(v) = values.first() {
                 let mut opts = read(&self.options);
@@ -450,7 +516,10 @@ fn check_len(verdicts: Vec<Verdict>, n: usize) -> Result<Vec<Verdict>, String> {
     if verdicts.len() == n {
         Ok(verdicts)
     } else {
-        Err(format!("the policy backend answered {} verdicts for {n} requirements", verdicts.len()))
+        Err(format!(
+            "the policy backend answered {} verdicts for {n} requirements",
+            verdicts.len()
+        ))
     }
 }
 
@@ -461,7 +530,9 @@ fn to_diagnostic(text: &str, p: &Problem, enc: Encoding, docs_base: &str) -> Dia
         Severity::Information => DiagnosticSeverity::INFORMATION,
         Severity::Hint => DiagnosticSeverity::HINT,
     };
-    let href = format!("{docs_base}#{}", p.code.as_str()).parse::<Uri>().ok();
+    let href = format!("{docs_base}#{}", p.code.as_str())
+        .parse::<Uri>()
+        .ok();
     Diagnostic {
         range: convert::range(text, p.span.start, p.span.end, enc),
         severity: Some(severity),
@@ -481,7 +552,8 @@ pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.' | '!' | '|' | '<' | '>' | '~' | '&' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
+            | '!' | '|' | '<' | '>' | '~' | '&' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -492,9 +564,18 @@ pub fn escape_markdown(s: &str) -> String {
     out
 }
 
-fn hover_markdown(dep: &Dependency, verdict: Option<&Verdict>, rule: Option<&crate::backend::RuleInfo>, transitive: &[(&Dependency, Option<Verdict>)]) -> String {
+fn hover_markdown(
+    dep: &Dependency,
+    verdict: Option<&Verdict>,
+    rule: Option<&crate::backend::RuleInfo>,
+    transitive: &[(&Dependency, Option<Verdict>)],
+) -> String {
     let e = escape_markdown;
-    let mut md = format!("**{}** `{}`\n\n", e(&dep.name), dep.requirement.replace('`', "'"));
+    let mut md = format!(
+        "**{}** `{}`\n\n",
+        e(&dep.name),
+        dep.requirement.replace('`', "'")
+    );
     match verdict {
         Some(v) => {
             md.push_str(&format!("**{}**: {}\n\n", v.verdict.as_str(), e(&v.reason)));
@@ -536,7 +617,9 @@ fn hover_markdown(dep: &Dependency, verdict: Option<&Verdict>, rule: Option<&cra
         if !v.advisories.is_empty() {
             md.push_str("\n| advisory | aliases | score | fixed in |\n|---|---|---|---|\n");
             for a in &v.advisories {
-                let score = a.score.map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}"));
+                let score = a
+                    .score
+                    .map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}"));
                 let mut id = e(&a.id);
                 if a.malicious {
                     id.push_str(" (malicious)");
@@ -591,11 +674,18 @@ impl Server {
         let tail = text.len() - dep.source.span.end;
         let new_text = replaced[dep.source.span.start..replaced.len() - tail].to_string();
         let enc = read(&self.shared.encoding);
-        TextEdit { range: convert::range(text, dep.source.span.start, dep.source.span.end, enc), new_text }
+        TextEdit {
+            range: convert::range(text, dep.source.span.start, dep.source.span.end, enc),
+            new_text,
+        }
     }
 
     fn workspace_edit(uri: &Uri, edits: Vec<TextEdit>) -> WorkspaceEdit {
-        WorkspaceEdit { changes: Some(HashMap::from([(uri.clone(), edits)])), document_changes: None, change_annotations: None }
+        WorkspaceEdit {
+            changes: Some(HashMap::from([(uri.clone(), edits)])),
+            document_changes: None,
+            change_annotations: None,
+        }
     }
 
     /// The safe fixes for one dependency: a version change that satisfies
@@ -605,12 +695,19 @@ impl Server {
         if !analysis::rewritable(dep) || v.verdict != Decision::Denied {
             return None;
         }
-        if let Some(s) = v.suggested_requirement.as_deref().and_then(|s| fixes::tighten(dep, raw, s)) {
+        if let Some(s) = v
+            .suggested_requirement
+            .as_deref()
+            .and_then(|s| fixes::tighten(dep, raw, s))
+        {
             return Some((format!("Change {} to {s}", dep.name), s));
         }
         if let Some(safe) = analysis::first_safe_version(v) {
             let new = fixes::move_to(dep, raw, &safe);
-            return Some((format!("Upgrade {} to {safe} (first safe version)", dep.name), new));
+            return Some((
+                format!("Upgrade {} to {safe} (first safe version)", dep.name),
+                new,
+            ));
         }
         None
     }
@@ -624,14 +721,27 @@ impl LanguageServer for Server {
             .as_ref()
             .and_then(|g| g.position_encodings.as_ref())
             .is_some_and(|encs| encs.contains(&PositionEncodingKind::UTF8));
-        write(&self.shared.encoding, if utf8 { Encoding::Utf8 } else { Encoding::Utf16 });
+        write(
+            &self.shared.encoding,
+            if utf8 {
+                Encoding::Utf8
+            } else {
+                Encoding::Utf16
+            },
+        );
         write(
             &self.shared.supports_progress,
-            caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+            caps.window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false),
         );
         write(
             &self.shared.supports_configuration,
-            caps.workspace.as_ref().and_then(|w| w.configuration).unwrap_or(false),
+            caps.workspace
+                .as_ref()
+                .and_then(|w| w.configuration)
+                .unwrap_or(false),
         );
         if let Some(init) = &params.initialization_options {
             let mut opts = read(&self.shared.options);
@@ -640,21 +750,35 @@ impl LanguageServer for Server {
         }
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
-                position_encoding: Some(if utf8 { PositionEncodingKind::UTF8 } else { PositionEncodingKind::UTF16 }),
-                text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
+                position_encoding: Some(if utf8 {
+                    PositionEncodingKind::UTF8
+                } else {
+                    PositionEncodingKind::UTF16
+                }),
+                text_document_sync: Some(TextDocumentSyncCapability::Kind(
+                    TextDocumentSyncKind::INCREMENTAL,
+                )),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
-                code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
-                    code_action_kinds: Some(vec![CodeActionKind::QUICKFIX, CodeActionKind::new(FIX_ALL_KIND)]),
-                    work_done_progress_options: WorkDoneProgressOptions::default(),
-                    resolve_provider: None,
-                })),
+                code_action_provider: Some(CodeActionProviderCapability::Options(
+                    CodeActionOptions {
+                        code_action_kinds: Some(vec![
+                            CodeActionKind::QUICKFIX,
+                            CodeActionKind::new(FIX_ALL_KIND),
+                        ]),
+                        work_done_progress_options: WorkDoneProgressOptions::default(),
+                        resolve_provider: None,
+                    },
+                )),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands: vec![REQUEST_APPROVAL_COMMAND.to_string()],
                     work_done_progress_options: WorkDoneProgressOptions::default(),
                 }),
                 ..ServerCapabilities::default()
             },
-            server_info: Some(ServerInfo { name: "lex-align".to_string(), version: Some(env!("CARGO_PKG_VERSION").to_string()) }),
+            server_info: Some(ServerInfo {
+                name: "lex-align".to_string(),
+                version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            }),
             offset_encoding: None,
         })
     }
@@ -679,13 +803,22 @@ impl LanguageServer for Server {
 
     async fn hover(&self, params: HoverParams) -> jsonrpc::Result<Option<Hover>> {
         let uri = params.text_document_position_params.text_document.uri;
-        let Some(snap) = self.shared.snapshot(&uri) else { return Ok(None) };
+        let Some(snap) = self.shared.snapshot(&uri) else {
+            return Ok(None);
+        };
         let parsed = self.shared.parse(&snap);
-        let Some(dep) = self.dep_at(&snap, &parsed, params.text_document_position_params.position) else {
+        let Some(dep) = self.dep_at(
+            &snap,
+            &parsed,
+            params.text_document_position_params.position,
+        ) else {
             return Ok(None);
         };
         let project = self.shared.project(snap.path.as_deref());
-        let verdict = self.shared.verdict_for(&uri, &project, analysis::eval_item(&dep)).await;
+        let verdict = self
+            .shared
+            .verdict_for(&uri, &project, analysis::eval_item(&dep))
+            .await;
         let rule = self.shared.backend.registry_rule(&dep.canonical);
         let transitive: Vec<(&Dependency, Option<Verdict>)> = parsed
             .transitive
@@ -696,14 +829,27 @@ impl LanguageServer for Server {
         let value = hover_markdown(&dep, verdict.as_ref(), rule.as_ref(), &transitive);
         let enc = read(&self.shared.encoding);
         Ok(Some(Hover {
-            contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value }),
-            range: Some(convert::range(&snap.text, dep.source.span.start, dep.source.span.end, enc)),
+            contents: HoverContents::Markup(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value,
+            }),
+            range: Some(convert::range(
+                &snap.text,
+                dep.source.span.start,
+                dep.source.span.end,
+                enc,
+            )),
         }))
     }
 
-    async fn code_action(&self, params: CodeActionParams) -> jsonrpc::Result<Option<CodeActionResponse>> {
+    async fn code_action(
+        &self,
+        params: CodeActionParams,
+    ) -> jsonrpc::Result<Option<CodeActionResponse>> {
         let uri = params.text_document.uri;
-        let Some(snap) = self.shared.snapshot(&uri) else { return Ok(None) };
+        let Some(snap) = self.shared.snapshot(&uri) else {
+            return Ok(None);
+        };
         let parsed = self.shared.parse(&snap);
         let enc = read(&self.shared.encoding);
         let start = convert::offset(&snap.text, params.range.start, enc);
@@ -711,19 +857,36 @@ impl LanguageServer for Server {
         let project = self.shared.project(snap.path.as_deref());
         let wants = |kind: &str| {
             params.context.only.as_ref().is_none_or(|only| {
-                only.iter().any(|k| kind == k.as_str() || kind.starts_with(&format!("{}.", k.as_str())))
+                only.iter()
+                    .any(|k| kind == k.as_str() || kind.starts_with(&format!("{}.", k.as_str())))
             })
         };
         let mut actions: Vec<CodeActionOrCommand> = Vec::new();
 
         if wants(CodeActionKind::QUICKFIX.as_str()) {
-            for dep in parsed.direct.iter().filter(|d| d.source.span.start <= end && start <= d.source.span.end) {
-                let Some(v) = self.shared.verdict_for(&uri, &project, analysis::eval_item(dep)).await else { continue };
+            for dep in parsed
+                .direct
+                .iter()
+                .filter(|d| d.source.span.start <= end && start <= d.source.span.end)
+            {
+                let Some(v) = self
+                    .shared
+                    .verdict_for(&uri, &project, analysis::eval_item(dep))
+                    .await
+                else {
+                    continue;
+                };
                 let diagnostics: Vec<Diagnostic> = params
                     .context
                     .diagnostics
                     .iter()
-                    .filter(|d| d.data.as_ref().and_then(|x| x.get("package")).and_then(Value::as_str) == Some(dep.canonical.as_str()))
+                    .filter(|d| {
+                        d.data
+                            .as_ref()
+                            .and_then(|x| x.get("package"))
+                            .and_then(Value::as_str)
+                            == Some(dep.canonical.as_str())
+                    })
                     .cloned()
                     .collect();
                 let quickfix = |title: String, new: &str, preferred: bool| {
@@ -731,32 +894,58 @@ impl LanguageServer for Server {
                         title,
                         kind: Some(CodeActionKind::QUICKFIX),
                         diagnostics: (!diagnostics.is_empty()).then(|| diagnostics.clone()),
-                        edit: Some(Self::workspace_edit(&uri, vec![self.edit(&snap.text, dep, new)])),
+                        edit: Some(Self::workspace_edit(
+                            &uri,
+                            vec![self.edit(&snap.text, dep, new)],
+                        )),
                         command: None,
                         is_preferred: Some(preferred),
                         disabled: None,
                         data: None,
                     })
                 };
-                let replacement = v
-                    .replacement
-                    .clone()
-                    .or_else(|| self.shared.backend.registry_rule(&dep.canonical).and_then(|r| r.replacement));
-                if let (Some(replacement), true) = (replacement, analysis::rewritable(dep) && v.verdict == Decision::Denied) {
+                let replacement = v.replacement.clone().or_else(|| {
+                    self.shared
+                        .backend
+                        .registry_rule(&dep.canonical)
+                        .and_then(|r| r.replacement)
+                });
+                if let (Some(replacement), true) = (
+                    replacement,
+                    analysis::rewritable(dep) && v.verdict == Decision::Denied,
+                ) {
                     let rv = if fixes::style(dep) == fixes::Style::Unpinned {
                         None
                     } else {
-                        let item = EvalItem { requirement: replacement.clone(), version: None };
-                        self.shared.verdict_for(&uri, &project, item).await.and_then(|rv| rv.resolved_version)
+                        let item = EvalItem {
+                            requirement: replacement.clone(),
+                            version: None,
+                        };
+                        self.shared
+                            .verdict_for(&uri, &project, item)
+                            .await
+                            .and_then(|rv| rv.resolved_version)
                     };
-                    let new = fixes::replace_package(dep, dep.source.span.slice(&snap.text), &replacement, rv.as_deref());
-                    actions.push(quickfix(format!("Replace {} with {new}", dep.name), &new, true));
+                    let new = fixes::replace_package(
+                        dep,
+                        dep.source.span.slice(&snap.text),
+                        &replacement,
+                        rv.as_deref(),
+                    );
+                    actions.push(quickfix(
+                        format!("Replace {} with {new}", dep.name),
+                        &new,
+                        true,
+                    ));
                 }
                 if let Some((title, new)) = Self::safe_fix(&snap.text, dep, &v) {
                     actions.push(quickfix(title, &new, actions.is_empty()));
                 }
                 if v.is_requestable || v.verdict == Decision::ProvisionallyAllowed {
-                    let rationale = format!("Needed by {project}: {} (requested from the editor)", dep.requirement);
+                    let rationale = format!(
+                        "Needed by {project}: {} (requested from the editor)",
+                        dep.requirement
+                    );
                     actions.push(CodeActionOrCommand::CodeAction(CodeAction {
                         title: format!("Request approval for {}", dep.name),
                         kind: Some(CodeActionKind::QUICKFIX),
@@ -800,9 +989,15 @@ impl LanguageServer for Server {
         Ok(Some(actions))
     }
 
-    async fn execute_command(&self, params: ExecuteCommandParams) -> jsonrpc::Result<Option<LSPAny>> {
+    async fn execute_command(
+        &self,
+        params: ExecuteCommandParams,
+    ) -> jsonrpc::Result<Option<LSPAny>> {
         if params.command != REQUEST_APPROVAL_COMMAND {
-            return Err(jsonrpc::Error::invalid_params(format!("unknown command {}", params.command)));
+            return Err(jsonrpc::Error::invalid_params(format!(
+                "unknown command {}",
+                params.command
+            )));
         }
         #[derive(Deserialize)]
         struct Args {
@@ -815,16 +1010,35 @@ impl LanguageServer for Server {
             .into_iter()
             .next()
             .and_then(|a| serde_json::from_value(a).ok())
-            .ok_or_else(|| jsonrpc::Error::invalid_params("expected one argument {package, rationale, project}"))?;
-        match self.shared.backend.request_approval(&args.package, &args.rationale, &args.project).await {
+            .ok_or_else(|| {
+                jsonrpc::Error::invalid_params(
+                    "expected one argument {package, rationale, project}",
+                )
+            })?;
+        match self
+            .shared
+            .backend
+            .request_approval(&args.package, &args.rationale, &args.project)
+            .await
+        {
             Ok(message) => {
-                self.shared.client.show_message(MessageType::INFO, &message).await;
+                self.shared
+                    .client
+                    .show_message(MessageType::INFO, &message)
+                    .await;
                 Ok(Some(Value::String(message)))
             }
             Err(e) => {
                 let message = format!("approval request for {} failed: {e}", args.package);
-                self.shared.client.show_message(MessageType::ERROR, &message).await;
-                Err(jsonrpc::Error { code: jsonrpc::ErrorCode::InternalError, message: message.into(), data: None })
+                self.shared
+                    .client
+                    .show_message(MessageType::ERROR, &message)
+                    .await;
+                Err(jsonrpc::Error {
+                    code: jsonrpc::ErrorCode::InternalError,
+                    message: message.into(),
+                    data: None,
+                })
             }
         }
     }
@@ -841,9 +1055,15 @@ impl Ordered {
     fn apply(&self, req: &Request) {
         let params = || req.params().cloned().unwrap_or(Value::Null);
         let result = match req.method() {
-            "textDocument/didOpen" => serde_json::from_value(params()).map(|p| self.shared.did_open(p)),
-            "textDocument/didChange" => serde_json::from_value(params()).map(|p| self.shared.did_change(p)),
-            "textDocument/didClose" => serde_json::from_value(params()).map(|p| self.shared.did_close(p)),
+            "textDocument/didOpen" => {
+                serde_json::from_value(params()).map(|p| self.shared.did_open(p))
+            }
+            "textDocument/didChange" => {
+                serde_json::from_value(params()).map(|p| self.shared.did_change(p))
+            }
+            "textDocument/didClose" => {
+                serde_json::from_value(params()).map(|p| self.shared.did_close(p))
+            }
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -867,7 +1087,11 @@ impl Service<Request> for Ordered {
     }
 }
 
-pub(crate) fn new_shared(client: Client, backend: Arc<dyn PolicyBackend>, options: LspOptions) -> Arc<Shared> {
+pub(crate) fn new_shared(
+    client: Client,
+    backend: Arc<dyn PolicyBackend>,
+    options: LspOptions,
+) -> Arc<Shared> {
     Arc::new(Shared {
         client,
         backend,

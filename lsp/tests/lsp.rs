@@ -31,18 +31,33 @@ fn file_uri(path: &Path) -> String {
 
 /// (start line, start col, end line, end col) of `needle` in `text`, UTF-16.
 fn span_of(text: &str, needle: &str) -> (u64, u64, u64, u64) {
-    let start = text.find(needle).unwrap_or_else(|| panic!("{needle} in text"));
+    let start = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in text"));
     let s = position(text, start, false);
     let e = position(text, start + needle.len(), false);
-    (s["line"].as_u64().unwrap(), s["character"].as_u64().unwrap(), e["line"].as_u64().unwrap(), e["character"].as_u64().unwrap())
+    (
+        s["line"].as_u64().unwrap(),
+        s["character"].as_u64().unwrap(),
+        e["line"].as_u64().unwrap(),
+        e["character"].as_u64().unwrap(),
+    )
 }
 
-fn diag(code: &str, severity: u64, span: (u64, u64, u64, u64)) -> (String, u64, u64, u64, u64, u64) {
+fn diag(
+    code: &str,
+    severity: u64,
+    span: (u64, u64, u64, u64),
+) -> (String, u64, u64, u64, u64, u64) {
     (code.to_string(), severity, span.0, span.1, span.2, span.3)
 }
 
 fn has_code(p: &Value, code: &str) -> bool {
-    p["diagnostics"].as_array().unwrap().iter().any(|d| d["code"] == code)
+    p["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["code"] == code)
 }
 
 async fn open(client: &mut TestClient, uri: &str, text: &str, version: i64) {
@@ -64,10 +79,15 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
     let backend = EngineBackend::new();
     let (mut client, init) = TestClient::start(backend.clone(), false).await;
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-16");
-    assert_eq!(init["capabilities"]["textDocumentSync"], 2, "incremental sync");
+    assert_eq!(
+        init["capabilities"]["textDocumentSync"], 2,
+        "incremental sync"
+    );
 
     open(&mut client, &uri, PYPROJECT, 1).await;
-    let publishes = client.diagnostics_until(&uri, |p| has_code(p, "vulnerable")).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "vulnerable"))
+        .await;
 
     // Registry-only diagnostics come first, before any evaluation.
     let first = &publishes[0];
@@ -76,7 +96,11 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
         summary(first),
         vec![
             diag("banned", ERROR, span_of(PYPROJECT, "pyqt5>=5.15")),
-            diag("deprecated", ERROR, span_of(PYPROJECT, "requests[socks]>=2.28 ; python_version >= '3.9'")),
+            diag(
+                "deprecated",
+                ERROR,
+                span_of(PYPROJECT, "requests[socks]>=2.28 ; python_version >= '3.9'")
+            ),
         ]
     );
     let last = publishes.last().unwrap();
@@ -85,24 +109,48 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
         summary(last),
         vec![
             diag("banned", ERROR, span_of(PYPROJECT, "pyqt5>=5.15")),
-            diag("deprecated", ERROR, span_of(PYPROJECT, "requests[socks]>=2.28 ; python_version >= '3.9'")),
+            diag(
+                "deprecated",
+                ERROR,
+                span_of(PYPROJECT, "requests[socks]>=2.28 ; python_version >= '3.9'")
+            ),
             diag("vulnerable", ERROR, span_of(PYPROJECT, "gitpython==3.1.29")),
         ]
     );
-    let banned = last["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "banned").unwrap();
+    let banned = last["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "banned")
+        .unwrap();
     assert_eq!(banned["source"], "lex-align");
-    assert_eq!(banned["codeDescription"]["href"], "file:///docs/diagnostics.md#banned");
-    assert!(banned["message"].as_str().unwrap().contains("GPL-licensed; no commercial license held."), "{banned}");
+    assert_eq!(
+        banned["codeDescription"]["href"],
+        "file:///docs/diagnostics.md#banned"
+    );
+    assert!(
+        banned["message"]
+            .as_str()
+            .unwrap()
+            .contains("GPL-licensed; no commercial license held."),
+        "{banned}"
+    );
 
     // Hover: verdict, advisories with ids, scores and fixed versions, escaped.
     let g = PYPROJECT.find("gitpython").unwrap() + 3;
     let hover = client
-        .request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": position(PYPROJECT, g, false)}))
+        .request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": uri}, "position": position(PYPROJECT, g, false)}),
+        )
         .await;
     let md = hover["contents"]["value"].as_str().unwrap();
     assert_eq!(hover["contents"]["kind"], "markdown");
     assert!(md.contains("**DENIED**"), "{md}");
-    assert!(md.contains("PYSEC\\-2024\\-4"), "advisory id, escaped: {md}");
+    assert!(
+        md.contains("PYSEC\\-2024\\-4"),
+        "advisory id, escaped: {md}"
+    );
     assert!(md.contains("CVE\\-2024\\-22190"), "alias: {md}");
     assert!(md.contains("7\\.8"), "score: {md}");
     assert!(md.contains("first safe version: 3\\.1\\.41"), "{md}");
@@ -128,16 +176,28 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
         .find(|a| a["title"].as_str().unwrap().starts_with("Replace requests"))
         .unwrap_or_else(|| panic!("a replacement action in {actions}"));
     let text2 = apply_edit(PYPROJECT, &replace["edit"], &uri, false);
-    assert!(text2.contains("\"httpx[socks]>=0.28.1; python_version >= '3.9'\","), "{text2}");
-    assert_eq!(text2.lines().count(), PYPROJECT.lines().count(), "nothing else changed");
+    assert!(
+        text2.contains("\"httpx[socks]>=0.28.1 ; python_version >= '3.9'\","),
+        "{text2}"
+    );
+    assert_eq!(
+        text2.lines().count(),
+        PYPROJECT.lines().count(),
+        "nothing else changed"
+    );
     change_full(&mut client, &uri, 2, &text2).await;
     let publishes = client
-        .diagnostics_until(&uri, |p| p["version"] == 2 && !has_code(p, "deprecated") && has_code(p, "vulnerable"))
+        .diagnostics_until(&uri, |p| {
+            p["version"] == 2 && !has_code(p, "deprecated") && has_code(p, "vulnerable")
+        })
         .await;
     assert!(publishes.iter().all(|p| p["version"] == 2));
     assert_eq!(
         summary(publishes.last().unwrap()),
-        vec![diag("banned", ERROR, span_of(&text2, "pyqt5>=5.15")), diag("vulnerable", ERROR, span_of(&text2, "gitpython==3.1.29"))]
+        vec![
+            diag("banned", ERROR, span_of(&text2, "pyqt5>=5.15")),
+            diag("vulnerable", ERROR, span_of(&text2, "gitpython==3.1.29"))
+        ]
     );
 
     // fixAll moves the vulnerable pin to the first safe version.
@@ -154,12 +214,25 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
     let fix_all = &actions[0];
     assert_eq!(fix_all["kind"], "source.fixAll.lexAlign");
     let text3 = apply_edit(&text2, &fix_all["edit"], &uri, false);
-    assert_eq!(text3, text2.replace("gitpython==3.1.29", "gitpython==3.1.41"));
+    assert_eq!(
+        text3,
+        text2.replace("gitpython==3.1.29", "gitpython==3.1.41")
+    );
     change_full(&mut client, &uri, 3, &text3).await;
-    let publishes = client.diagnostics_until(&uri, |p| p["version"] == 3 && !has_code(p, "vulnerable")).await;
-    assert_eq!(summary(publishes.last().unwrap()), vec![diag("banned", ERROR, span_of(&text3, "pyqt5>=5.15"))]);
+    let publishes = client
+        .diagnostics_until(&uri, |p| p["version"] == 3 && !has_code(p, "vulnerable"))
+        .await;
+    assert_eq!(
+        summary(publishes.last().unwrap()),
+        vec![diag("banned", ERROR, span_of(&text3, "pyqt5>=5.15"))]
+    );
 
-    client.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}})).await;
+    client
+        .notify(
+            "textDocument/didClose",
+            json!({"textDocument": {"uri": uri}}),
+        )
+        .await;
     let closed = client.notification("textDocument/publishDiagnostics").await;
     assert_eq!(closed["diagnostics"], json!([]));
     client.shutdown().await;
@@ -173,16 +246,24 @@ async fn incremental_changes_are_applied_in_order_with_utf8_positions() {
     let (mut client, init) = TestClient::start(EngineBackend::new(), true).await;
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-8");
     open(&mut client, &uri, text, 1).await;
-    let publishes = client.diagnostics_until(&uri, |p| has_code(p, "needs-rationale")).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "needs-rationale"))
+        .await;
     let req = "pyqt5; platform_release == 'ünï'";
     let start = text.find(req).unwrap();
-    let (s, e) = (position(text, start, true), position(text, start + req.len(), true));
+    let (s, e) = (
+        position(text, start, true),
+        position(text, start + req.len(), true),
+    );
     let rich = text.find("rich>=13").unwrap();
     let (rs, re) = (position(text, rich, true), position(text, rich + 8, true));
     let col = |v: &Value| v["character"].as_u64().unwrap();
     assert_eq!(
         summary(publishes.last().unwrap()),
-        vec![diag("banned", ERROR, (2, col(&s), 2, col(&e))), diag("needs-rationale", HINT, (2, col(&rs), 2, col(&re)))]
+        vec![
+            diag("banned", ERROR, (2, col(&s), 2, col(&e))),
+            diag("needs-rationale", HINT, (2, col(&rs), 2, col(&re)))
+        ]
     );
     // UTF-8 columns: the marker's two non-ASCII letters count two bytes each.
     assert_eq!(col(&e) - col(&s), req.len() as u64);
@@ -191,8 +272,14 @@ async fn incremental_changes_are_applied_in_order_with_utf8_positions() {
     // specifier, then delete the banned one. Only the final text counts.
     let insert_at = position(text, text.find("\"rich").unwrap(), true);
     let edits = [
-        (2, json!({"range": {"start": insert_at, "end": insert_at}, "text": "\"cryptography>=41\", "})),
-        (3, json!({"range": {"start": {"line": 2, "character": col(&insert_at) + 15}, "end": {"line": 2, "character": col(&insert_at) + 17}}, "text": "40"})),
+        (
+            2,
+            json!({"range": {"start": insert_at, "end": insert_at}, "text": "\"cryptography>=41\", "}),
+        ),
+        (
+            3,
+            json!({"range": {"start": {"line": 2, "character": col(&insert_at) + 15}, "end": {"line": 2, "character": col(&insert_at) + 17}}, "text": "40"}),
+        ),
     ];
     for (version, change) in &edits {
         client
@@ -202,11 +289,23 @@ async fn incremental_changes_are_applied_in_order_with_utf8_positions() {
     let mut expected = text.to_string();
     let at = text.find("\"rich").unwrap();
     expected.insert_str(at, "\"cryptography>=40\", ");
-    let publishes = client.diagnostics_until(&uri, |p| p["version"] == 3 && has_code(p, "version-constraint") && has_code(p, "needs-rationale")).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| {
+            p["version"] == 3 && has_code(p, "version-constraint") && has_code(p, "needs-rationale")
+        })
+        .await;
     let last = publishes.last().unwrap();
     let c = expected.find("cryptography>=40").unwrap();
-    let (cs, ce) = (position(&expected, c, true), position(&expected, c + 16, true));
-    let vc = last["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "version-constraint").unwrap();
+    let (cs, ce) = (
+        position(&expected, c, true),
+        position(&expected, c + 16, true),
+    );
+    let vc = last["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "version-constraint")
+        .unwrap();
     assert_eq!(vc["range"], json!({"start": cs, "end": ce}));
     assert_eq!(vc["severity"], ERROR);
 
@@ -221,14 +320,26 @@ async fn incremental_changes_are_applied_in_order_with_utf8_positions() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["title"].as_str().unwrap().starts_with("Change cryptography to"))
+        .find(|a| {
+            a["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("Change cryptography to")
+        })
         .unwrap_or_else(|| panic!("a tighten action in {actions}"));
     assert_eq!(tighten["diagnostics"][0]["code"], "version-constraint");
     let fixed = apply_edit(&expected, &tighten["edit"], &uri, true);
     assert!(!fixed.contains("cryptography>=40\""), "{fixed}");
     change_full(&mut client, &uri, 4, &fixed).await;
-    let publishes = client.diagnostics_until(&uri, |p| p["version"] == 4 && has_code(p, "needs-rationale")).await;
-    assert!(!has_code(publishes.last().unwrap(), "version-constraint"), "{publishes:?}");
+    let publishes = client
+        .diagnostics_until(&uri, |p| {
+            p["version"] == 4 && has_code(p, "needs-rationale")
+        })
+        .await;
+    assert!(
+        !has_code(publishes.last().unwrap(), "version-constraint"),
+        "{publishes:?}"
+    );
     client.shutdown().await;
 }
 
@@ -241,29 +352,50 @@ async fn a_slow_answer_for_an_old_version_is_dropped() {
     let (mut client, _) = TestClient::start(backend.clone(), false).await;
 
     open(&mut client, &uri, "rich>=13\n", 1).await;
-    client.diagnostics_until(&uri, |p| has_code(p, "needs-rationale")).await;
+    client
+        .diagnostics_until(&uri, |p| has_code(p, "needs-rationale"))
+        .await;
 
     // Version 2 asks about a package whose evaluation blocks.
     change_full(&mut client, &uri, 2, "rich>=13\nslowpkg\n").await;
     client.diagnostics_until(&uri, |p| p["version"] == 2).await;
-    while !backend.calls.lock().unwrap().iter().any(|c| c.iter().any(|i| i.requirement == "slowpkg")) {
+    while !backend
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|c| c.iter().any(|i| i.requirement == "slowpkg"))
+    {
         tokio::task::yield_now().await;
     }
     // Version 3 replaces it before the answer arrives.
     change_full(&mut client, &uri, 3, "pyqt5\nrich>=13\n").await;
-    let v3 = client.diagnostics_until(&uri, |p| p["version"] == 3 && has_code(p, "needs-rationale") && has_code(p, "banned")).await;
+    let v3 = client
+        .diagnostics_until(&uri, |p| {
+            p["version"] == 3 && has_code(p, "needs-rationale") && has_code(p, "banned")
+        })
+        .await;
     assert!(v3.iter().all(|p| p["version"] == 3));
 
     // Now the stale answer lands; a later edit proves the server moved on
     // without publishing it.
     backend.gate.add_permits(1);
     change_full(&mut client, &uri, 4, "pyqt5\nrich>=13\nleftpad\n").await;
-    let rest = client.diagnostics_until(&uri, |p| p["version"] == 4 && has_code(p, "provisional")).await;
-    assert!(rest.iter().all(|p| p["version"] == 4), "a publish for an old version arrived: {rest:?}");
+    let rest = client
+        .diagnostics_until(&uri, |p| p["version"] == 4 && has_code(p, "provisional"))
+        .await;
+    assert!(
+        rest.iter().all(|p| p["version"] == 4),
+        "a publish for an old version arrived: {rest:?}"
+    );
     let last = rest.last().unwrap();
     assert_eq!(
         summary(last),
-        vec![diag("banned", ERROR, (0, 0, 0, 5)), diag("needs-rationale", HINT, (1, 0, 1, 8)), diag("provisional", WARNING, (2, 0, 2, 7))]
+        vec![
+            diag("banned", ERROR, (0, 0, 0, 5)),
+            diag("needs-rationale", HINT, (1, 0, 1, 8)),
+            diag("provisional", WARNING, (2, 0, 2, 7))
+        ]
     );
     client.shutdown().await;
 }
@@ -276,18 +408,36 @@ async fn a_registry_reload_republishes_open_documents() {
     let (mut client, _) = TestClient::start(backend.clone(), false).await;
     let text = "[project]\ndependencies = [\"httpx>=0.27\", \"rich\"]\n";
     open(&mut client, &uri, text, 7).await;
-    let publishes = client.diagnostics_until(&uri, |p| has_code(p, "needs-rationale")).await;
-    assert_eq!(summary(publishes.last().unwrap()), vec![diag("needs-rationale", HINT, span_of(text, "rich"))]);
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "needs-rationale"))
+        .await;
+    assert_eq!(
+        summary(publishes.last().unwrap()),
+        vec![diag("needs-rationale", HINT, span_of(text, "rich"))]
+    );
 
-    backend.reload(&REGISTRY.replace("httpx:\n    status: preferred\n    reason: Standard async HTTP client.", "httpx:\n    status: banned\n    reason: Withdrawn after review."));
-    let publishes = client.diagnostics_until(&uri, |p| has_code(p, "banned") && has_code(p, "needs-rationale")).await;
+    backend.reload(&REGISTRY.replace(
+        "httpx:\n    status: preferred\n    reason: Standard async HTTP client.",
+        "httpx:\n    status: banned\n    reason: Withdrawn after review.",
+    ));
+    let publishes = client
+        .diagnostics_until(&uri, |p| {
+            has_code(p, "banned") && has_code(p, "needs-rationale")
+        })
+        .await;
     let last = publishes.last().unwrap();
     assert_eq!(last["version"], 7, "same document version, no reopen");
     assert_eq!(
         summary(last),
-        vec![diag("banned", ERROR, span_of(text, "httpx>=0.27")), diag("needs-rationale", HINT, span_of(text, "rich"))]
+        vec![
+            diag("banned", ERROR, span_of(text, "httpx>=0.27")),
+            diag("needs-rationale", HINT, span_of(text, "rich"))
+        ]
     );
-    assert!(last["diagnostics"][0]["message"].as_str().unwrap().contains("Withdrawn after review."));
+    assert!(last["diagnostics"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Withdrawn after review."));
     client.shutdown().await;
 }
 
@@ -296,7 +446,13 @@ async fn invalid_toml_gives_one_diagnostic_and_invalid_pep508_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let uri = file_uri(&dir.path().join("pyproject.toml"));
     let (mut client, _) = TestClient::start(EngineBackend::new(), false).await;
-    open(&mut client, &uri, "[project\ndependencies = [\"pyqt5\"]\n", 1).await;
+    open(
+        &mut client,
+        &uri,
+        "[project\ndependencies = [\"pyqt5\"]\n",
+        1,
+    )
+    .await;
     let p = client.notification("textDocument/publishDiagnostics").await;
     let diags = p["diagnostics"].as_array().unwrap();
     assert_eq!(diags.len(), 1, "{p}");
@@ -305,11 +461,18 @@ async fn invalid_toml_gives_one_diagnostic_and_invalid_pep508_keeps_the_rest() {
 
     let text = "[project]\ndependencies = [\"requests >=\", \"pyqt5\"]\n";
     change_full(&mut client, &uri, 2, text).await;
-    let publishes = client.diagnostics_until(&uri, |p| p["version"] == 2 && has_code(p, "banned")).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| p["version"] == 2 && has_code(p, "banned"))
+        .await;
     let last = publishes.last().unwrap();
     let codes: Vec<String> = summary(last).into_iter().map(|d| d.0).collect();
     assert_eq!(codes, vec!["banned", "invalid-requirement"]);
-    let invalid = last["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "invalid-requirement").unwrap();
+    let invalid = last["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "invalid-requirement")
+        .unwrap();
     assert_eq!(invalid["range"]["start"]["line"], 1);
     client.shutdown().await;
 }
@@ -317,7 +480,8 @@ async fn invalid_toml_gives_one_diagnostic_and_invalid_pep508_keeps_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transitive_lock_findings_land_on_the_direct_dependency() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "[project]\nname = \"demo\"\nversion = \"0.1.0\"\ndependencies = [\"httpx>=0.27\"]\n";
+    let text =
+        "[project]\nname = \"demo\"\nversion = \"0.1.0\"\ndependencies = [\"httpx>=0.27\"]\n";
     std::fs::write(dir.path().join("pyproject.toml"), text).unwrap();
     std::fs::write(
         dir.path().join("uv.lock"),
@@ -356,20 +520,53 @@ source = { registry = "http://127.0.0.1:9/simple" }
     let uri = file_uri(&dir.path().join("pyproject.toml"));
     let (mut client, _) = TestClient::start(EngineBackend::new(), false).await;
     open(&mut client, &uri, text, 1).await;
-    let publishes = client.diagnostics_until(&uri, |p| has_code(p, "vulnerable")).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "vulnerable"))
+        .await;
     let last = publishes.last().unwrap();
     let httpx = span_of(text, "httpx>=0.27");
     // certifi is MPL-2.0, which this registry does not approve.
-    assert_eq!(summary(last), vec![diag("license", ERROR, httpx), diag("vulnerable", ERROR, httpx)]);
+    assert_eq!(
+        summary(last),
+        vec![
+            diag("license", ERROR, httpx),
+            diag("vulnerable", ERROR, httpx)
+        ]
+    );
     let message = |code: &str| {
-        last["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == code).unwrap()["message"].as_str().unwrap().to_string()
+        last["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["code"] == code)
+            .unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
-    assert!(message("vulnerable").starts_with("pulls in idna 3.6 (locked)"), "{}", message("vulnerable"));
-    assert!(message("vulnerable").contains("First safe version: 3.7."), "{}", message("vulnerable"));
-    assert!(message("license").starts_with("pulls in certifi 2024.7.4 (locked)"), "{}", message("license"));
+    assert!(
+        message("vulnerable").starts_with("pulls in idna 3.6 (locked)"),
+        "{}",
+        message("vulnerable")
+    );
+    assert!(
+        message("vulnerable").contains("First safe version: 3.7."),
+        "{}",
+        message("vulnerable")
+    );
+    assert!(
+        message("license").starts_with("pulls in certifi 2024.7.4 (locked)"),
+        "{}",
+        message("license")
+    );
 
     let at = position(text, text.find("httpx").unwrap(), false);
-    let hover = client.request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": at})).await;
+    let hover = client
+        .request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": uri}, "position": at}),
+        )
+        .await;
     let md = hover["contents"]["value"].as_str().unwrap();
     assert!(md.contains("locked version: 0\\.28\\.1"), "{md}");
     assert!(md.contains("pulls in idna 3\\.6: DENIED"), "{md}");
@@ -384,7 +581,9 @@ async fn request_approval_runs_through_execute_command_and_progress_is_reported(
     let (mut client, _) = TestClient::start(backend.clone(), false).await;
     let text = "leftpad==0.1.0\nrich\nhttpx\nidna==3.7\n";
     open(&mut client, &uri, text, 1).await;
-    let publishes = client.diagnostics_until(&uri, |p| has_code(p, "provisional")).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "provisional"))
+        .await;
     assert_eq!(
         summary(publishes.last().unwrap()),
         vec![
@@ -394,7 +593,11 @@ async fn request_approval_runs_through_execute_command_and_progress_is_reported(
         ]
     );
     // Four dependencies ≥ the threshold of 3 set in initializationOptions.
-    let kinds: Vec<&str> = client.seen.iter().filter_map(|m| m["params"]["value"]["kind"].as_str()).collect();
+    let kinds: Vec<&str> = client
+        .seen
+        .iter()
+        .filter_map(|m| m["params"]["value"]["kind"].as_str())
+        .collect();
     assert_eq!(kinds.first(), Some(&"begin"), "{:?}", client.seen);
     assert_eq!(kinds.last(), Some(&"end"));
 
@@ -413,9 +616,15 @@ async fn request_approval_runs_through_execute_command_and_progress_is_reported(
     let command = &request["command"];
     assert_eq!(command["command"], "lexAlign.requestApproval");
     let result = client
-        .request("workspace/executeCommand", json!({"command": command["command"], "arguments": command["arguments"]}))
+        .request(
+            "workspace/executeCommand",
+            json!({"command": command["command"], "arguments": command["arguments"]}),
+        )
         .await;
-    assert_eq!(result, "Approval request for leftpad recorded (pending review).");
+    assert_eq!(
+        result,
+        "Approval request for leftpad recorded (pending review)."
+    );
     let shown = client.notification("window/showMessage").await;
     assert_eq!(shown["message"], result);
     let approvals = backend.approvals.lock().unwrap().clone();
@@ -428,5 +637,20 @@ async fn request_approval_runs_through_execute_command_and_progress_is_reported(
 
 #[test]
 fn markdown_from_upstream_is_escaped() {
-    assert_eq!(lex_align_lsp::escape_markdown("[x](javascript:1) *y* `z`"), "\\[x\\]\\(javascript:1\\) \\*y\\* \\`z\\`");
+    assert_eq!(
+        lex_align_lsp::escape_markdown("[x](javascript:1) *y* `z`"),
+        "\\[x\\]\\(javascript:1\\) \\*y\\* \\`z\\`"
+    );
+}
+
+#[test]
+fn every_code_is_documented() {
+    let doc = include_str!("../DIAGNOSTICS.md");
+    for code in lex_align_lsp::CODES {
+        assert!(
+            doc.contains(&format!("\n## {}\n", code.as_str())),
+            "{} has no section in DIAGNOSTICS.md",
+            code.as_str()
+        );
+    }
 }

@@ -137,7 +137,9 @@ fn yaml_to_json(y: &Yaml, numbers: bool) -> serde_json::Value {
             }
         }
         Yaml::Boolean(b) => Value::Bool(*b),
-        Yaml::Array(items) => Value::Array(items.iter().map(|i| yaml_to_json(i, numbers)).collect()),
+        Yaml::Array(items) => {
+            Value::Array(items.iter().map(|i| yaml_to_json(i, numbers)).collect())
+        }
         Yaml::Hash(map) => {
             let mut out = serde_json::Map::new();
             for (k, v) in map {
@@ -240,9 +242,9 @@ fn match_record(
 /// PyPI version is not a semver, and GIT ranges name commits, not versions).
 fn evaluable_ranges(a: &OsvAffected) -> impl Iterator<Item = &OsvRange> {
     let has_ecosystem = a.ranges.iter().any(|r| r.kind == "ECOSYSTEM");
-    a.ranges.iter().filter(move |r| {
-        r.kind == "ECOSYSTEM" || (!has_ecosystem && r.kind == "SEMVER")
-    })
+    a.ranges
+        .iter()
+        .filter(move |r| r.kind == "ECOSYSTEM" || (!has_ecosystem && r.kind == "SEMVER"))
 }
 
 fn entry_affects(a: &OsvAffected, text: &str, version: Option<&Version>) -> bool {
@@ -251,7 +253,9 @@ fn entry_affects(a: &OsvAffected, text: &str, version: Option<&Version>) -> bool
             return true;
         }
     }
-    a.versions.iter().any(|listed| listed_matches(listed, text, version))
+    a.versions
+        .iter()
+        .any(|listed| listed_matches(listed, text, version))
 }
 
 /// An explicit `versions` entry equals the version: as PEP 440 versions
@@ -351,12 +355,16 @@ pub fn score(record: &OsvRecord) -> Option<f64> {
         .chain(record.affected.iter().flat_map(|a| a.severity.iter()));
     let best = vectors
         .filter_map(vector_score)
-        .fold(None, |acc: Option<f64>, s| Some(acc.map_or(s, |a| a.max(s))));
+        .fold(None, |acc: Option<f64>, s| {
+            Some(acc.map_or(s, |a| a.max(s)))
+        });
     let specifics = || {
-        record
-            .database_specific
-            .iter()
-            .chain(record.affected.iter().filter_map(|a| a.database_specific.as_ref()))
+        record.database_specific.iter().chain(
+            record
+                .affected
+                .iter()
+                .filter_map(|a| a.database_specific.as_ref()),
+        )
     };
     best.or_else(|| specifics().filter_map(label_score).reduce(f64::max))
         .or_else(|| specifics().filter_map(numeric_score).reduce(f64::max))
@@ -445,10 +453,22 @@ mod tests {
                 .map(|(k, val)| {
                     let val = Some((*val).to_owned());
                     match *k {
-                        "introduced" => OsvEvent { introduced: val, ..Default::default() },
-                        "fixed" => OsvEvent { fixed: val, ..Default::default() },
-                        "last_affected" => OsvEvent { last_affected: val, ..Default::default() },
-                        "limit" => OsvEvent { limit: val, ..Default::default() },
+                        "introduced" => OsvEvent {
+                            introduced: val,
+                            ..Default::default()
+                        },
+                        "fixed" => OsvEvent {
+                            fixed: val,
+                            ..Default::default()
+                        },
+                        "last_affected" => OsvEvent {
+                            last_affected: val,
+                            ..Default::default()
+                        },
+                        "limit" => OsvEvent {
+                            limit: val,
+                            ..Default::default()
+                        },
                         other => panic!("unknown event {other}"),
                     }
                 })

@@ -9,7 +9,7 @@
 
 use std::str::FromStr;
 
-use pep440_rs::{Operator, Version, VersionSpecifier, VersionSpecifiers};
+use pep440_rs::{Version, VersionSpecifier, VersionSpecifiers};
 use pep508_rs::VersionOrUrl;
 use version_ranges::Ranges;
 
@@ -133,8 +133,16 @@ fn deny(req: &EvalRequest, category: DenialCategory, reason: String) -> Verdict 
 
 /// The DENIED verdict of a blocking registry rule (original field values:
 /// no resolved version, license or CVEs).
-fn registry_denial(req: &EvalRequest, rule: &Rule, extra: Option<String>, suggested: Option<String>) -> Verdict {
-    let mut reason = rule.reason.clone().unwrap_or_else(|| GENERIC_BLOCK.to_string());
+fn registry_denial(
+    req: &EvalRequest,
+    rule: &Rule,
+    extra: Option<String>,
+    suggested: Option<String>,
+) -> Verdict {
+    let mut reason = rule
+        .reason
+        .clone()
+        .unwrap_or_else(|| GENERIC_BLOCK.to_string());
     if let Some(extra) = extra {
         reason = format!("{reason} {extra}");
     }
@@ -151,11 +159,17 @@ fn final_versions(releases: &[Release]) -> Vec<(Version, &str)> {
     releases
         .iter()
         .filter(|r| !r.yanked)
-        .filter_map(|r| Version::from_str(r.version.trim()).ok().map(|v| (v, r.version.as_str())))
+        .filter_map(|r| {
+            Version::from_str(r.version.trim())
+                .ok()
+                .map(|v| (v, r.version.as_str()))
+        })
         .collect()
 }
 
-fn highest<'a>(cands: impl Iterator<Item = &'a (Version, &'a str)>) -> Option<&'a (Version, &'a str)> {
+fn highest<'a>(
+    cands: impl Iterator<Item = &'a (Version, &'a str)>,
+) -> Option<&'a (Version, &'a str)> {
     cands.max_by(|a, b| a.0.cmp(&b.0))
 }
 
@@ -171,7 +185,11 @@ fn best_release(releases: &[Release], filter: impl Fn(&Version) -> bool) -> Opti
 /// The release to judge: the pin, else the highest non-yanked final release
 /// admitted by the requirement (and by the registry's version rule when one
 /// exists), else the highest non-yanked final release.
-pub fn select_version(req: &EvalRequest, registry: &Registry, releases: &[Release]) -> Option<String> {
+pub fn select_version(
+    req: &EvalRequest,
+    registry: &Registry,
+    releases: &[Release],
+) -> Option<String> {
     if let Some(pin) = req.pinned_version() {
         return Some(pin);
     }
@@ -181,7 +199,8 @@ pub fn select_version(req: &EvalRequest, registry: &Registry, releases: &[Releas
         .filter(|r| r.status == Status::VersionConstrained)
         .and_then(Rule::bounds);
     let admitted = |v: &Version| {
-        specs.as_ref().is_none_or(|s| s.contains(v)) && bounds.as_ref().is_none_or(|b| b.contains(v))
+        specs.as_ref().is_none_or(|s| s.contains(v))
+            && bounds.as_ref().is_none_or(|b| b.contains(v))
     };
     best_release(releases, admitted).or_else(|| best_release(releases, |_| true))
 }
@@ -191,14 +210,17 @@ fn ranges(specs: &VersionSpecifiers) -> Ranges<Version> {
 }
 
 fn ranges_of(specs: &[VersionSpecifier]) -> Ranges<Version> {
-    specs
-        .iter()
-        .fold(Ranges::full(), |acc, s| acc.intersection(&Ranges::from(s.clone())))
+    specs.iter().fold(Ranges::full(), |acc, s| {
+        acc.intersection(&Ranges::from(s.clone()))
+    })
 }
 
 /// The user's specifier intersected with the rule's bounds, redundant
-/// clauses dropped, lower bounds first: `>=41,<44` ∩ `>=42.0.0` → `>=42.0.0,<44`.
-fn intersect_specifiers(user: Option<&VersionSpecifiers>, bounds: &VersionSpecifiers) -> VersionSpecifiers {
+/// clauses dropped: `>=41,<44` ∩ `>=42.0.0` → `>=42.0.0,<44`.
+fn intersect_specifiers(
+    user: Option<&VersionSpecifiers>,
+    bounds: &VersionSpecifiers,
+) -> VersionSpecifiers {
     let rule: Vec<VersionSpecifier> = bounds.iter().cloned().collect();
     let Some(user) = user else {
         return bounds.clone();
@@ -219,12 +241,7 @@ fn intersect_specifiers(user: Option<&VersionSpecifiers>, bounds: &VersionSpecif
             i += 1;
         }
     }
-    let class = |s: &VersionSpecifier| match s.operator() {
-        Operator::LessThan | Operator::LessThanEqual => 1,
-        Operator::NotEqual | Operator::NotEqualStar => 2,
-        _ => 0,
-    };
-    set.sort_by_key(class);
+    // `from_iter` orders the clauses by version.
     set.into_iter().collect()
 }
 
@@ -260,7 +277,9 @@ fn version_violation(req: &EvalRequest, rule: &Rule) -> Option<Verdict> {
         return Some(registry_denial(
             req,
             rule,
-            Some(format!("Version {pin} is outside the allowed range {constraint}.")),
+            Some(format!(
+                "Version {pin} is outside the allowed range {constraint}."
+            )),
             Some(suggested),
         ));
     }
@@ -370,7 +389,9 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
 
     // A requirement that no release satisfies cannot be installed.
     if let (Some(specs), None, false) = (req.specifiers(), &pinned, releases.is_empty()) {
-        let any = final_versions(releases).iter().any(|(v, _)| specs.contains(v));
+        let any = final_versions(releases)
+            .iter()
+            .any(|(v, _)| specs.contains(v));
         if !any && rule.is_none() {
             return deny(
                 req,
@@ -395,10 +416,15 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
     if let (Some(rule), None, None) = (rule, &pinned, req.specifiers()) {
         if let (Status::VersionConstrained, Some(bounds)) = (rule.status, rule.bounds()) {
             let latest = best_release(releases, |_| true);
-            if let Some(latest) = latest.filter(|l| Version::from_str(l).is_ok_and(|v| !bounds.contains(&v))) {
+            if let Some(latest) =
+                latest.filter(|l| Version::from_str(l).is_ok_and(|v| !bounds.contains(&v)))
+            {
                 let compliant = best_release(releases, |v| bounds.contains(v));
                 let suggested = match &compliant {
-                    Some(c) => requirement_with(req, VersionSpecifiers::from_str(&format!("=={c}")).unwrap_or(bounds.clone())),
+                    Some(c) => requirement_with(
+                        req,
+                        VersionSpecifiers::from_str(&format!("=={c}")).unwrap_or(bounds.clone()),
+                    ),
                     None => requirement_with(req, bounds.clone()),
                 };
                 let constraint = rule.bounds_text().unwrap_or_default();
@@ -435,9 +461,11 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
         }),
         _ => None,
     };
-    let license_text = resolved_license
-        .as_ref()
-        .map(|l| l.expression.clone().unwrap_or_else(|| "UNKNOWN".to_string()));
+    let license_text = resolved_license.as_ref().map(|l| {
+        l.expression
+            .clone()
+            .unwrap_or_else(|| "UNKNOWN".to_string())
+    });
 
     // ---- advisories, matched to the judged release
     let mut hits = Vec::new();
@@ -447,7 +475,9 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
                 hits = crate::advisory::assess(records, &req.canonical, version);
             }
         }
-        (Some(AdvisoryFacts::Unavailable(e)), _) => errors.push(format!("advisory source unavailable: {e}")),
+        (Some(AdvisoryFacts::Unavailable(e)), _) => {
+            errors.push(format!("advisory source unavailable: {e}"))
+        }
         (None, Some(_)) => errors.push("advisory source unavailable: it was not consulted".into()),
         (_, None) => {
             if index_down {
@@ -455,9 +485,13 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
             }
         }
     }
-    let advisories_down = matches!(facts.advisories, Some(AdvisoryFacts::Unavailable(_)) | None) && resolved.is_some();
+    let advisories_down = matches!(facts.advisories, Some(AdvisoryFacts::Unavailable(_)) | None)
+        && resolved.is_some();
 
-    let max_cvss = hits.iter().filter_map(|h| h.score).fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+    let max_cvss = hits
+        .iter()
+        .filter_map(|h| h.score)
+        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
     let fill = |v: &mut Verdict| {
         v.resolved_version = resolved.clone();
         v.registry_status = rule.map(|r| r.status.as_str().to_string());
@@ -478,7 +512,11 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
     };
 
     // ---- malicious and CVE gates
-    let malicious: Vec<&str> = hits.iter().filter(|h| h.malicious).map(|h| h.id.as_str()).collect();
+    let malicious: Vec<&str> = hits
+        .iter()
+        .filter(|h| h.malicious)
+        .map(|h| h.id.as_str())
+        .collect();
     if !malicious.is_empty() {
         let mut v = deny(
             req,
@@ -551,7 +589,9 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
         fill(&mut v);
         return v;
     }
-    let expression = resolved_license.as_ref().and_then(|l| l.expression.as_deref());
+    let expression = resolved_license
+        .as_ref()
+        .and_then(|l| l.expression.as_deref());
     let judgement = license::judge(expression, &registry.policies);
     let mut v = match judgement.action {
         LicenseAction::Block => deny(req, DenialCategory::License, judgement.reason),

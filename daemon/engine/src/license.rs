@@ -245,7 +245,10 @@ pub fn check_policy_token(token: &str) -> Result<(), String> {
 
 /// Common spellings of the legacy `License` field, lower-cased.
 fn common_name(raw: &str) -> Option<&'static str> {
-    let mut key = raw.trim().trim_matches(|c| matches!(c, '"' | '\'' | '.')).to_ascii_lowercase();
+    let mut key = raw
+        .trim()
+        .trim_matches(|c| matches!(c, '"' | '\'' | '.'))
+        .to_ascii_lowercase();
     key = key.split_whitespace().collect::<Vec<_>>().join(" ");
     if let Some(hit) = common_name_exact(&key) {
         return Some(hit);
@@ -263,51 +266,114 @@ fn common_name(raw: &str) -> Option<&'static str> {
 fn common_name_exact(key: &str) -> Option<&'static str> {
     Some(match key {
         "mit" | "the mit license (mit)" | "expat" | "mit/expat" => "MIT",
-        "apache" | "apache 2" | "apache 2.0" | "apache-2" | "apache2" | "apache2.0" | "apache v2" | "apache v2.0"
-        | "apache license, version 2.0" | "apache license version 2.0" | "apache license 2.0" | "apache license 2"
-        | "apache software" | "apache software license 2.0" | "apache software license, version 2.0"
-        | "apache license (2.0)" | "asl 2.0" | "asl2" | "asl 2" | "apache-2.0 license" | "apache 2.0 license" => {
-            "Apache-2.0"
-        }
+        "apache"
+        | "apache 2"
+        | "apache 2.0"
+        | "apache-2"
+        | "apache2"
+        | "apache2.0"
+        | "apache v2"
+        | "apache v2.0"
+        | "apache license, version 2.0"
+        | "apache license version 2.0"
+        | "apache license 2.0"
+        | "apache license 2"
+        | "apache software"
+        | "apache software license 2.0"
+        | "apache software license, version 2.0"
+        | "apache license (2.0)"
+        | "asl 2.0"
+        | "asl2"
+        | "asl 2"
+        | "apache-2.0 license"
+        | "apache 2.0 license" => "Apache-2.0",
         "apache 1.1" | "apache license 1.1" | "apache software license 1.1" => "Apache-1.1",
         "bsd" | "bsd-style" | "bsd style" | "bsd-like" => "LicenseRef-BSD",
-        "new bsd" | "modified bsd" | "revised bsd" | "bsd 3-clause" | "bsd-3" | "bsd3" | "bsd 3" | "3-clause bsd"
-        | "bsd 3 clause" | "bsd-3 clause" | "bsd (3-clause)" | "bsd-3-clause" => "BSD-3-Clause",
-        "simplified bsd" | "freebsd" | "bsd 2-clause" | "bsd-2" | "bsd2" | "bsd 2" | "2-clause bsd" | "bsd 2 clause"
-        | "bsd (2-clause)" => "BSD-2-Clause",
+        "new bsd" | "modified bsd" | "revised bsd" | "bsd 3-clause" | "bsd-3" | "bsd3"
+        | "bsd 3" | "3-clause bsd" | "bsd 3 clause" | "bsd-3 clause" | "bsd (3-clause)"
+        | "bsd-3-clause" => "BSD-3-Clause",
+        "simplified bsd" | "freebsd" | "bsd 2-clause" | "bsd-2" | "bsd2" | "bsd 2"
+        | "2-clause bsd" | "bsd 2 clause" | "bsd (2-clause)" => "BSD-2-Clause",
         "isc" | "iscl" | "isc (iscl)" => "ISC",
-        "gpl" | "gnu gpl" | "gnu general public" | "gnu general public license (gpl)" => "LicenseRef-GPL",
-        "gplv2" | "gpl v2" | "gpl-2" | "gpl2" | "gpl 2" | "gnu gpl v2" | "gnu gplv2" | "gnu general public license v2"
-        | "gnu general public license version 2" | "gnu general public license v2 (gplv2)" => "GPL-2.0-only",
-        "gplv2+" | "gpl v2+" | "gplv2 or later" | "gnu general public license v2 or later (gplv2+)" => {
-            "GPL-2.0-or-later"
+        "gpl" | "gnu gpl" | "gnu general public" | "gnu general public license (gpl)" => {
+            "LicenseRef-GPL"
         }
-        "gplv3" | "gpl v3" | "gpl-3" | "gpl3" | "gpl 3" | "gnu gpl v3" | "gnu gplv3" | "gnu general public license v3"
-        | "gnu general public license version 3" | "gnu general public license v3 (gplv3)" => "GPL-3.0-only",
-        "gplv3+" | "gpl v3+" | "gplv3 or later" | "gnu general public license v3 or later (gplv3+)" => {
-            "GPL-3.0-or-later"
-        }
-        "lgpl" | "gnu lgpl" | "gnu lesser general public" | "gnu library or lesser general public license (lgpl)" => {
-            "LicenseRef-LGPL"
-        }
+        "gplv2"
+        | "gpl v2"
+        | "gpl-2"
+        | "gpl2"
+        | "gpl 2"
+        | "gnu gpl v2"
+        | "gnu gplv2"
+        | "gnu general public license v2"
+        | "gnu general public license version 2"
+        | "gnu general public license v2 (gplv2)" => "GPL-2.0-only",
+        "gplv2+"
+        | "gpl v2+"
+        | "gplv2 or later"
+        | "gnu general public license v2 or later (gplv2+)" => "GPL-2.0-or-later",
+        "gplv3"
+        | "gpl v3"
+        | "gpl-3"
+        | "gpl3"
+        | "gpl 3"
+        | "gnu gpl v3"
+        | "gnu gplv3"
+        | "gnu general public license v3"
+        | "gnu general public license version 3"
+        | "gnu general public license v3 (gplv3)" => "GPL-3.0-only",
+        "gplv3+"
+        | "gpl v3+"
+        | "gplv3 or later"
+        | "gnu general public license v3 or later (gplv3+)" => "GPL-3.0-or-later",
+        "lgpl"
+        | "gnu lgpl"
+        | "gnu lesser general public"
+        | "gnu library or lesser general public license (lgpl)" => "LicenseRef-LGPL",
         "lgplv2" | "lgpl v2" | "lgpl-2" | "lgpl2" => "LGPL-2.0-only",
         "lgplv2+" | "lgpl v2+" => "LGPL-2.0-or-later",
         "lgplv2.1" | "lgpl v2.1" | "lgpl 2.1" | "lgpl-2.1" | "lgpl2.1" => "LGPL-2.1-only",
         "lgplv2.1+" | "lgpl v2.1+" => "LGPL-2.1-or-later",
-        "lgplv3" | "lgpl v3" | "lgpl-3" | "lgpl3" | "lgpl 3" | "gnu lgpl v3" | "gnu lgplv3" => "LGPL-3.0-only",
-        "lgplv3+" | "lgpl v3+" => "LGPL-3.0-or-later",
-        "agpl" | "agplv3" | "agpl v3" | "agpl-3" | "agpl3" | "gnu agpl v3" | "gnu agplv3"
-        | "gnu affero general public license v3" => "AGPL-3.0-only",
-        "agplv3+" | "agpl v3+" | "gnu affero general public license v3 or later (agplv3+)" => "AGPL-3.0-or-later",
-        "mpl" | "mpl2" | "mpl 2" | "mpl 2.0" | "mpl-2" | "mpl v2" | "mpl v2.0" | "mozilla public license 2.0"
-        | "mozilla public license, version 2.0" | "mozilla public license version 2.0" => "MPL-2.0",
-        "psf" | "psfl" | "psf-2" | "python software foundation" | "python software foundation license" | "python" => {
-            "PSF-2.0"
+        "lgplv3" | "lgpl v3" | "lgpl-3" | "lgpl3" | "lgpl 3" | "gnu lgpl v3" | "gnu lgplv3" => {
+            "LGPL-3.0-only"
         }
+        "lgplv3+" | "lgpl v3+" => "LGPL-3.0-or-later",
+        "agpl"
+        | "agplv3"
+        | "agpl v3"
+        | "agpl-3"
+        | "agpl3"
+        | "gnu agpl v3"
+        | "gnu agplv3"
+        | "gnu affero general public license v3" => "AGPL-3.0-only",
+        "agplv3+" | "agpl v3+" | "gnu affero general public license v3 or later (agplv3+)" => {
+            "AGPL-3.0-or-later"
+        }
+        "mpl"
+        | "mpl2"
+        | "mpl 2"
+        | "mpl 2.0"
+        | "mpl-2"
+        | "mpl v2"
+        | "mpl v2.0"
+        | "mozilla public license 2.0"
+        | "mozilla public license, version 2.0"
+        | "mozilla public license version 2.0" => "MPL-2.0",
+        "psf"
+        | "psfl"
+        | "psf-2"
+        | "python software foundation"
+        | "python software foundation license"
+        | "python" => "PSF-2.0",
         "unlicense" | "the unlicense (unlicense)" => "Unlicense",
-        "cc0" | "cc0 1.0" | "cc0 1.0 universal" | "cc0 1.0 universal (cc0 1.0) public domain dedication" => "CC0-1.0",
+        "cc0"
+        | "cc0 1.0"
+        | "cc0 1.0 universal"
+        | "cc0 1.0 universal (cc0 1.0) public domain dedication" => "CC0-1.0",
         "public domain" | "public-domain" => "LicenseRef-Public-Domain",
-        "proprietary" | "commercial" | "other/proprietary" | "all rights reserved" => "LicenseRef-Proprietary",
+        "proprietary" | "commercial" | "other/proprietary" | "all rights reserved" => {
+            "LicenseRef-Proprietary"
+        }
         "zlib" | "zlib/libpng" => "Zlib",
         _ => return None,
     })
@@ -337,7 +403,11 @@ fn from_license_field(raw: &str) -> Option<String> {
 
 /// Recognise full license text by its title and characteristic wording.
 fn from_license_text(text: &str) -> Option<String> {
-    let head: String = text.chars().take(3000).collect::<String>().to_ascii_lowercase();
+    let head: String = text
+        .chars()
+        .take(3000)
+        .collect::<String>()
+        .to_ascii_lowercase();
     let head = head.split_whitespace().collect::<Vec<_>>().join(" ");
     let title: String = head.chars().take(600).collect();
     // A title line such as "BSD 3-Clause License" or "MIT License".
@@ -356,7 +426,9 @@ fn from_license_text(text: &str) -> Option<String> {
     if title.contains("gnu affero general public license") {
         return gnu("AGPL-3.0");
     }
-    if title.contains("gnu lesser general public license") || title.contains("gnu library general public license") {
+    if title.contains("gnu lesser general public license")
+        || title.contains("gnu library general public license")
+    {
         if title.contains("version 3") {
             return gnu("LGPL-3.0");
         }
@@ -395,13 +467,16 @@ fn from_license_text(text: &str) -> Option<String> {
         }
         return Some("BSD-2-Clause".into());
     }
-    if head.contains("permission to use, copy, modify, and/or distribute this software for any purpose") {
+    if head.contains(
+        "permission to use, copy, modify, and/or distribute this software for any purpose",
+    ) {
         if head.contains("provided that the above copyright notice") {
             return Some("ISC".into());
         }
         return Some("0BSD".into());
     }
-    if head.contains("python software foundation license") || head.contains("psf license agreement") {
+    if head.contains("python software foundation license") || head.contains("psf license agreement")
+    {
         return Some("PSF-2.0".into());
     }
     if head.contains("this is free and unencumbered software released into the public domain") {
@@ -457,7 +532,9 @@ pub fn classifier_to_spdx(classifier: &str) -> Option<String> {
         // Carry no license: "OSI Approved", "Freely Distributable", "Freeware", …
         _ => {
             // Many newer classifiers end in the SPDX id: "… (MIT-0)", "… (BlueOak-1.0.0)".
-            let inner = leaf.rsplit_once('(').and_then(|(_, r)| r.strip_suffix(')'))?;
+            let inner = leaf
+                .rsplit_once('(')
+                .and_then(|(_, r)| r.strip_suffix(')'))?;
             return lookup_id(inner.trim()).map(str::to_string);
         }
     };
@@ -472,11 +549,23 @@ pub fn resolve(meta: &LicenseMetadata) -> ResolvedLicense {
         expression: Some(expression),
         source,
     };
-    if let Some(e) = meta.license_expression.as_deref().and_then(normalize_expression) {
+    if let Some(e) = meta
+        .license_expression
+        .as_deref()
+        .and_then(normalize_expression)
+    {
         return found(e, LicenseSource::Expression);
     }
-    if let Some(raw) = meta.license.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let placeholder = matches!(raw.to_ascii_lowercase().as_str(), "unknown" | "none" | "n/a" | "na" | "-" | "other");
+    if let Some(raw) = meta
+        .license
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let placeholder = matches!(
+            raw.to_ascii_lowercase().as_str(),
+            "unknown" | "none" | "n/a" | "na" | "-" | "other"
+        );
         if !placeholder {
             let short = raw.lines().count() <= 1 && raw.len() <= 120;
             if short {
@@ -499,7 +588,10 @@ pub fn resolve(meta: &LicenseMetadata) -> ResolvedLicense {
     }
     if !ids.is_empty() {
         let joined = ids.join(" OR ");
-        return found(normalize_expression(&joined).unwrap_or(joined), LicenseSource::Classifier);
+        return found(
+            normalize_expression(&joined).unwrap_or(joined),
+            LicenseSource::Classifier,
+        );
     }
     ResolvedLicense {
         expression: None,
@@ -545,7 +637,9 @@ fn strip_gnu_suffix(id: &str) -> &str {
 }
 
 fn is_gnu_token(t: &str) -> bool {
-    lookup_id(t).and_then(spdx::license_id).is_some_and(|id| id.is_gnu())
+    lookup_id(t)
+        .and_then(spdx::license_id)
+        .is_some_and(|id| id.is_gnu())
 }
 
 /// Does the registry-list entry `token` cover the license `leaf` (`full` is
@@ -660,7 +754,10 @@ fn review_reason(l: &str) -> String {
 /// policy. `OR` passes if any branch passes, `AND` needs all.
 pub fn judge(expression: Option<&str>, policies: &GlobalPolicies) -> LicenseJudgement {
     let judgement = |action, reason| LicenseJudgement { action, reason };
-    let Some(text) = expression.map(str::trim).filter(|s| !s.is_empty() && *s != "UNKNOWN") else {
+    let Some(text) = expression
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "UNKNOWN")
+    else {
         return judge_unknown(policies);
     };
     let (rank, culprit) = match parse(text).as_ref().and_then(to_tree) {
@@ -683,7 +780,10 @@ pub fn judge(expression: Option<&str>, policies: &GlobalPolicies) -> LicenseJudg
 }
 
 fn judge_unknown(p: &GlobalPolicies) -> LicenseJudgement {
-    let has = |list: &[String]| list.iter().any(|t| t.trim().eq_ignore_ascii_case("UNKNOWN"));
+    let has = |list: &[String]| {
+        list.iter()
+            .any(|t| t.trim().eq_ignore_ascii_case("UNKNOWN"))
+    };
     let (action, reason) = if has(&p.hard_ban_licenses) {
         (LicenseAction::Block, banned_reason("UNKNOWN"))
     } else if has(&p.require_human_review_licenses) {

@@ -77,7 +77,9 @@ mod tests {
         for ok in ["a", "A1", "foo-bar", "foo_bar.baz", "zope.interface", "9x"] {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "-foo", "foo-", "foo bar", "foo/bar", "../etc", "foo@1", "é"] {
+        for bad in [
+            "", "-foo", "foo-", "foo bar", "foo/bar", "../etc", "foo@1", "é",
+        ] {
             assert!(validate(bad).is_err(), "{bad} accepted");
         }
         let long = "a".repeat(MAX_NAME_LEN + 1);

@@ -240,7 +240,11 @@ impl Registry {
     /// Either form: JSON when the text starts with `{`, YAML otherwise (a file
     /// at `REGISTRY_PATH` may be either, W6).
     pub fn from_text(text: &str) -> Result<Registry, RegistryError> {
-        if text.trim_start_matches('\u{feff}').trim_start().starts_with('{') {
+        if text
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{')
+        {
             Registry::from_json(text)
         } else {
             Registry::from_yaml(text)
@@ -262,10 +266,16 @@ impl Registry {
     fn policies_json(&self) -> Value {
         let p = &self.policies;
         let mut m = Map::new();
-        m.insert("auto_approve_licenses".into(), json!(p.auto_approve_licenses));
+        m.insert(
+            "auto_approve_licenses".into(),
+            json!(p.auto_approve_licenses),
+        );
         m.insert("cve_threshold".into(), json!(p.cve_threshold));
         m.insert("hard_ban_licenses".into(), json!(p.hard_ban_licenses));
-        m.insert("require_human_review_licenses".into(), json!(p.require_human_review_licenses));
+        m.insert(
+            "require_human_review_licenses".into(),
+            json!(p.require_human_review_licenses),
+        );
         m.insert(
             "unknown_license_policy".into(),
             json!(unknown_policy_str(p.unknown_license_policy)),
@@ -330,7 +340,13 @@ const POLICY_KEYS: [&str; 5] = [
     "require_human_review_licenses",
     "unknown_license_policy",
 ];
-const RULE_KEYS: [&str; 5] = ["max_version", "min_version", "reason", "replacement", "status"];
+const RULE_KEYS: [&str; 5] = [
+    "max_version",
+    "min_version",
+    "reason",
+    "replacement",
+    "status",
+];
 const LICENSE_LISTS: [&str; 3] = [
     "auto_approve_licenses",
     "hard_ban_licenses",
@@ -340,7 +356,11 @@ const LICENSE_LISTS: [&str; 3] = [
 fn py_list(items: &[String]) -> String {
     format!(
         "[{}]",
-        items.iter().map(|s| tree::py_str_repr(s)).collect::<Vec<_>>().join(", ")
+        items
+            .iter()
+            .map(|s| tree::py_str_repr(s))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -366,8 +386,14 @@ fn duplicate_key(map: &[(Node, Node)], context: &str) -> Result<(), RegistryErro
     for (i, (k, _)) in map.iter().enumerate() {
         if let Some(name) = k.as_str() {
             if let Some((first, _)) = map[..i].iter().find(|(p, _)| p.as_str() == Some(name)) {
-                let at = first.line.map(|l| format!(" (first at line {l})")).unwrap_or_default();
-                return Err(RegistryError::new(format!("{context} has duplicate key `{name}`{at}"), k.line));
+                let at = first
+                    .line
+                    .map(|l| format!(" (first at line {l})"))
+                    .unwrap_or_default();
+                return Err(RegistryError::new(
+                    format!("{context} has duplicate key `{name}`{at}"),
+                    k.line,
+                ));
             }
         }
     }
@@ -384,18 +410,34 @@ fn validate_document(doc: &Node) -> Result<Registry, RegistryError> {
     let version_node = doc
         .get("version")
         .filter(|v| v.val != Val::Null)
-        .ok_or_else(|| RegistryError::new("missing required field: version", None).field("version"))?;
+        .ok_or_else(|| {
+            RegistryError::new("missing required field: version", None).field("version")
+        })?;
     let version = match &version_node.val {
         Val::Str(s) => s.clone(),
         // The scalar as written: `1.10` stays "1.10" (the original gave "1.1").
-        Val::Int(_) | Val::Float(_) | Val::Bool(_) => version_node.raw.clone().unwrap_or_else(|| match &version_node.val {
-            Val::Int(i) => i.to_string(),
-            Val::Float(f) => tree::py_float(*f),
-            Val::Bool(b) => if *b { "True".into() } else { "False".into() },
-            _ => unreachable!(),
-        }),
+        Val::Int(_) | Val::Float(_) | Val::Bool(_) => {
+            version_node
+                .raw
+                .clone()
+                .unwrap_or_else(|| match &version_node.val {
+                    Val::Int(i) => i.to_string(),
+                    Val::Float(f) => tree::py_float(*f),
+                    Val::Bool(b) => {
+                        if *b {
+                            "True".into()
+                        } else {
+                            "False".into()
+                        }
+                    }
+                    _ => unreachable!(),
+                })
+        }
         _ => {
-            return Err(RegistryError::new("version must be a string or number", version_node.line).field("version"))
+            return Err(
+                RegistryError::new("version must be a string or number", version_node.line)
+                    .field("version"),
+            )
         }
     };
 
@@ -403,12 +445,15 @@ fn validate_document(doc: &Node) -> Result<Registry, RegistryError> {
     let mut policies = GlobalPolicies::default();
     if let Some(gp) = doc.get("global_policies").filter(|n| n.truthy()) {
         let gmap = gp.as_map().ok_or_else(|| {
-            RegistryError::new("global_policies must be a mapping", gp.line).field("global_policies")
+            RegistryError::new("global_policies must be a mapping", gp.line)
+                .field("global_policies")
         })?;
         if let Some((list, line)) = unknown_keys(gmap, &POLICY_KEYS) {
-            return Err(
-                RegistryError::new(format!("global_policies has unknown fields: {list}"), line).field("global_policies")
-            );
+            return Err(RegistryError::new(
+                format!("global_policies has unknown fields: {list}"),
+                line,
+            )
+            .field("global_policies"));
         }
         duplicate_key(gmap, "global_policies")?;
         for field in LICENSE_LISTS {
@@ -440,7 +485,10 @@ fn validate_document(doc: &Node) -> Result<Registry, RegistryError> {
                 _ => policies.require_human_review_licenses = out,
             }
         }
-        if let Some(node) = gp.get("unknown_license_policy").filter(|n| n.val != Val::Null) {
+        if let Some(node) = gp
+            .get("unknown_license_policy")
+            .filter(|n| n.val != Val::Null)
+        {
             policies.unknown_license_policy = node
                 .as_str()
                 .and_then(UnknownLicensePolicy::parse)
@@ -460,13 +508,18 @@ fn validate_document(doc: &Node) -> Result<Registry, RegistryError> {
                 Val::Int(i) => i as f64,
                 Val::Float(f) => f,
                 _ => {
-                    return Err(RegistryError::new("cve_threshold must be a number between 0 and 1", node.line)
-                        .field("global_policies.cve_threshold"))
+                    return Err(RegistryError::new(
+                        "cve_threshold must be a number between 0 and 1",
+                        node.line,
+                    )
+                    .field("global_policies.cve_threshold"))
                 }
             };
             if !(0.0..=1.0).contains(&t) {
-                return Err(RegistryError::new("cve_threshold must be between 0 and 1", node.line)
-                    .field("global_policies.cve_threshold"));
+                return Err(
+                    RegistryError::new("cve_threshold must be between 0 and 1", node.line)
+                        .field("global_policies.cve_threshold"),
+                );
             }
             policies.cve_threshold = t;
         }
@@ -476,7 +529,8 @@ fn validate_document(doc: &Node) -> Result<Registry, RegistryError> {
     let mut packages: BTreeMap<String, Rule> = BTreeMap::new();
     if let Some(pk) = doc.get("packages").filter(|n| n.truthy()) {
         let pmap = pk.as_map().ok_or_else(|| {
-            RegistryError::new("packages must be a mapping keyed by package name", pk.line).field("packages")
+            RegistryError::new("packages must be a mapping keyed by package name", pk.line)
+                .field("packages")
         })?;
         for (key, value) in pmap {
             let rule = validate_package_rule(key, value)?;
@@ -511,7 +565,10 @@ fn validate_package_rule(key: &Node, value: &Node) -> Result<Rule, RegistryError
         Some(s) if !s.trim().is_empty() => s.to_string(),
         _ => {
             return Err(RegistryError::new(
-                format!("package key must be a non-empty string; got {}", key.py_repr()),
+                format!(
+                    "package key must be a non-empty string; got {}",
+                    key.py_repr()
+                ),
                 key.line,
             ))
         }
@@ -523,13 +580,25 @@ fn validate_package_rule(key: &Node, value: &Node) -> Result<Rule, RegistryError
         e
     };
     if let Err(why) = crate::name::validate(name.trim()) {
-        return Err(err(format!("package `{name}` is not a valid package name: {why}"), line, None));
+        return Err(err(
+            format!("package `{name}` is not a valid package name: {why}"),
+            line,
+            None,
+        ));
     }
-    let map = value
-        .as_map()
-        .ok_or_else(|| err(format!("package `{name}` must be a mapping"), value.line, None))?;
+    let map = value.as_map().ok_or_else(|| {
+        err(
+            format!("package `{name}` must be a mapping"),
+            value.line,
+            None,
+        )
+    })?;
     if let Some((list, at)) = unknown_keys(map, &RULE_KEYS) {
-        return Err(err(format!("package `{name}` has unknown fields: {list}"), at, None));
+        return Err(err(
+            format!("package `{name}` has unknown fields: {list}"),
+            at,
+            None,
+        ));
     }
     duplicate_key(map, &format!("package `{name}`")).map_err(|e| e.package(&name))?;
 
@@ -587,7 +656,10 @@ fn validate_package_rule(key: &Node, value: &Node) -> Result<Rule, RegistryError
             let at = value.get(field).and_then(|n| n.line);
             parsed[i] = Some(Version::from_str(text.trim()).map_err(|e| {
                 err(
-                    format!("package `{name}`.{field} is not a valid PEP 440 version: {}: {e}", tree::py_str_repr(text)),
+                    format!(
+                        "package `{name}`.{field} is not a valid PEP 440 version: {}: {e}",
+                        tree::py_str_repr(text)
+                    ),
                     at,
                     Some(field),
                 )

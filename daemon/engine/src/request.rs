@@ -48,7 +48,11 @@ impl EvalRequest {
     /// An empty `version` counts as absent. A direct reference
     /// (`pkg @ https://…`) is refused: nothing about it can be judged from an
     /// index. The stored requirement is pep508's normalised rendering.
-    pub fn parse(package: &str, version: Option<&str>, requirement: Option<&str>) -> Result<Self, FieldError> {
+    pub fn parse(
+        package: &str,
+        version: Option<&str>,
+        requirement: Option<&str>,
+    ) -> Result<Self, FieldError> {
         let package = package.trim();
         let requirement = requirement.map(str::trim).filter(|r| !r.is_empty());
 
@@ -84,11 +88,15 @@ impl EvalRequest {
                 if v.len() > MAX_VERSION_LEN {
                     return Err(field_err(
                         "version",
-                        format!("version is {} characters long; at most {MAX_VERSION_LEN} are allowed", v.len()),
+                        format!(
+                            "version is {} characters long; at most {MAX_VERSION_LEN} are allowed",
+                            v.len()
+                        ),
                     ));
                 }
-                Version::from_str(v)
-                    .map_err(|e| field_err("version", format!("invalid PEP 440 version {v:?}: {e}")))?;
+                Version::from_str(v).map_err(|e| {
+                    field_err("version", format!("invalid PEP 440 version {v:?}: {e}"))
+                })?;
                 Some(v.to_string())
             }
         };
@@ -103,7 +111,9 @@ impl EvalRequest {
 
     /// The requirement re-parsed (it was validated by [`EvalRequest::parse`]).
     pub fn parsed_requirement(&self) -> Option<Requirement> {
-        self.requirement.as_deref().and_then(|r| Requirement::from_str(r).ok())
+        self.requirement
+            .as_deref()
+            .and_then(|r| Requirement::from_str(r).ok())
     }
 
     /// The requirement's version specifiers; `None` without a requirement or
@@ -144,8 +154,12 @@ fn parse_requirement(text: &str) -> Result<Requirement, FieldError> {
             ),
         ));
     }
-    let req = Requirement::from_str(text)
-        .map_err(|e| field_err("requirement", format!("invalid PEP 508 requirement {text:?}: {e}")))?;
+    let req = Requirement::from_str(text).map_err(|e| {
+        field_err(
+            "requirement",
+            format!("invalid PEP 508 requirement {text:?}: {e}"),
+        )
+    })?;
     if matches!(req.version_or_url, Some(VersionOrUrl::Url(_))) {
         return Err(field_err(
             "requirement",
@@ -172,9 +186,15 @@ mod tests {
 
     #[test]
     fn empty_version_is_absent_and_bad_version_rejected() {
-        assert_eq!(EvalRequest::parse("httpx", Some(""), None).unwrap().version, None);
         assert_eq!(
-            EvalRequest::parse("httpx", Some("1.0rc1"), None).unwrap().version.as_deref(),
+            EvalRequest::parse("httpx", Some(""), None).unwrap().version,
+            None
+        );
+        assert_eq!(
+            EvalRequest::parse("httpx", Some("1.0rc1"), None)
+                .unwrap()
+                .version
+                .as_deref(),
             Some("1.0rc1")
         );
         let e = EvalRequest::parse("httpx", Some("not a version"), None).unwrap_err();
@@ -200,7 +220,8 @@ mod tests {
         assert_eq!(r.specifiers().unwrap().to_string(), ">=41, <44");
         assert_eq!(r.pinned_version(), None);
 
-        let r = EvalRequest::parse("python_dateutil", None, Some("python-dateutil[x]==2.9.0")).unwrap();
+        let r =
+            EvalRequest::parse("python_dateutil", None, Some("python-dateutil[x]==2.9.0")).unwrap();
         assert_eq!(r.pinned_version().as_deref(), Some("2.9.0"));
         assert_eq!(r.canonical, "python-dateutil");
     }
@@ -210,7 +231,12 @@ mod tests {
         let e = EvalRequest::parse("httpx", None, Some("requests>=2")).unwrap_err();
         assert_eq!(e.field, "requirement");
         assert!(e.message.contains("same package"));
-        let e = EvalRequest::parse("httpx", None, Some("httpx @ https://example.invalid/httpx.whl")).unwrap_err();
+        let e = EvalRequest::parse(
+            "httpx",
+            None,
+            Some("httpx @ https://example.invalid/httpx.whl"),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "requirement");
         assert!(e.message.contains("direct reference"));
         let e = EvalRequest::parse("httpx", None, Some("httpx >= = 1")).unwrap_err();

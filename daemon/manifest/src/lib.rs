@@ -325,9 +325,25 @@ mod tests {
 
     #[test]
     fn canonical_names_follow_pep503() {
-        assert_eq!(canonicalize("Django_REST.framework"), "django-rest-framework");
+        assert_eq!(
+            canonicalize("Django_REST.framework"),
+            "django-rest-framework"
+        );
         assert_eq!(canonicalize("zope..interface"), "zope-interface");
         assert_eq!(canonicalize("A"), "a");
+    }
+
+    #[test]
+    fn scopes_serialise_as_tagged_objects() {
+        let json = serde_json::to_string(&[Scope::Runtime, Scope::Optional("s3".into())]).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"kind":"runtime"},{"kind":"optional","name":"s3"}]"#
+        );
+        let back: Vec<Scope> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, vec![Scope::Runtime, Scope::Optional("s3".into())]);
+        assert_eq!(Scope::PoetryGroup("dev".into()).label(), "poetry-group:dev");
+        assert!(!Scope::UvConstraint.installs() && Scope::Build.installs());
     }
 
     #[test]

@@ -90,7 +90,10 @@ fn header(
     Ok(LockedPackage {
         name: name.value.to_string(),
         canonical: canonicalize(name.value),
-        version: table.get("version").and_then(Item::as_str).map(str::to_string),
+        version: table
+            .get("version")
+            .and_then(Item::as_str)
+            .map(str::to_string),
         dependencies: Vec::new(),
         extras: BTreeMap::new(),
         project: false,
@@ -117,7 +120,12 @@ fn edges_of(item: Option<&Item>, extra_key: &str) -> Vec<Edge> {
             let extras = t
                 .get(extra_key)
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(canonicalize).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(canonicalize)
+                        .collect()
+                })
                 .unwrap_or_default();
             Some(Edge {
                 name: canonicalize(name),
@@ -190,7 +198,10 @@ pub fn parse_uv_lock(path_label: &str, text: &str) -> Result<Vec<LockedPackage>,
                 optional.insert(format!("group:{group}"), e);
             }
         }
-        requests_of(edges.iter().chain(optional.values().flatten()), &mut requests);
+        requests_of(
+            edges.iter().chain(optional.values().flatten()),
+            &mut requests,
+        );
         raws.push(Raw {
             package,
             edges,
@@ -248,11 +259,9 @@ pub fn parse_poetry_lock(path_label: &str, text: &str) -> Result<Vec<LockedPacka
                     other => other.as_table_like().into_iter().collect(),
                 };
                 let optional = !specs.is_empty()
-                    && specs.iter().all(|t| {
-                        t.get("optional")
-                            .and_then(Item::as_bool)
-                            .unwrap_or(false)
-                    });
+                    && specs
+                        .iter()
+                        .all(|t| t.get("optional").and_then(Item::as_bool).unwrap_or(false));
                 let extras: Vec<String> = specs
                     .iter()
                     .filter_map(|t| t.get("extras").and_then(Item::as_array))
@@ -338,7 +347,13 @@ pub fn attribute(direct: &[Dependency], locked: &[LockedPackage]) -> Vec<Depende
         for p in graph.get(root.as_str()).into_iter().flatten() {
             queue.extend(p.dependencies.iter().map(String::as_str));
             for extra in extras {
-                queue.extend(p.extras.get(extra).into_iter().flatten().map(String::as_str));
+                queue.extend(
+                    p.extras
+                        .get(extra)
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str),
+                );
             }
         }
         while let Some(name) = queue.pop_front() {

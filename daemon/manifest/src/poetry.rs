@@ -67,7 +67,11 @@ fn spec_of_table(t: &dyn TableLike) -> Result<PoetrySpec, SpecError> {
         None => Vec::new(),
         Some(i) => i
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .ok_or_else(|| SpecError::Invalid("`extras` must be an array of strings".into()))?,
     };
     Ok(PoetrySpec {
@@ -129,9 +133,7 @@ fn python_marker(constraint: &str) -> Result<Option<String>, String> {
         .split(',')
         .filter(|c| !c.contains('*'))
         .filter_map(|c| {
-            let op_len = c
-                .find(|ch: char| ch.is_ascii_digit())
-                .unwrap_or(c.len());
+            let op_len = c.find(|ch: char| ch.is_ascii_digit()).unwrap_or(c.len());
             let (op, v) = c.split_at(op_len);
             (!v.is_empty()).then(|| format!("python_version {op} '{v}'"))
         })
@@ -159,7 +161,9 @@ pub fn poetry_constraint_to_pep440(constraint: &str) -> Result<Option<String>, S
             }
         }
         if !pending_op.is_empty() {
-            return Err(format!("operator `{pending_op}` without a version in `{constraint}`"));
+            return Err(format!(
+                "operator `{pending_op}` without a version in `{constraint}`"
+            ));
         }
     }
     Ok((!clauses.is_empty()).then(|| clauses.join(",")))

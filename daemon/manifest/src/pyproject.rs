@@ -158,8 +158,12 @@ fn item_span(i: &Item) -> Option<Span> {
 }
 
 enum GroupEntry {
-    Dep(Dependency),
-    Include { target: String, name: String, span: Span },
+    Dep(Box<Dependency>),
+    Include {
+        target: String,
+        name: String,
+        span: Span,
+    },
 }
 
 struct Ctx<'a> {
@@ -281,10 +285,13 @@ impl Ctx<'_> {
             for value in array.iter() {
                 if let Some(s) = string_at(self.text, value) {
                     if let Some(dep) = self.requirement(&s, &scope) {
-                        list.push(GroupEntry::Dep(dep));
+                        list.push(GroupEntry::Dep(Box::new(dep)));
                     }
                 } else if let Some(table) = value.as_inline_table() {
-                    match table.get("include-group").and_then(|v| string_at(self.text, v)) {
+                    match table
+                        .get("include-group")
+                        .and_then(|v| string_at(self.text, v))
+                    {
                         Some(s) => list.push(GroupEntry::Include {
                             target: canonicalize(s.value),
                             name: s.value.to_string(),
@@ -328,7 +335,7 @@ impl Ctx<'_> {
         };
         for entry in list {
             match entry {
-                GroupEntry::Dep(dep) => out.push(dep.clone()),
+                GroupEntry::Dep(dep) => out.push((**dep).clone()),
                 GroupEntry::Include { target, name, span } => {
                     if stack.contains(target) {
                         let mut cycle = stack.clone();
@@ -336,7 +343,10 @@ impl Ctx<'_> {
                         self.finding(
                             *span,
                             FindingKind::InvalidInclude,
-                            format!("include-group `{name}` forms a cycle: {}", cycle.join(" -> ")),
+                            format!(
+                                "include-group `{name}` forms a cycle: {}",
+                                cycle.join(" -> ")
+                            ),
                         );
                     } else if !entries.contains_key(target) {
                         self.finding(
@@ -378,7 +388,9 @@ impl Ctx<'_> {
                     self.finding(
                         entry_span,
                         FindingKind::Unsupported,
-                        format!("`{name}` is a {kind} dependency; lex-align checks only index packages"),
+                        format!(
+                            "`{name}` is a {kind} dependency; lex-align checks only index packages"
+                        ),
                     );
                     continue;
                 }

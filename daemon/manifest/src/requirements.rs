@@ -198,8 +198,8 @@ fn parse_file(
                 });
             }
             Err((message, _, _)) => {
-                let unnamed = req.starts_with(['.', '/', '~'])
-                    || (req.contains("://") && !req.contains('@'));
+                let unnamed =
+                    req.starts_with(['.', '/', '~']) || (req.contains("://") && !req.contains('@'));
                 let (kind, message) = if unnamed {
                     (
                         FindingKind::Unsupported,
@@ -289,7 +289,10 @@ mod tests {
     #[test]
     fn paths_resolve_against_the_including_file() {
         assert_eq!(resolve("reqs/base.txt", "../common.txt"), "common.txt");
-        assert_eq!(resolve("requirements.txt", "./reqs/dev.txt"), "reqs/dev.txt");
+        assert_eq!(
+            resolve("requirements.txt", "./reqs/dev.txt"),
+            "reqs/dev.txt"
+        );
         assert_eq!(resolve("/p/requirements.txt", "a.txt"), "/p/a.txt");
         assert_eq!(resolve("x/requirements.txt", "/abs.txt"), "/abs.txt");
     }

@@ -67,7 +67,13 @@ impl<'a> LineIndex<'a> {
         start + line_text.len()
     }
 
-    pub(crate) fn finding(&self, file: &str, span: Span, kind: FindingKind, message: String) -> Finding {
+    pub(crate) fn finding(
+        &self,
+        file: &str,
+        span: Span,
+        kind: FindingKind,
+        message: String,
+    ) -> Finding {
         let (line, column) = self.position(span.start, false);
         Finding {
             file: file.to_string(),
@@ -151,6 +157,9 @@ mod tests {
         assert_eq!(out, "deps = [\"tomli>=2; python_version < '3.11'\", 'x']");
         let x = out.rfind('x').unwrap();
         let out2 = replace_requirement(&out, Span::new(x, x + 1), "y ; os_name == 'nt'");
-        assert_eq!(out2, "deps = [\"tomli>=2; python_version < '3.11'\", 'y ; os_name == \"nt\"']");
+        assert_eq!(
+            out2,
+            "deps = [\"tomli>=2; python_version < '3.11'\", 'y ; os_name == \"nt\"']"
+        );
     }
 }

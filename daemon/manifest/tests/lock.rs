@@ -33,7 +33,14 @@ fn uv_lock_attributes_every_transitive_package() {
     assert_eq!(project[0].canonical, "weather-api");
     assert_eq!(
         project[0].dependencies,
-        strs(&["fastapi", "httpx", "pydantic-settings", "sqlalchemy", "pytest", "ruff"])
+        strs(&[
+            "fastapi",
+            "httpx",
+            "pydantic-settings",
+            "sqlalchemy",
+            "pytest",
+            "ruff"
+        ])
     );
     // httpx[http2] is asked for by the project, so h2 is part of httpx's closure.
     let httpx = locked.iter().find(|p| p.canonical == "httpx").unwrap();
@@ -122,7 +129,8 @@ fn pylock_dependencies_are_followed() {
     let text = data("pylock.toml");
     let locked = parse_pylock("pylock.toml", &text).unwrap();
     assert_eq!(locked.len(), 11);
-    let pyproject = "[project]\nname = \"cli\"\nversion = \"1\"\ndependencies = [\"httpx>=0.27\", \"rich\"]\n";
+    let pyproject =
+        "[project]\nname = \"cli\"\nversion = \"1\"\ndependencies = [\"httpx>=0.27\", \"rich\"]\n";
     let manifest = parse_pyproject("pyproject.toml", pyproject);
     let all = attribute(&manifest.dependencies, &locked);
     let expected: BTreeMap<String, Vec<String>> = [
@@ -192,13 +200,19 @@ stripe = "9.9.0"
 
 #[test]
 fn broken_lock_files_report_where() {
-    let err = parse_uv_lock("uv.lock", "version = 1\n[[package]]\nname = \"a\nversion = \"1\"\n")
-        .unwrap_err();
+    let err = parse_uv_lock(
+        "uv.lock",
+        "version = 1\n[[package]]\nname = \"a\nversion = \"1\"\n",
+    )
+    .unwrap_err();
     assert_eq!(err.kind, FindingKind::InvalidToml);
     assert_eq!(err.file, "uv.lock");
     assert_eq!(err.line, 2);
-    let err = parse_pylock("pylock.toml", "lock-version = \"1.0\"\n[[packages]]\nversion = \"1\"\n")
-        .unwrap_err();
+    let err = parse_pylock(
+        "pylock.toml",
+        "lock-version = \"1.0\"\n[[packages]]\nversion = \"1\"\n",
+    )
+    .unwrap_err();
     assert!(err.message.contains("no `name`"), "{}", err.message);
     assert_eq!(err.line, 1);
 }

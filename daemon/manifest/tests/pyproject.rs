@@ -12,12 +12,19 @@ fn find<'a>(m: &'a Manifest, canonical: &str, scope: &Scope) -> &'a Dependency {
     m.dependencies
         .iter()
         .find(|d| d.canonical == canonical && &d.scope == scope)
-        .unwrap_or_else(|| panic!("{canonical} in {scope:?} not found in {:#?}", m.dependencies))
+        .unwrap_or_else(|| {
+            panic!(
+                "{canonical} in {scope:?} not found in {:#?}",
+                m.dependencies
+            )
+        })
 }
 
 /// The (line, column) of the n-th occurrence of `needle`, computed independently.
 fn line_col(text: &str, needle: &str) -> (u32, u32, usize) {
-    let offset = text.find(needle).unwrap_or_else(|| panic!("{needle} not in text"));
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in text"));
     let before = &text[..offset];
     let line = before.matches('\n').count() as u32;
     let col = before.rsplit('\n').next().unwrap().chars().count() as u32;
@@ -121,7 +128,11 @@ fn every_table_of_a_full_pyproject() {
     assert_eq!(bad.span.slice(&text), "not a valid requirement!!");
     let (line, col, _) = line_col(&text, "not a valid requirement!!");
     assert_eq!((bad.line, bad.column), (line, col));
-    assert!(bad.message.contains("not a valid requirement!!"), "{}", bad.message);
+    assert!(
+        bad.message.contains("not a valid requirement!!"),
+        "{}",
+        bad.message
+    );
     let missing = &m.findings[1];
     assert_eq!(missing.kind, FindingKind::InvalidInclude);
     assert_eq!(missing.span.slice(&text), "missing");
@@ -212,14 +223,23 @@ fn poetry_tables_become_pep508() {
         ("poetry", "celery>=5.3, <6"),
         ("poetry", "ruamel-yaml==0.18.*"),
         ("poetry", "stripe==9.9.0"),
-        ("poetry", "tomli>=2.0.1, <3.0.0 ; python_full_version < '3.11'"),
-        ("poetry", "numpy>=1.26, <1.27 ; python_full_version < '3.13'"),
+        (
+            "poetry",
+            "tomli>=2.0.1, <3.0.0 ; python_full_version < '3.11'",
+        ),
+        (
+            "poetry",
+            "numpy>=1.26, <1.27 ; python_full_version < '3.13'",
+        ),
         ("poetry", "numpy>=2.1, <3.0 ; python_full_version >= '3.13'"),
         ("poetry", "legacy-crypto"),
         ("build", "poetry-core>=1.0.0"),
         ("poetry-group:dev", "black>=24.4, <25.0"),
         ("poetry-group:test", "pytest>=8.2, <9.0"),
-        ("poetry-group:test", "pytest-django>=4.8, <5.0 ; sys_platform != 'win32'"),
+        (
+            "poetry-group:test",
+            "pytest-django>=4.8, <5.0 ; sys_platform != 'win32'",
+        ),
     ];
     let mut got = reqs.clone();
     got.sort();
@@ -266,7 +286,10 @@ fn diff_reports_added_changed_and_removed_per_scope() {
     let old = data("pyproject_full.toml");
     let new = old
         .replace("\"cryptography>=41,<44\"", "\"cryptography>=39\"")
-        .replace("\"PyYAML==6.0.1\",", "\"PyYAML==6.0.1\",\n    \"leftpad-py>=0.1\",")
+        .replace(
+            "\"PyYAML==6.0.1\",",
+            "\"PyYAML==6.0.1\",\n    \"leftpad-py>=0.1\",",
+        )
         .replace("\"pytest-cov>=5\"", "\"pytest-cov[toml]>=5\"")
         .replace("postgres = [\"psycopg[binary]>=3.1\"]\n", "");
     let changes = diff(
@@ -275,26 +298,48 @@ fn diff_reports_added_changed_and_removed_per_scope() {
     );
     let got: Vec<(ChangeKind, String, String)> = changes
         .iter()
-        .map(|c| (c.kind, c.dependency.scope.label(), c.dependency.requirement.clone()))
+        .map(|c| {
+            (
+                c.kind,
+                c.dependency.scope.label(),
+                c.dependency.requirement.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
         vec![
-            (ChangeKind::SpecifierChanged, "runtime".into(), "cryptography>=39".into()),
-            (ChangeKind::Added, "runtime".into(), "leftpad-py>=0.1".into()),
-            (ChangeKind::SpecifierChanged, "group:test".into(), "pytest-cov[toml]>=5".into()),
-            (ChangeKind::SpecifierChanged, "group:dev".into(), "pytest-cov[toml]>=5".into()),
-            (ChangeKind::Removed, "optional:postgres".into(), "psycopg[binary]>=3.1".into()),
+            (
+                ChangeKind::SpecifierChanged,
+                "runtime".into(),
+                "cryptography>=39".into()
+            ),
+            (
+                ChangeKind::Added,
+                "runtime".into(),
+                "leftpad-py>=0.1".into()
+            ),
+            (
+                ChangeKind::SpecifierChanged,
+                "group:test".into(),
+                "pytest-cov[toml]>=5".into()
+            ),
+            (
+                ChangeKind::SpecifierChanged,
+                "group:dev".into(),
+                "pytest-cov[toml]>=5".into()
+            ),
+            (
+                ChangeKind::Removed,
+                "optional:postgres".into(),
+                "psycopg[binary]>=3.1".into()
+            ),
         ]
     );
     // The changed dependency points at the new text.
     let crypto = &changes[0].dependency;
     assert_eq!(crypto.source.span.slice(&new), "cryptography>=39");
-    assert!(diff(
-        &parse_pyproject("p", &old),
-        &parse_pyproject("p", &old)
-    )
-    .is_empty());
+    assert!(diff(&parse_pyproject("p", &old), &parse_pyproject("p", &old)).is_empty());
 }
 
 #[test]
@@ -308,7 +353,10 @@ fn replace_requirement_round_trips_through_the_parser() {
         "tomli>=2.0.1; python_version < \"3.11\"",
     );
     // Only the string's content changed; quotes and the rest are byte-identical.
-    assert_eq!(&edited[..tomli.source.span.start], &text[..tomli.source.span.start]);
+    assert_eq!(
+        &edited[..tomli.source.span.start],
+        &text[..tomli.source.span.start]
+    );
     assert!(edited.contains("'tomli>=2.0.1; python_version < \"3.11\"',"));
     let m2 = parse_pyproject("pyproject.toml", &edited);
     let tomli2 = find(&m2, "tomli", &Scope::Runtime);

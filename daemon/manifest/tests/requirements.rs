@@ -20,29 +20,51 @@ fn requirements_with_includes_constraints_options_and_continuations() {
     // base.txt includes requirements.txt back: read once, no loop.
     assert_eq!(
         *reads.borrow(),
-        vec!["reqs/base.txt", "reqs/constraints/pins.txt", "reqs/missing.txt"]
+        vec![
+            "reqs/base.txt",
+            "reqs/constraints/pins.txt",
+            "reqs/missing.txt"
+        ]
     );
 
     let got: Vec<(&str, Scope, &str)> = m
         .dependencies
         .iter()
-        .map(|d| (d.source.file.as_str(), d.scope.clone(), d.requirement.as_str()))
+        .map(|d| {
+            (
+                d.source.file.as_str(),
+                d.scope.clone(),
+                d.requirement.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
         vec![
             ("reqs/base.txt", Scope::Requirements, "pydantic>=2.7"),
             ("reqs/base.txt", Scope::Requirements, "structlog==24.2.0"),
-            ("reqs/constraints/pins.txt", Scope::Constraint, "urllib3<2.3"),
+            (
+                "reqs/constraints/pins.txt",
+                Scope::Constraint,
+                "urllib3<2.3"
+            ),
             ("reqs/constraints/pins.txt", Scope::Constraint, "idna>=3.7"),
-            ("reqs/requirements.txt", Scope::Requirements, "celery[redis]==5.4.0"),
+            (
+                "reqs/requirements.txt",
+                Scope::Requirements,
+                "celery[redis]==5.4.0"
+            ),
             ("reqs/requirements.txt", Scope::Requirements, "kombu>=5.3.7"),
             (
                 "reqs/requirements.txt",
                 Scope::Requirements,
                 "boto3>=1.34,<2 ; sys_platform == 'linux'"
             ),
-            ("reqs/requirements.txt", Scope::Requirements, "django-storages[s3]>=1.14"),
+            (
+                "reqs/requirements.txt",
+                Scope::Requirements,
+                "django-storages[s3]>=1.14"
+            ),
             ("reqs/requirements.txt", Scope::Requirements, "lxml===5.2.2"),
         ]
     );
@@ -71,7 +93,10 @@ fn requirements_with_includes_constraints_options_and_continuations() {
     assert_eq!(boto.marker.as_deref(), Some("sys_platform == 'linux'"));
     // A continued requirement spans both physical lines.
     let storages = &m.dependencies[7];
-    assert_eq!(storages.source.span.slice(&top), "django-storages[s3]\\\n>=1.14");
+    assert_eq!(
+        storages.source.span.slice(&top),
+        "django-storages[s3]\\\n>=1.14"
+    );
     assert_eq!(storages.name, "django-storages");
     assert_eq!(storages.source.name_span.slice(&top), "django-storages");
     let kombu = &m.dependencies[5];
@@ -100,7 +125,10 @@ fn include_forms_and_cycles() {
     let files = [
         ("a.txt", "--requirement=b.txt\nattrs==23.2.0\n"),
         ("b.txt", "-rc.txt\nblack\n"),
-        ("c.txt", "-r a.txt\n-r ./b.txt\n--constraint\tpins.txt\nclick>=8\n"),
+        (
+            "c.txt",
+            "-r a.txt\n-r ./b.txt\n--constraint\tpins.txt\nclick>=8\n",
+        ),
         ("pins.txt", "-r c.txt\nclick<9\n"),
     ];
     let read = |p: &str| {
@@ -113,7 +141,12 @@ fn include_forms_and_cycles() {
     let got: Vec<(String, String)> = m
         .dependencies
         .iter()
-        .map(|d| (d.scope.label(), format!("{}:{}", d.source.file, d.requirement)))
+        .map(|d| {
+            (
+                d.scope.label(),
+                format!("{}:{}", d.source.file, d.requirement),
+            )
+        })
         .collect();
     // pins.txt pulls c.txt (and through it a.txt and b.txt) in again as
     // constraints: each file once per scope, then the cycle ends.
@@ -126,7 +159,10 @@ fn include_forms_and_cycles() {
             ("constraint".to_string(), "pins.txt:click<9".to_string()),
             ("requirements".to_string(), "c.txt:click>=8".to_string()),
             ("requirements".to_string(), "b.txt:black".to_string()),
-            ("requirements".to_string(), "a.txt:attrs==23.2.0".to_string()),
+            (
+                "requirements".to_string(),
+                "a.txt:attrs==23.2.0".to_string()
+            ),
         ]
     );
     assert!(m.findings.is_empty(), "{:#?}", m.findings);

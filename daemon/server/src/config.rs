@@ -96,11 +96,7 @@ impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let cwd = std::env::current_dir().ok();
-        Self::from_lookup(
-            |k| std::env::var(k).ok(),
-            home.as_deref(),
-            cwd.as_deref(),
-        )
+        Self::from_lookup(|k| std::env::var(k).ok(), home.as_deref(), cwd.as_deref())
     }
 
     /// As [`Config::from_env`] with an explicit variable source.
@@ -111,7 +107,11 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         // Empty values count as unset, like the original's pydantic settings
         // for optional strings.
-        let var = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let data_dir = match var("LEXALIGN_DATA_DIR") {
             Some(d) => PathBuf::from(d),
@@ -134,7 +134,9 @@ impl Config {
             c.bind_port = p.parse().map_err(|_| {
                 err(
                     "BIND_PORT",
-                    format!("{p:?} is not a port number; use an integer 0-65535, e.g. BIND_PORT=8765"),
+                    format!(
+                        "{p:?} is not a port number; use an integer 0-65535, e.g. BIND_PORT=8765"
+                    ),
                 )
             })?;
         }
@@ -146,7 +148,11 @@ impl Config {
         // Index: LEXALIGN_INDEX_URL, PYPI_API_URL, then the user's uv/pip settings.
         c.index = match discover_index(&|k: &str| get(k), home, cwd) {
             Some(mut found) => {
-                let variable = if found.source == "PYPI_API_URL" { "PYPI_API_URL" } else { "LEXALIGN_INDEX_URL" };
+                let variable = if found.source == "PYPI_API_URL" {
+                    "PYPI_API_URL"
+                } else {
+                    "LEXALIGN_INDEX_URL"
+                };
                 found.url = check_url(variable, &found.url)?;
                 Some(found)
             }
@@ -233,14 +239,19 @@ impl Config {
         if let Some(s) = var("OUTBOUND_TIMEOUT") {
             c.outbound_timeout = positive_secs("OUTBOUND_TIMEOUT", &s)?;
         }
-        if let Some(s) = var("LEXALIGN_CVE_SCAN_INTERVAL_HOURS").or_else(|| var("CVE_SCAN_INTERVAL_HOURS")) {
+        if let Some(s) =
+            var("LEXALIGN_CVE_SCAN_INTERVAL_HOURS").or_else(|| var("CVE_SCAN_INTERVAL_HOURS"))
+        {
             c.cve_scan_interval_hours = parse_secs("LEXALIGN_CVE_SCAN_INTERVAL_HOURS", &s)?;
         }
 
         let auth_enabled = match var("AUTH_ENABLED") {
             None => false,
             Some(v) => parse_bool(&v).ok_or_else(|| {
-                err("AUTH_ENABLED", format!("{v:?} is not a boolean; use true or false"))
+                err(
+                    "AUTH_ENABLED",
+                    format!("{v:?} is not a boolean; use true or false"),
+                )
             })?,
         };
         if auth_enabled {
@@ -273,7 +284,9 @@ fn check_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
     } else {
         Err(err(
             variable,
-            format!("{url:?} is not an http(s) URL; give the full URL, e.g. http://127.0.0.1:8080/pypi"),
+            format!(
+                "{url:?} is not an http(s) URL; give the full URL, e.g. http://127.0.0.1:8080/pypi"
+            ),
         ))
     }
 }
@@ -288,7 +301,10 @@ fn parse_secs(variable: &'static str, s: &str) -> Result<f64, ConfigError> {
 fn positive_secs(variable: &'static str, s: &str) -> Result<Duration, ConfigError> {
     let v = parse_secs(variable, s)?;
     if v <= 0.0 {
-        return Err(err(variable, format!("{s:?} must be a positive number of seconds")));
+        return Err(err(
+            variable,
+            format!("{s:?} must be a positive number of seconds"),
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -307,7 +323,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let home = tempfile::tempdir().unwrap();
         Config::from_lookup(|k| m.get(k).cloned(), Some(home.path()), Some(home.path()))
     }
@@ -359,7 +378,10 @@ mod tests {
         assert_eq!(c.osv_url.as_deref(), Some("http://127.0.0.1:4"));
         assert_eq!(c.fail_policy, FailPolicy::Closed);
         assert_eq!(c.evaluate_budget, Duration::from_millis(1500));
-        assert_eq!(c.database_path, PathBuf::from("/tmp/lexdata/lexalign.sqlite"));
+        assert_eq!(
+            c.database_path,
+            PathBuf::from("/tmp/lexdata/lexalign.sqlite")
+        );
         assert_eq!(c.proposer, ProposerChoice::LogOnly);
     }
 
@@ -367,17 +389,61 @@ mod tests {
     fn invalid_values_name_the_variable_and_the_fix() {
         let cases: &[(&[(&str, &str)], &str, &str)] = &[
             (&[("BIND_PORT", "eighty")], "BIND_PORT", "integer"),
-            (&[("LEXALIGN_FAIL_POLICY", "maybe")], "LEXALIGN_FAIL_POLICY", "`open` or `closed`"),
-            (&[("LEXALIGN_EVALUATE_BUDGET_MS", "0")], "LEXALIGN_EVALUATE_BUDGET_MS", "positive"),
-            (&[("REGISTRY_PROPOSER", "github")], "REGISTRY_PROPOSER", "not supported yet"),
-            (&[("REGISTRY_PROPOSER", "local_git")], "REGISTRY_PROPOSER", "not supported yet"),
-            (&[("REGISTRY_PROPOSER", "acme:Thing")], "REGISTRY_PROPOSER", "Unknown REGISTRY_PROPOSER"),
-            (&[("AUTH_ENABLED", "true")], "AUTH_BACKEND", "not supported yet"),
-            (&[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "webhook")], "AUTH_BACKEND", "AUTH_ENABLED=false"),
-            (&[("AUTH_ENABLED", "perhaps")], "AUTH_ENABLED", "true or false"),
-            (&[("OUTBOUND_TIMEOUT", "-1")], "OUTBOUND_TIMEOUT", "positive"),
-            (&[("LEXALIGN_INDEX_URL", "ftp://x")], "LEXALIGN_INDEX_URL", "http(s) URL"),
-            (&[("LEXALIGN_OFFLINE_ADVISORIES", "/nonexistent/osv")], "LEXALIGN_OFFLINE_ADVISORIES", "does not exist"),
+            (
+                &[("LEXALIGN_FAIL_POLICY", "maybe")],
+                "LEXALIGN_FAIL_POLICY",
+                "`open` or `closed`",
+            ),
+            (
+                &[("LEXALIGN_EVALUATE_BUDGET_MS", "0")],
+                "LEXALIGN_EVALUATE_BUDGET_MS",
+                "positive",
+            ),
+            (
+                &[("REGISTRY_PROPOSER", "github")],
+                "REGISTRY_PROPOSER",
+                "not supported yet",
+            ),
+            (
+                &[("REGISTRY_PROPOSER", "local_git")],
+                "REGISTRY_PROPOSER",
+                "not supported yet",
+            ),
+            (
+                &[("REGISTRY_PROPOSER", "acme:Thing")],
+                "REGISTRY_PROPOSER",
+                "Unknown REGISTRY_PROPOSER",
+            ),
+            (
+                &[("AUTH_ENABLED", "true")],
+                "AUTH_BACKEND",
+                "not supported yet",
+            ),
+            (
+                &[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "webhook")],
+                "AUTH_BACKEND",
+                "AUTH_ENABLED=false",
+            ),
+            (
+                &[("AUTH_ENABLED", "perhaps")],
+                "AUTH_ENABLED",
+                "true or false",
+            ),
+            (
+                &[("OUTBOUND_TIMEOUT", "-1")],
+                "OUTBOUND_TIMEOUT",
+                "positive",
+            ),
+            (
+                &[("LEXALIGN_INDEX_URL", "ftp://x")],
+                "LEXALIGN_INDEX_URL",
+                "http(s) URL",
+            ),
+            (
+                &[("LEXALIGN_OFFLINE_ADVISORIES", "/nonexistent/osv")],
+                "LEXALIGN_OFFLINE_ADVISORIES",
+                "does not exist",
+            ),
         ];
         for (vars, variable, fix) in cases {
             let e = cfg(vars).unwrap_err();

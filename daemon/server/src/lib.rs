@@ -55,7 +55,13 @@ impl AppHandle {
 
 fn upstream_config(config: &Config) -> UpstreamConfig {
     // No index host is built in: without one, index lookups say so.
-    let mut u = UpstreamConfig::default_with(config.index.as_ref().map(|i| i.url.clone()).unwrap_or_default());
+    let mut u = UpstreamConfig::default_with(
+        config
+            .index
+            .as_ref()
+            .map(|i| i.url.clone())
+            .unwrap_or_default(),
+    );
     if let Some(i) = &config.index {
         u.index_kind = i.kind;
     }
@@ -69,7 +75,11 @@ fn upstream_config(config: &Config) -> UpstreamConfig {
 
 /// Build the router and state without binding (tests bind it themselves).
 pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandle)> {
-    if let Some(parent) = config.database_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = config
+        .database_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).with_context(|| {
             format!(
                 "DATABASE_PATH: cannot create {}; point DATABASE_PATH (or LEXALIGN_DATA_DIR) at a writable directory",
@@ -140,7 +150,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (router, handle) = build_app(config).await?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}; set BIND_HOST/BIND_PORT to a free address"))?;
+        .with_context(|| {
+            format!("cannot listen on {addr}; set BIND_HOST/BIND_PORT to a free address")
+        })?;
     let local = listener.local_addr()?;
     println!("lex-align daemon listening on http://{local}");
     axum::serve(listener, router)

@@ -9,11 +9,17 @@ use lex_align_engine::verdict::{Decision, DenialCategory, Verdict};
 use lex_align_upstream::UpstreamStats;
 
 /// Upper bounds in seconds.
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 pub const ROUTES: [&str; 4] = ["evaluate", "batch", "approval_requests", "other"];
 
-const DECISIONS: [Decision; 3] = [Decision::Allowed, Decision::ProvisionallyAllowed, Decision::Denied];
+const DECISIONS: [Decision; 3] = [
+    Decision::Allowed,
+    Decision::ProvisionallyAllowed,
+    Decision::Denied,
+];
 const CATEGORIES: [DenialCategory; 6] = [
     DenialCategory::Registry,
     DenialCategory::License,
@@ -76,7 +82,12 @@ impl Metrics {
     }
 
     pub fn reload(&self, ok: bool) {
-        if ok { &self.reloads_ok } else { &self.reloads_failed }.fetch_add(1, Relaxed);
+        if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        }
+        .fetch_add(1, Relaxed);
     }
 
     /// `route` is an index into [`ROUTES`].
@@ -102,34 +113,90 @@ impl Metrics {
     }
 
     fn render_into(&self, s: &mut String, upstream: Option<&UpstreamStats>) -> std::fmt::Result {
-        writeln!(s, "# HELP lexalign_evaluations_total Verdicts given, by verdict.")?;
+        writeln!(
+            s,
+            "# HELP lexalign_evaluations_total Verdicts given, by verdict."
+        )?;
         writeln!(s, "# TYPE lexalign_evaluations_total counter")?;
         for (i, d) in DECISIONS.iter().enumerate() {
-            writeln!(s, "lexalign_evaluations_total{{verdict=\"{}\"}} {}", d.as_str(), self.evaluations[i].load(Relaxed))?;
+            writeln!(
+                s,
+                "lexalign_evaluations_total{{verdict=\"{}\"}} {}",
+                d.as_str(),
+                self.evaluations[i].load(Relaxed)
+            )?;
         }
-        writeln!(s, "# HELP lexalign_denials_total DENIED verdicts, by denial category.")?;
+        writeln!(
+            s,
+            "# HELP lexalign_denials_total DENIED verdicts, by denial category."
+        )?;
         writeln!(s, "# TYPE lexalign_denials_total counter")?;
         for (i, c) in CATEGORIES.iter().enumerate() {
-            writeln!(s, "lexalign_denials_total{{category=\"{}\"}} {}", c.as_str(), self.denials[i].load(Relaxed))?;
+            writeln!(
+                s,
+                "lexalign_denials_total{{category=\"{}\"}} {}",
+                c.as_str(),
+                self.denials[i].load(Relaxed)
+            )?;
         }
         writeln!(s, "# HELP lexalign_degraded_verdicts_total Verdicts given while an upstream was unavailable.")?;
         writeln!(s, "# TYPE lexalign_degraded_verdicts_total counter")?;
-        writeln!(s, "lexalign_degraded_verdicts_total {}", self.upstream_degraded.load(Relaxed))?;
-        writeln!(s, "# HELP lexalign_audit_rows_total Audit rows made durable by this process.")?;
+        writeln!(
+            s,
+            "lexalign_degraded_verdicts_total {}",
+            self.upstream_degraded.load(Relaxed)
+        )?;
+        writeln!(
+            s,
+            "# HELP lexalign_audit_rows_total Audit rows made durable by this process."
+        )?;
         writeln!(s, "# TYPE lexalign_audit_rows_total counter")?;
-        writeln!(s, "lexalign_audit_rows_total {}", self.audit_rows.load(Relaxed))?;
-        writeln!(s, "# HELP lexalign_audit_errors_total Audit appends that failed.")?;
+        writeln!(
+            s,
+            "lexalign_audit_rows_total {}",
+            self.audit_rows.load(Relaxed)
+        )?;
+        writeln!(
+            s,
+            "# HELP lexalign_audit_errors_total Audit appends that failed."
+        )?;
         writeln!(s, "# TYPE lexalign_audit_errors_total counter")?;
-        writeln!(s, "lexalign_audit_errors_total {}", self.audit_errors.load(Relaxed))?;
+        writeln!(
+            s,
+            "lexalign_audit_errors_total {}",
+            self.audit_errors.load(Relaxed)
+        )?;
         writeln!(s, "# HELP lexalign_registry_reloads_total Registry reload attempts that changed or failed.")?;
         writeln!(s, "# TYPE lexalign_registry_reloads_total counter")?;
-        writeln!(s, "lexalign_registry_reloads_total{{result=\"ok\"}} {}", self.reloads_ok.load(Relaxed))?;
-        writeln!(s, "lexalign_registry_reloads_total{{result=\"failed\"}} {}", self.reloads_failed.load(Relaxed))?;
-        writeln!(s, "# HELP lexalign_http_responses_errors_total Error responses, by class.")?;
+        writeln!(
+            s,
+            "lexalign_registry_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Relaxed)
+        )?;
+        writeln!(
+            s,
+            "lexalign_registry_reloads_total{{result=\"failed\"}} {}",
+            self.reloads_failed.load(Relaxed)
+        )?;
+        writeln!(
+            s,
+            "# HELP lexalign_http_responses_errors_total Error responses, by class."
+        )?;
         writeln!(s, "# TYPE lexalign_http_responses_errors_total counter")?;
-        writeln!(s, "lexalign_http_responses_errors_total{{class=\"4xx\"}} {}", self.responses_4xx.load(Relaxed))?;
-        writeln!(s, "lexalign_http_responses_errors_total{{class=\"5xx\"}} {}", self.responses_5xx.load(Relaxed))?;
-        writeln!(s, "# HELP lexalign_http_request_duration_seconds Request latency, by route.")?;
+        writeln!(
+            s,
+            "lexalign_http_responses_errors_total{{class=\"4xx\"}} {}",
+            self.responses_4xx.load(Relaxed)
+        )?;
+        writeln!(
+            s,
+            "lexalign_http_responses_errors_total{{class=\"5xx\"}} {}",
+            self.responses_5xx.load(Relaxed)
+        )?;
+        writeln!(
+            s,
+            "# HELP lexalign_http_request_duration_seconds Request latency, by route."
+        )?;
         writeln!(s, "# TYPE lexalign_http_request_duration_seconds histogram")?;
         for (r, name) in ROUTES.iter().enumerate() {
             let h = &self.latency[r];
@@ -145,11 +212,17 @@ impl Metrics {
                 "lexalign_http_request_duration_seconds_sum{{route=\"{name}\"}} {}",
                 h.sum_micros.load(Relaxed) as f64 / 1e6
             )?;
-            writeln!(s, "lexalign_http_request_duration_seconds_count{{route=\"{name}\"}} {count}")?;
+            writeln!(
+                s,
+                "lexalign_http_request_duration_seconds_count{{route=\"{name}\"}} {count}"
+            )?;
         }
         if let Some(u) = upstream {
             for (metric, help) in [
-                ("requests", "HTTP requests sent upstream (retries included)."),
+                (
+                    "requests",
+                    "HTTP requests sent upstream (retries included).",
+                ),
                 ("retries", "Upstream requests retried."),
                 ("errors", "Upstream lookups that failed after retries."),
                 ("cache_hits", "Upstream lookups answered from cache."),
@@ -165,7 +238,10 @@ impl Metrics {
                         "cache_hits" => e.cache_hits,
                         _ => e.cache_misses,
                     };
-                    writeln!(s, "lexalign_upstream_{metric}_total{{upstream=\"{name}\"}} {v}")?;
+                    writeln!(
+                        s,
+                        "lexalign_upstream_{metric}_total{{upstream=\"{name}\"}} {v}"
+                    )?;
                 }
             }
         }

@@ -117,7 +117,10 @@ impl LocalFileProposer {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "registry.yml".into());
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+        let tmp = dir.join(format!(
+            ".{file_name}.tmp-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(text.as_bytes())?;
@@ -152,13 +155,20 @@ impl Proposer for LocalFileProposer {
         let current = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => EMPTY_REGISTRY.to_string(),
-            Err(e) => return Err(ProposerError(format!("Failed reading {}: {e}", self.path.display()))),
+            Err(e) => {
+                return Err(ProposerError(format!(
+                    "Failed reading {}: {e}",
+                    self.path.display()
+                )))
+            }
         };
-        let merged = upsert_rule_in_yaml(&current, rule)
-            .map_err(|e| ProposerError(format!("Proposed rule failed validation: {}", e.located())))?;
+        let merged = upsert_rule_in_yaml(&current, rule).map_err(|e| {
+            ProposerError(format!("Proposed rule failed validation: {}", e.located()))
+        })?;
         // Validate the whole merged document before it can reach the disk.
-        let registry = Registry::from_yaml(&merged)
-            .map_err(|e| ProposerError(format!("Proposed rule failed validation: {}", e.located())))?;
+        let registry = Registry::from_yaml(&merged).map_err(|e| {
+            ProposerError(format!("Proposed rule failed validation: {}", e.located()))
+        })?;
         let key = registry
             .packages
             .iter()
@@ -183,7 +193,10 @@ impl Proposer for LocalFileProposer {
 }
 
 /// Selection per server-ops.md §3, once at startup.
-pub fn select(choice: ProposerChoice, registry_path: Option<&Path>) -> anyhow::Result<Arc<dyn Proposer>> {
+pub fn select(
+    choice: ProposerChoice,
+    registry_path: Option<&Path>,
+) -> anyhow::Result<Arc<dyn Proposer>> {
     match choice {
         ProposerChoice::LogOnly => Ok(Arc::new(LogOnlyProposer)),
         ProposerChoice::LocalFile => match registry_path {
@@ -194,8 +207,9 @@ pub fn select(choice: ProposerChoice, registry_path: Option<&Path>) -> anyhow::R
         },
         ProposerChoice::Auto => {
             if let Some(p) = registry_path {
-                let candidate = if p.exists() { p.to_path_buf() } else { parent(p) };
-                let dir = if candidate.is_dir() { candidate } else { parent(&candidate) };
+                // The file's directory (or the path itself when it is one):
+                // proposals write a temp file there and rename it over.
+                let dir = if p.is_dir() { p.to_path_buf() } else { parent(p) };
                 if dir_writable(&dir) {
                     return Ok(Arc::new(LocalFileProposer::new(p.to_path_buf())));
                 }
@@ -227,5 +241,79 @@ fn dir_writable(dir: &Path) -> bool {
             true
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lex_align_engine::registry::validate_rule;
+    use serde_json::json;
+
+    fn ctx() -> ProposalContext {
+        ProposalContext {
+            source: "operator".into(),
+            project: "p".into(),
+            requester: "anonymous".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn selection_follows_the_original_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir.path().join("registry.yml");
+        // Writable directory, file not there yet → local_file.
+        assert_eq!(select(ProposerChoice::Auto, Some(&yml)).unwrap().name(), "local_file");
+        // No registry path → log_only.
+        assert_eq!(select(ProposerChoice::Auto, None).unwrap().name(), "log_only");
+        // Parent missing → log_only.
+        let nowhere = dir.path().join("missing/registry.yml");
+        assert_eq!(select(ProposerChoice::Auto, Some(&nowhere)).unwrap().name(), "log_only");
+        assert_eq!(select(ProposerChoice::LogOnly, Some(&yml)).unwrap().class_name(), "LogOnlyProposer");
+        let e = select(ProposerChoice::LocalFile, None).err().unwrap().to_string();
+        assert!(e.contains("REGISTRY_PATH"), "{e}");
+    }
+
+    #[test]
+    fn log_only_changes_nothing() {
+        let rule = validate_rule("Foo", &json!({"status": "approved"})).unwrap();
+        let r = LogOnlyProposer.propose(&rule, &ctx()).unwrap();
+        assert_eq!(r.backend, "log_only");
+        assert_eq!(r.status, "logged");
+        assert!(r.detail.contains("REGISTRY_PATH"));
+    }
+
+    #[test]
+    fn local_file_creates_then_replaces_rules_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir.path().join("registry.yml");
+        let p = LocalFileProposer::new(yml.clone());
+        let banned = validate_rule("Foo.Bar", &json!({"status": "banned", "reason": "no"})).unwrap();
+        let r = p.propose(&banned, &ctx()).unwrap();
+        assert_eq!(r.status, "applied");
+        let reg = Registry::from_yaml(&std::fs::read_to_string(&yml).unwrap()).unwrap();
+        assert_eq!(reg.rule("foo-bar").unwrap().status.as_str(), "banned");
+
+        let approved = validate_rule("foo-bar", &json!({"status": "approved"})).unwrap();
+        p.propose(&approved, &ctx()).unwrap();
+        let reg = Registry::from_yaml(&std::fs::read_to_string(&yml).unwrap()).unwrap();
+        assert_eq!(reg.packages.len(), 1);
+        assert_eq!(reg.rule("foo_bar").unwrap().status.as_str(), "approved");
+        // No temp files left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("registry.yml")]);
+    }
+
+    #[test]
+    fn local_file_refuses_to_write_over_a_broken_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir.path().join("registry.yml");
+        std::fs::write(&yml, "version: 1\npackages:\n  x:\n    status: wat\n").unwrap();
+        let p = LocalFileProposer::new(yml.clone());
+        let rule = validate_rule("y", &json!({"status": "approved"})).unwrap();
+        let e = p.propose(&rule, &ctx()).unwrap_err();
+        assert!(e.0.starts_with("Proposed rule failed validation: "), "{e}");
+        assert!(std::fs::read_to_string(&yml).unwrap().contains("wat"));
     }
 }

@@ -112,8 +112,10 @@ fn parse_registry(path: &Path, bytes: &[u8]) -> Result<Registry, RegistryError> 
 /// Parse errors (as opposed to validation errors) are reported as
 /// `Failed reading …` like the original's YAML syntax errors.
 fn is_parse_error(e: &RegistryError) -> bool {
-    let m = e.message.to_ascii_lowercase();
-    m.starts_with("yaml parse error") || m.starts_with("json parse error") || m.contains("parse error")
+    let m = &e.message;
+    m.starts_with("invalid YAML")
+        || m.starts_with("invalid JSON")
+        || m.starts_with("YAML parse error")
 }
 
 pub fn content_hash(bytes: &[u8]) -> String {
@@ -130,7 +132,11 @@ impl RegistryState {
     /// Boot load. A configured file that exists must parse and validate
     /// (the error names package, field and line); a configured path that does
     /// not exist yet, or none, runs on the built-in default policy.
-    pub fn load(path: Option<PathBuf>, store: Arc<Store>, metrics: Arc<Metrics>) -> anyhow::Result<RegistryState> {
+    pub fn load(
+        path: Option<PathBuf>,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<RegistryState> {
         let (loaded, detail) = match &path {
             Some(p) if p.exists() => {
                 let bytes = std::fs::read(p)
@@ -180,7 +186,10 @@ impl RegistryState {
     }
 
     pub fn last_reload(&self) -> LastReload {
-        self.last.lock().map(|l| l.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.last
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -246,20 +255,38 @@ impl RegistryState {
             .map_err(|e| format!("Failed reading {}: {e}", path.display()))?;
         let registry = match parsed {
             Ok(r) => r,
-            Err(e) if is_parse_error(&e) => return Err(format!("Failed reading {}: {}", path.display(), e.located())),
-            Err(e) => return Err(format!("Validation failed; keeping previous registry: {}", e.located())),
+            Err(e) if is_parse_error(&e) => {
+                return Err(format!(
+                    "Failed reading {}: {}",
+                    path.display(),
+                    e.located()
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Validation failed; keeping previous registry: {}",
+                    e.located()
+                ))
+            }
         };
 
         // With no file before, every key counts as added (the original had
         // no registry at all then).
         let added: Vec<String> = if previous.from_file {
             let old: BTreeSet<&String> = previous.registry.packages.keys().collect();
-            registry.packages.keys().filter(|k| !old.contains(k)).cloned().collect()
+            registry
+                .packages
+                .keys()
+                .filter(|k| !old.contains(k))
+                .cloned()
+                .collect()
         } else {
             registry.packages.keys().cloned().collect()
         };
         let outcome_base = (
-            previous.from_file.then(|| previous.registry.version.clone()),
+            previous
+                .from_file
+                .then(|| previous.registry.version.clone()),
             registry.version.clone(),
             registry.packages.len(),
         );
@@ -270,7 +297,11 @@ impl RegistryState {
         let approved = if added.is_empty() {
             0
         } else {
-            match self.store.approve_pending_for(&added, "registry-reload").await {
+            match self
+                .store
+                .approve_pending_for(&added, "registry-reload")
+                .await
+            {
                 Ok(n) => n,
                 Err(e) => {
                     // The swap stands; the approvals are retried on no trigger,
@@ -316,7 +347,11 @@ impl Drop for WatchGuard {
 /// Start the file watcher (parent directory, debounced) and the interval
 /// poller. Both only trigger a reload; the funnel's content hash makes
 /// spurious events no-ops.
-pub fn start_triggers(state: Arc<RegistryState>, watch: bool, poll: Option<Duration>) -> WatchGuard {
+pub fn start_triggers(
+    state: Arc<RegistryState>,
+    watch: bool,
+    poll: Option<Duration>,
+) -> WatchGuard {
     let mut guard = WatchGuard {
         _watcher: None,
         tasks: Vec::new(),
@@ -335,7 +370,10 @@ pub fn start_triggers(state: Arc<RegistryState>, watch: bool, poll: Option<Durat
             .unwrap_or_else(|| PathBuf::from("."));
         let handler = move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
-                let ours = ev.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+                let ours = ev
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
                 if ours && !ev.kind.is_access() {
                     let _ = tx.send(());
                 }
@@ -357,7 +395,9 @@ pub fn start_triggers(state: Arc<RegistryState>, watch: bool, poll: Option<Durat
                             }
                         }));
                     }
-                    Err(e) => tracing::warn!("cannot watch {}: {e}; relying on the poller", dir.display()),
+                    Err(e) => {
+                        tracing::warn!("cannot watch {}: {e}; relying on the poller", dir.display())
+                    }
                 }
             }
             Err(e) => tracing::warn!("file watching unavailable: {e}; relying on the poller"),
@@ -374,11 +414,14 @@ pub fn start_triggers(state: Arc<RegistryState>, watch: bool, poll: Option<Durat
             loop {
                 tick.tick().await;
                 let s = st.clone();
-                let Ok(Some(hash)) = tokio::task::spawn_blocking(move || s.disk_hash()).await else {
+                let Ok(Some(hash)) = tokio::task::spawn_blocking(move || s.disk_hash()).await
+                else {
                     continue;
                 };
                 let current = st.current();
-                if current.hash.as_deref() == Some(hash.as_str()) || last_failed.as_deref() == Some(hash.as_str()) {
+                if current.hash.as_deref() == Some(hash.as_str())
+                    || last_failed.as_deref() == Some(hash.as_str())
+                {
                     continue;
                 }
                 last_failed = match st.reload("poll").await {

@@ -35,7 +35,8 @@ pub enum ServiceError {
     Audit(String),
 }
 
-const AUTO_RATIONALE: &str = "Auto-submitted: license unknown, pending human review of the registry entry.";
+const AUTO_RATIONALE: &str =
+    "Auto-submitted: license unknown, pending human review of the registry entry.";
 
 /// Concurrent index lookups in one batch.
 const BATCH_INDEX_CONCURRENCY: usize = 32;
@@ -52,13 +53,20 @@ pub struct Evaluator {
 }
 
 fn timed_out(budget: Duration) -> String {
-    format!("timed out after {} ms (evaluate budget)", budget.as_millis())
+    format!(
+        "timed out after {} ms (evaluate budget)",
+        budget.as_millis()
+    )
 }
 
 impl Evaluator {
     /// Judge one validated request and record it. Upstream trouble never
     /// fails the call; only an audit-log failure does.
-    pub async fn evaluate(&self, req: &EvalRequest, ctx: &CallContext) -> Result<Verdict, ServiceError> {
+    pub async fn evaluate(
+        &self,
+        req: &EvalRequest,
+        ctx: &CallContext,
+    ) -> Result<Verdict, ServiceError> {
         let verdict = self.judge(req).await;
         self.record(req, &verdict, ctx).await?;
         Ok(verdict)
@@ -78,7 +86,13 @@ impl Evaluator {
         }
     }
 
-    async fn gather(&self, req: &EvalRequest, reg: &Registry, needs: Needs, deadline: tokio::time::Instant) -> Facts {
+    async fn gather(
+        &self,
+        req: &EvalRequest,
+        reg: &Registry,
+        needs: Needs,
+        deadline: tokio::time::Instant,
+    ) -> Facts {
         // Index and advisories at once: advisories are per package and matched
         // locally to whatever version the index resolves.
         let index = async {
@@ -99,7 +113,12 @@ impl Evaluator {
         Facts { index, advisories }
     }
 
-    async fn index_facts(&self, req: &EvalRequest, reg: &Registry, deadline: tokio::time::Instant) -> IndexFacts {
+    async fn index_facts(
+        &self,
+        req: &EvalRequest,
+        reg: &Registry,
+        deadline: tokio::time::Instant,
+    ) -> IndexFacts {
         let Some(up) = self.upstream.as_ref().filter(|_| self.index_configured) else {
             return IndexFacts::Unavailable(
                 "no package index configured; set LEXALIGN_INDEX_URL (or PYPI_API_URL, or a uv/pip index setting)".into(),
@@ -111,7 +130,11 @@ impl Evaluator {
         }
     }
 
-    async fn advisory_facts(&self, canonical: &str, deadline: tokio::time::Instant) -> AdvisoryFacts {
+    async fn advisory_facts(
+        &self,
+        canonical: &str,
+        deadline: tokio::time::Instant,
+    ) -> AdvisoryFacts {
         let Some(up) = self.upstream.as_ref() else {
             return AdvisoryFacts::Unavailable("no advisory source configured".into());
         };
@@ -122,7 +145,12 @@ impl Evaluator {
     }
 
     /// Make the audit row durable, then the approval side effect.
-    async fn record(&self, req: &EvalRequest, v: &Verdict, ctx: &CallContext) -> Result<(), ServiceError> {
+    async fn record(
+        &self,
+        req: &EvalRequest,
+        v: &Verdict,
+        ctx: &CallContext,
+    ) -> Result<(), ServiceError> {
         self.metrics.verdict(v);
         let receipt = match self.store.append_audit(audit_row(req, v, ctx)).await {
             Ok(r) => r,
@@ -157,7 +185,11 @@ impl Evaluator {
     /// Many requests, one round of upstream work: one batched advisory query
     /// for every name plus concurrent (bounded) index lookups, all under one
     /// budget; then every row appended concurrently (the store groups them).
-    pub async fn evaluate_batch(&self, reqs: &[EvalRequest], ctx: &CallContext) -> Result<Vec<Verdict>, ServiceError> {
+    pub async fn evaluate_batch(
+        &self,
+        reqs: &[EvalRequest],
+        ctx: &CallContext,
+    ) -> Result<Vec<Verdict>, ServiceError> {
         let loaded = self.registry.current();
         let reg = &loaded.registry;
         let deadline = tokio::time::Instant::now() + self.budget;
@@ -180,7 +212,8 @@ impl Evaluator {
             let Some(up) = self.upstream.as_ref() else {
                 return HashMap::new();
             };
-            (tokio::time::timeout_at(deadline, up.advisories_batch(&advisory_names)).await).unwrap_or_default()
+            (tokio::time::timeout_at(deadline, up.advisories_batch(&advisory_names)).await)
+                .unwrap_or_default()
         };
         // Futures are built eagerly (no closure held across awaits) and
         // bounded by a semaphore.
@@ -200,29 +233,35 @@ impl Evaluator {
             index_by_pos[i] = Some(f);
         }
 
-        let verdicts: Vec<Verdict> = reqs
-            .iter()
-            .zip(plans)
-            .zip(index_by_pos)
-            .map(|((r, p), index)| match p {
-                Plan::Decided(v) => v,
-                Plan::Fetch(n) => {
-                    let adv = n.advisories.then(|| {
-                        // A name can repeat in a batch: clone, not take.
-                        advisories
-                            .get(&r.canonical)
-                            .cloned()
-                            .unwrap_or_else(|| AdvisoryFacts::Unavailable(timed_out(self.budget)))
-                    });
-                    let facts = Facts { index, advisories: adv };
-                    decide(r, reg, &facts, self.fail)
-                }
-            })
-            .collect();
+        let verdicts: Vec<Verdict> =
+            reqs.iter()
+                .zip(plans)
+                .zip(index_by_pos)
+                .map(|((r, p), index)| match p {
+                    Plan::Decided(v) => v,
+                    Plan::Fetch(n) => {
+                        let adv = n.advisories.then(|| {
+                            // A name can repeat in a batch: clone, not take.
+                            advisories.get(&r.canonical).cloned().unwrap_or_else(|| {
+                                AdvisoryFacts::Unavailable(timed_out(self.budget))
+                            })
+                        });
+                        let facts = Facts {
+                            index,
+                            advisories: adv,
+                        };
+                        decide(r, reg, &facts, self.fail)
+                    }
+                })
+                .collect();
         advisories.clear();
 
         // One contiguous append for the whole batch (one group commit).
-        let rows: Vec<AuditRow> = reqs.iter().zip(&verdicts).map(|(r, v)| audit_row(r, v, ctx)).collect();
+        let rows: Vec<AuditRow> = reqs
+            .iter()
+            .zip(&verdicts)
+            .map(|(r, v)| audit_row(r, v, ctx))
+            .collect();
         for v in &verdicts {
             self.metrics.verdict(v);
         }

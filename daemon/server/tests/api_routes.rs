@@ -31,7 +31,10 @@ async fn project_header_and_validation_come_before_any_work() {
     // No header: 400 even with no params (header precedes validation).
     let (status, v) = s.get_bare("/api/v1/evaluate").await;
     assert_eq!(status, 400);
-    assert_eq!(v, json!({"detail": "X-LexAlign-Project header is required."}));
+    assert_eq!(
+        v,
+        json!({"detail": "X-LexAlign-Project header is required."})
+    );
     let r = s
         .client
         .get(s.url("/api/v1/evaluate?package=httpx"))
@@ -65,11 +68,15 @@ async fn project_header_and_validation_come_before_any_work() {
     let (status, v) = s.evaluate("package=httpx&version=not%20a%20version").await;
     assert_eq!(status, 422);
     assert_eq!(v["detail"][0]["loc"], json!(["query", "version"]));
-    let (status, v) = s.evaluate(&format!("package=httpx&version={}", "1".repeat(101))).await;
+    let (status, v) = s
+        .evaluate(&format!("package=httpx&version={}", "1".repeat(101)))
+        .await;
     assert_eq!(status, 422);
     assert_eq!(v["detail"][0]["loc"], json!(["query", "version"]));
 
-    let (status, v) = s.evaluate("package=httpx&requirement=requests%3E%3D2").await;
+    let (status, v) = s
+        .evaluate("package=httpx&requirement=requests%3E%3D2")
+        .await;
     assert_eq!(status, 422);
     assert_eq!(v["detail"][0]["loc"], json!(["query", "requirement"]));
 
@@ -115,7 +122,9 @@ async fn evaluate_verdicts_and_audit_rows() {
     assert!(v["resolved_version"].is_string(), "{v}");
 
     // Requirement-aware: a range admitting versions below min_version.
-    let (status, v) = s.evaluate("package=cryptography&requirement=cryptography%3E%3D41").await;
+    let (status, v) = s
+        .evaluate("package=cryptography&requirement=cryptography%3E%3D41")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(v["verdict"], "DENIED", "{v}");
     assert_eq!(v["version_constraint"], ">=42.0.0");
@@ -157,7 +166,10 @@ async fn approval_requests_are_records_and_refuse_denied_packages() {
     // Banned and deprecated: 409 with the reason, nothing stored.
     for pkg in ["PyQt5", "requests"] {
         let (status, v) = s
-            .post_json("/api/v1/approval-requests", &json!({"package": pkg, "rationale": "need it"}))
+            .post_json(
+                "/api/v1/approval-requests",
+                &json!({"package": pkg, "rationale": "need it"}),
+            )
             .await;
         assert_eq!(status, 409, "{pkg}: {v}");
         assert!(v["detail"].is_string());
@@ -170,7 +182,11 @@ async fn approval_requests_are_records_and_refuse_denied_packages() {
         )
         .await;
     assert_eq!(status, 409);
-    let items = s.handle.store().approval_requests_report(None, None).unwrap();
+    let items = s
+        .handle
+        .store()
+        .approval_requests_report(None, None)
+        .unwrap();
     assert_eq!(items["items"], json!([]));
 
     // An unknown but acceptable package: 202, recorded, registry untouched.
@@ -185,9 +201,15 @@ async fn approval_requests_are_records_and_refuse_denied_packages() {
     assert_eq!(v["package"], "six");
     assert_eq!(v["project"], "proj");
     assert_eq!(v["agent_model"], Value::Null);
-    assert_eq!(v["proposal"], json!({"backend": "LocalFileProposer", "status": "recorded"}));
+    assert_eq!(
+        v["proposal"],
+        json!({"backend": "LocalFileProposer", "status": "recorded"})
+    );
     assert_eq!(v["request_id"].as_str().unwrap().len(), 36);
-    assert_eq!(std::fs::read_to_string(&s.registry_path).unwrap(), registry_before);
+    assert_eq!(
+        std::fs::read_to_string(&s.registry_path).unwrap(),
+        registry_before
+    );
 
     let (status, v) = s
         .get_bare("/api/v1/reports/approval-requests?project=proj&status=PENDING_REVIEW")
@@ -199,11 +221,16 @@ async fn approval_requests_are_records_and_refuse_denied_packages() {
     assert_eq!(v["explicit"][0]["normalized_name"], "six");
 
     // Body validation.
-    let (status, v) = s.post_json("/api/v1/approval-requests", &json!({"package": "six"})).await;
+    let (status, v) = s
+        .post_json("/api/v1/approval-requests", &json!({"package": "six"}))
+        .await;
     assert_eq!(status, 422);
     assert_eq!(v["detail"][0]["loc"], json!(["body", "rationale"]));
     let (status, v) = s
-        .post_json("/api/v1/approval-requests", &json!({"package": "six", "rationale": ""}))
+        .post_json(
+            "/api/v1/approval-requests",
+            &json!({"package": "six", "rationale": ""}),
+        )
         .await;
     assert_eq!(status, 422);
     assert_eq!(
@@ -216,7 +243,13 @@ async fn approval_requests_are_records_and_refuse_denied_packages() {
     assert_eq!(v["detail"][0]["type"], "json_invalid");
     let (status, _) = s.post_raw("/api/v1/approval-requests", "[1, 2]").await;
     assert_eq!(status, 422);
-    let big = Box::leak(format!("{{\"package\": \"six\", \"rationale\": \"{}\"}}", "x".repeat(1_100_000)).into_boxed_str());
+    let big = Box::leak(
+        format!(
+            "{{\"package\": \"six\", \"rationale\": \"{}\"}}",
+            "x".repeat(1_100_000)
+        )
+        .into_boxed_str(),
+    );
     let (status, _) = s.post_raw("/api/v1/approval-requests", big).await;
     assert_eq!(status, 413);
 }
@@ -257,12 +290,16 @@ async fn batch_keeps_input_order_and_isolates_bad_items() {
     assert!(results[2]["error"].is_object());
 
     let many: Vec<String> = (0..501).map(|i| format!("pkg{i}")).collect();
-    let (status, v) = s.post_json("/api/v1/evaluate/batch", &json!({"requirements": many})).await;
+    let (status, v) = s
+        .post_json("/api/v1/evaluate/batch", &json!({"requirements": many}))
+        .await;
     assert_eq!(status, 422);
     assert_eq!(v["detail"][0]["type"], "too_long");
     let (status, _) = s.post_json("/api/v1/evaluate/batch", &json!({})).await;
     assert_eq!(status, 422);
-    let (status, _) = s.post_json("/api/v1/evaluate/batch", &json!({"requirements": "httpx"})).await;
+    let (status, _) = s
+        .post_json("/api/v1/evaluate/batch", &json!({"requirements": "httpx"}))
+        .await;
     assert_eq!(status, 422);
 }
 
@@ -274,7 +311,10 @@ async fn reports_metrics_openapi_and_not_found() {
     for (path, key) in [
         ("/api/v1/reports/legal?project=", "license_breakdown"),
         ("/api/v1/reports/security", "severity_distribution"),
-        ("/api/v1/reports/security?project=proj", "hot_registry_packages"),
+        (
+            "/api/v1/reports/security?project=proj",
+            "hot_registry_packages",
+        ),
         ("/api/v1/reports/projects", "projects"),
         ("/api/v1/reports/agents?project=proj", "agents"),
         ("/api/v1/reports/approval-requests", "items"),
@@ -286,13 +326,28 @@ async fn reports_metrics_openapi_and_not_found() {
 
     let r = s.client.get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = r.text().await.unwrap();
-    assert!(text.contains("lexalign_evaluations_total{verdict=\"DENIED\"} 1"), "{text}");
-    assert!(text.contains("lexalign_denials_total{category=\"registry\"} 1"), "{text}");
+    assert!(
+        text.contains("lexalign_evaluations_total{verdict=\"DENIED\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lexalign_denials_total{category=\"registry\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("lexalign_audit_rows_total 1"), "{text}");
-    assert!(text.contains("lexalign_http_request_duration_seconds_count{route=\"evaluate\"} 1"), "{text}");
-    assert!(text.contains("lexalign_upstream_requests_total{upstream=\"index\"}"), "{text}");
+    assert!(
+        text.contains("lexalign_http_request_duration_seconds_count{route=\"evaluate\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lexalign_upstream_requests_total{upstream=\"index\"}"),
+        "{text}"
+    );
 
     let (status, doc) = s.get_bare("/openapi.json").await;
     assert_eq!(status, 200);
@@ -322,11 +377,19 @@ async fn reports_metrics_openapi_and_not_found() {
     let (status, v) = s.get_bare("/api/v1/registry/packages").await;
     assert_eq!(status, 404);
     assert_eq!(v["detail"], "Not Found");
-    let r = s.client.get(s.url("/api/v1/registry/reload")).send().await.unwrap();
+    let r = s
+        .client
+        .get(s.url("/api/v1/registry/reload"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 405);
 
     // No 5xx anywhere in this run.
-    assert!(text.contains("lexalign_http_responses_errors_total{class=\"5xx\"} 0"), "{text}");
+    assert!(
+        text.contains("lexalign_http_responses_errors_total{class=\"5xx\"} 0"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,11 @@ async fn compiled_json_registry_loads_too() {
     let compiled = lex_align_engine::registry::Registry::from_yaml(REGISTRY_YAML)
         .unwrap()
         .to_compiled_json();
-    let text: &'static str = Box::leak(serde_json::to_string_pretty(&compiled).unwrap().into_boxed_str());
+    let text: &'static str = Box::leak(
+        serde_json::to_string_pretty(&compiled)
+            .unwrap()
+            .into_boxed_str(),
+    );
     let s = start_with(Options {
         registry: Some(text),
         ..Options::default()
@@ -74,7 +78,10 @@ async fn no_registry_file_runs_the_builtin_policy() {
     assert_eq!(status, 409);
     assert_eq!(
         v["detail"],
-        format!("REGISTRY_PATH {} does not exist.", s.registry_path.display())
+        format!(
+            "REGISTRY_PATH {} does not exist.",
+            s.registry_path.display()
+        )
     );
 }
 
@@ -82,7 +89,10 @@ async fn no_registry_file_runs_the_builtin_policy() {
 async fn parse_yaml_compiles_or_names_the_problem() {
     let s = start().await;
     let (status, v) = s
-        .post_json("/api/v1/registry/parse-yaml", &json!({"yaml_text": REGISTRY_YAML}))
+        .post_json(
+            "/api/v1/registry/parse-yaml",
+            &json!({"yaml_text": REGISTRY_YAML}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(v["packages"]["pyqt5"]["status"], "banned");
@@ -99,12 +109,35 @@ async fn parse_yaml_compiles_or_names_the_problem() {
     assert!(d.contains("package `foo` has invalid status 'wat'"), "{d}");
 
     let (status, v) = s
-        .post_json("/api/v1/registry/parse-yaml", &json!({"yaml_text": "packages: {}\n"}))
+        .post_json(
+            "/api/v1/registry/parse-yaml",
+            &json!({"yaml_text": "packages: {}\n"}),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(v["detail"].as_str().unwrap().contains("missing required field: version"));
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .contains("missing required field: version"));
 
-    let (status, v) = s.post_json("/api/v1/registry/parse-yaml", &json!({"yaml_text": ""})).await;
+    let (status, v) = s
+        .post_json(
+            "/api/v1/registry/parse-yaml",
+            &json!({"yaml_text": "version: [1\n"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("YAML parse error: "),
+        "{v}"
+    );
+
+    let (status, v) = s
+        .post_json("/api/v1/registry/parse-yaml", &json!({"yaml_text": ""}))
+        .await;
     assert_eq!(status, 422);
     assert_eq!(v["detail"][0]["type"], "string_too_short");
     assert_eq!(v["detail"][0]["loc"], json!(["body", "yaml_text"]));
@@ -134,11 +167,18 @@ async fn reload_funnel_keeps_good_registry_and_approves_added() {
         .unwrap();
 
     // Broken file: 409, previous registry stays live.
-    std::fs::write(&s.registry_path, "version: 1\npackages:\n  foo:\n    status: wat\n").unwrap();
+    std::fs::write(
+        &s.registry_path,
+        "version: 1\npackages:\n  foo:\n    status: wat\n",
+    )
+    .unwrap();
     let (status, v) = s.post_json("/api/v1/registry/reload", &json!(null)).await;
     assert_eq!(status, 409);
     let d = v["detail"].as_str().unwrap();
-    assert!(d.starts_with("Validation failed; keeping previous registry: "), "{d}");
+    assert!(
+        d.starts_with("Validation failed; keeping previous registry: "),
+        "{d}"
+    );
     let (_, reg) = s.get_bare("/api/v1/registry").await;
     assert_eq!(reg["packages"]["pyqt5"]["status"], "banned");
     let (_, h) = s.get_bare("/api/v1/health").await;
@@ -149,7 +189,10 @@ async fn reload_funnel_keeps_good_registry_and_approves_added() {
     std::fs::write(&s.registry_path, "version: [1\n").unwrap();
     let (status, v) = s.post_json("/api/v1/registry/reload", &json!(null)).await;
     assert_eq!(status, 409);
-    assert!(v["detail"].as_str().unwrap().starts_with("Failed reading "), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().starts_with("Failed reading "),
+        "{v}"
+    );
 
     // Good file adding `six`: swapped, the pending request approved.
     let added = format!("{REGISTRY_YAML}  six:\n    status: approved\n");
@@ -162,7 +205,9 @@ async fn reload_funnel_keeps_good_registry_and_approves_added() {
     assert_eq!(v["added_packages"], 1);
     assert_eq!(v["approved_requests"], 1);
     assert_eq!(v["changed"], true);
-    let report = store.approval_requests_report(Some("proj"), Some("APPROVED")).unwrap();
+    let report = store
+        .approval_requests_report(Some("proj"), Some("APPROVED"))
+        .unwrap();
     assert_eq!(report["items"].as_array().unwrap().len(), 1);
 
     // Missing file: 409 naming it; registry unchanged.
@@ -171,7 +216,10 @@ async fn reload_funnel_keeps_good_registry_and_approves_added() {
     assert_eq!(status, 409);
     assert_eq!(
         v["detail"],
-        format!("REGISTRY_PATH {} does not exist.", s.registry_path.display())
+        format!(
+            "REGISTRY_PATH {} does not exist.",
+            s.registry_path.display()
+        )
     );
     let (_, reg) = s.get_bare("/api/v1/registry").await;
     assert_eq!(reg["packages"]["six"]["status"], "approved");
@@ -186,7 +234,8 @@ async fn file_watcher_picks_up_changes_and_ignores_broken_files() {
     .await;
     let updated = format!("{REGISTRY_YAML}  flask:\n    status: preferred\n");
     std::fs::write(&s.registry_path, updated).unwrap();
-    s.wait_for_registry(|v| v["packages"]["flask"]["status"] == "preferred").await;
+    s.wait_for_registry(|v| v["packages"]["flask"]["status"] == "preferred")
+        .await;
 
     // A broken save never replaces the good registry; health says why.
     std::fs::write(&s.registry_path, "version: 1\npackages: [oops\n").unwrap();
@@ -238,8 +287,14 @@ async fn local_file_proposal_keeps_comments_and_is_live_at_once() {
     assert_eq!(v["branch"], Value::Null);
 
     let text = std::fs::read_to_string(&s.registry_path).unwrap();
-    assert!(text.contains("# Team registry: edited by humans, comments matter."), "{text}");
-    assert!(text.contains("# The async client everyone should use."), "{text}");
+    assert!(
+        text.contains("# Team registry: edited by humans, comments matter."),
+        "{text}"
+    );
+    assert!(
+        text.contains("# The async client everyone should use."),
+        "{text}"
+    );
     assert!(text.contains("quart"), "{text}");
     // No reload call needed: the proposer reloads (W24).
     let (_, reg) = s.get_bare("/api/v1/registry").await;
@@ -251,19 +306,33 @@ async fn local_file_proposal_keeps_comments_and_is_live_at_once() {
     // Invalid rules: 400 with the validator's message; file untouched.
     let before = std::fs::read_to_string(&s.registry_path).unwrap();
     let (status, v) = s
-        .post_json("/api/v1/registry/proposals", &json!({"name": "x", "status": "wat"}))
+        .post_json(
+            "/api/v1/registry/proposals",
+            &json!({"name": "x", "status": "wat"}),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(v["detail"].as_str().unwrap().contains("invalid status 'wat'"), "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid status 'wat'"),
+        "{v}"
+    );
     let (status, v) = s
-        .post_json("/api/v1/registry/proposals", &json!({"name": "x", "status": "deprecated"}))
+        .post_json(
+            "/api/v1/registry/proposals",
+            &json!({"name": "x", "status": "deprecated"}),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(v["detail"].as_str().unwrap().contains("replacement"), "{v}");
     assert_eq!(std::fs::read_to_string(&s.registry_path).unwrap(), before);
 
     // Validation before anything else: 422 for a missing field.
-    let (status, v) = s.post_json("/api/v1/registry/proposals", &json!({"name": "x"})).await;
+    let (status, v) = s
+        .post_json("/api/v1/registry/proposals", &json!({"name": "x"}))
+        .await;
     assert_eq!(status, 422);
     assert_eq!(v["detail"][0]["loc"], json!(["body", "status"]));
     assert_eq!(v["detail"][0]["type"], "missing");
@@ -322,22 +391,34 @@ async fn webhook_signature_events_and_merged_pr() {
     let bad = b"not json".to_vec();
     let (status, v) = post(Some("pull_request"), Some(sign(&bad)), bad).await;
     assert_eq!(status, 400);
-    assert!(v["detail"].as_str().unwrap().starts_with("Webhook body is not JSON: "));
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("Webhook body is not JSON: "));
     let arr = b"[1,2]".to_vec();
     let (status, _) = post(Some("pull_request"), Some(sign(&arr)), arr).await;
     assert_eq!(status, 400);
 
-    let opened = serde_json::to_vec(&json!({"action": "opened", "pull_request": {"merged": false}})).unwrap();
+    let opened =
+        serde_json::to_vec(&json!({"action": "opened", "pull_request": {"merged": false}}))
+            .unwrap();
     let (status, v) = post(Some("pull_request"), Some(sign(&opened)), opened).await;
     assert_eq!(status, 200);
-    assert_eq!(v, json!({"ok": true, "event": "pull_request", "action": "opened", "ignored": true}));
+    assert_eq!(
+        v,
+        json!({"ok": true, "event": "pull_request", "action": "opened", "ignored": true})
+    );
 
     // Merged into another branch: ignored.
     let other = serde_json::to_vec(
         &json!({"action": "closed", "pull_request": {"merged": true, "base": {"ref": "release-1"}}}),
     )
     .unwrap();
-    std::fs::write(&s.registry_path, format!("{REGISTRY_YAML}  six:\n    status: approved\n")).unwrap();
+    std::fs::write(
+        &s.registry_path,
+        format!("{REGISTRY_YAML}  six:\n    status: approved\n"),
+    )
+    .unwrap();
     let (status, v) = post(Some("pull_request"), Some(sign(&other)), other).await;
     assert_eq!(status, 200);
     assert_eq!(v["ignored"], true);
@@ -359,11 +440,18 @@ async fn webhook_signature_events_and_merged_pr() {
     assert_eq!(reg["packages"]["six"]["status"], "approved");
 
     // A failing reload is ok:false with 200, not 409.
-    std::fs::write(&s.registry_path, "version: 1\npackages:\n  foo:\n    status: wat\n").unwrap();
+    std::fs::write(
+        &s.registry_path,
+        "version: 1\npackages:\n  foo:\n    status: wat\n",
+    )
+    .unwrap();
     let (status, v) = post(Some("pull_request"), Some(sign(&merged)), merged).await;
     assert_eq!(status, 200);
     assert_eq!(v["ok"], false);
-    assert!(v["detail"].as_str().unwrap().starts_with("Validation failed"));
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("Validation failed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,5 +471,8 @@ async fn webhook_without_secret_is_503() {
         .unwrap();
     let (status, v) = common::split(r).await;
     assert_eq!(status, 503);
-    assert!(v["detail"].as_str().unwrap().contains("REGISTRY_WEBHOOK_SECRET"));
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .contains("REGISTRY_WEBHOOK_SECRET"));
 }

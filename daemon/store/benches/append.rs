@@ -9,6 +9,9 @@ use lex_align_store::{AuditRow, Store, StoreOptions, Synchronous};
 
 fn row(i: usize) -> AuditRow {
     let pkg = format!("package-{}", i % 500);
+    // Every tenth row a license denial, every thirteenth with an advisory.
+    let denied = i % 10 < 1;
+    let vulnerable = i % 13 < 1;
     AuditRow {
         project: format!("project-{}", i % 7),
         requester: "bench".into(),
@@ -16,16 +19,16 @@ fn row(i: usize) -> AuditRow {
         package: pkg,
         version: Some("1.2.3".into()),
         resolved_version: Some("1.2.3".into()),
-        verdict: if i % 10 == 0 { "DENIED" } else { "ALLOWED" }.into(),
-        denial_category: if i % 10 == 0 { "license" } else { "" }.into(),
+        verdict: if denied { "DENIED" } else { "ALLOWED" }.into(),
+        denial_category: if denied { "license" } else { "" }.into(),
         reason: Some("Package is on the preferred list.".into()),
         license: Some("MIT".into()),
-        cve_ids: if i % 13 == 0 {
+        cve_ids: if vulnerable {
             vec!["CVE-2024-0001".into()]
         } else {
             vec![]
         },
-        max_cvss: (i % 13 == 0).then_some(7.5),
+        max_cvss: vulnerable.then_some(7.5),
         registry_status: Some("approved".into()),
         agent_model: Some("bench-model".into()),
         agent_version: Some("1".into()),
@@ -44,7 +47,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    for sync in [Synchronous::Full, Synchronous::Normal] {
+    // LEXALIGN_BENCH_SYNC=full|normal runs one mode only.
+    let modes: Vec<Synchronous> = match std::env::var("LEXALIGN_BENCH_SYNC").as_deref() {
+        Ok("full") => vec![Synchronous::Full],
+        Ok("normal") => vec![Synchronous::Normal],
+        _ => vec![Synchronous::Full, Synchronous::Normal],
+    };
+    for sync in modes {
         let dir = tempfile::tempdir().expect("temp dir");
         let opts = StoreOptions {
             synchronous: sync,

@@ -224,7 +224,10 @@ pub(crate) fn verify(conn: &mut Connection) -> Result<VerifyReport, StoreError> 
                         row.seq
                     ))
                 } else {
-                    broken(format!("unexpected seq {} (expected {expected_seq})", row.seq))
+                    broken(format!(
+                        "unexpected seq {} (expected {expected_seq})",
+                        row.seq
+                    ))
                 });
                 continue;
             }

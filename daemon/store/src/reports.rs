@@ -333,7 +333,12 @@ fn hot_registry_packages(
 ) -> Result<Vec<Value>, StoreError> {
     let statuses: HashMap<String, &str> = registry
         .iter()
-        .filter(|(_, st)| matches!(st.as_str(), "preferred" | "approved" | "version-constrained"))
+        .filter(|(_, st)| {
+            matches!(
+                st.as_str(),
+                "preferred" | "approved" | "version-constrained"
+            )
+        })
         .map(|(k, st)| (crate::util::canonical_name(k), st.as_str()))
         .collect();
     if statuses.is_empty() {

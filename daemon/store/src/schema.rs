@@ -47,15 +47,12 @@ CREATE TABLE IF NOT EXISTS audit_log (
     prev_hash        TEXT NOT NULL,
     hash             TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS audit_log_id ON audit_log(id);
 CREATE INDEX IF NOT EXISTS audit_log_project_ts ON audit_log(project, ts);
-CREATE INDEX IF NOT EXISTS audit_log_package ON audit_log(package);
 CREATE INDEX IF NOT EXISTS audit_log_denial ON audit_log(denial_category, verdict);
 CREATE INDEX IF NOT EXISTS audit_log_agent ON audit_log(agent_model, agent_version);
 -- Report queries: newest rows of a category, 30-day windows, per-package groups.
 CREATE INDEX IF NOT EXISTS audit_log_category_ts ON audit_log(denial_category, ts);
 CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts);
-CREATE INDEX IF NOT EXISTS audit_log_canonical_ts ON audit_log(canonical, ts);
 
 CREATE TABLE IF NOT EXISTS approval_requests (
     id            TEXT PRIMARY KEY,
@@ -240,7 +237,10 @@ fn copy_legacy_audit(conn: &Connection) -> Result<u64, StoreError> {
     let mut insert = conn.prepare(&format!(
         "INSERT INTO audit_log ({}) VALUES ({})",
         crate::chain::STORED_COLUMNS,
-        (1..=22).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+        (1..=22)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))?;
     let mut rows = read.query([])?;
     let mut prev = GENESIS_HASH.to_string();

@@ -11,9 +11,8 @@ use time::{OffsetDateTime, UtcOffset};
 /// The one timestamp format of the store: ISO-8601 UTC with microseconds and
 /// `+00:00` (what the original wrote, e.g. `2026-11-23T12:14:40.031333+00:00`).
 /// Fixed width, so lexical order is time order and SQL can compare strings.
-const TS_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
-);
+const TS_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00");
 
 pub(crate) fn format_ts(t: OffsetDateTime) -> String {
     t.to_offset(UtcOffset::UTC)

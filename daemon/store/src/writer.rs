@@ -59,8 +59,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut last_purge = Instant::now();
     while let Ok(first) = rx.recv() {
-        let mut appends: Vec<(Vec<(AuditRow, Option<String>)>, Reply<Vec<AuditReceipt>>)> =
-            Vec::new();
+        let mut appends: AppendJobs = Vec::new();
         let mut puts: Vec<(String, Vec<u8>, i64)> = Vec::new();
         let mut queued_rows = 0usize;
         let mut next = Some(first);
@@ -77,7 +76,11 @@ pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usiz
                 } => puts.push((key, value, expires_at)),
                 Job::Exec(f) => {
                     // Keep order: what was queued before this job commits first.
-                    commit_group(&mut conn, std::mem::take(&mut appends), std::mem::take(&mut puts));
+                    commit_group(
+                        &mut conn,
+                        std::mem::take(&mut appends),
+                        std::mem::take(&mut puts),
+                    );
                     queued_rows = 0;
                     f(&mut conn);
                 }
@@ -142,7 +145,10 @@ fn write_group(
         let (mut seq, mut prev) = head.unwrap_or((0, GENESIS_HASH.to_string()));
         let mut insert = tx.prepare_cached(&format!(
             "INSERT INTO audit_log ({STORED_COLUMNS}) VALUES ({})",
-            (1..=22).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+            (1..=22)
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))?;
         let mut wrote = false;
         for job in jobs {

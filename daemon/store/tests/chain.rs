@@ -12,7 +12,11 @@ fn seeded(n: usize) -> (tempfile::TempDir, Store, Vec<String>) {
     let ids = (0..n)
         .map(|i| {
             let mut r = row("proj", &format!("pkg-{i}"), "ALLOWED", "");
-            r.cve_ids = if i % 3 == 0 { vec![format!("CVE-2024-{i:04}")] } else { vec![] };
+            r.cve_ids = if i % 3 == 0 {
+                vec![format!("CVE-2024-{i:04}")]
+            } else {
+                vec![]
+            };
             r.max_cvss = (i % 3 == 0).then_some(7.5 + i as f64 / 10.0);
             store.append_audit_blocking(r).unwrap().id
         })
@@ -67,7 +71,10 @@ fn appended_rows_chain_and_verify() {
 fn edited_reason_is_detected_at_that_row() {
     let (_d, store, ids) = seeded(10);
     raw(&store)
-        .execute("UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 4", [])
+        .execute(
+            "UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 4",
+            [],
+        )
         .unwrap();
     let r = store.verify().unwrap();
     assert!(!r.ok);
@@ -105,7 +112,8 @@ fn deleted_row_is_detected_at_the_next_row() {
 fn deleted_and_renumbered_row_is_detected_by_prev_hash() {
     let (_d, store, ids) = seeded(6);
     let c = raw(&store);
-    c.execute("DELETE FROM audit_log WHERE seq = 3", []).unwrap();
+    c.execute("DELETE FROM audit_log WHERE seq = 3", [])
+        .unwrap();
     c.execute("UPDATE audit_log SET seq = seq - 1 WHERE seq > 3", [])
         .unwrap();
     let b = store.verify().unwrap().first_broken.unwrap();
@@ -168,13 +176,15 @@ fn stored_columns_match_the_row() {
     assert_eq!(rc.ts.len(), "2026-11-23T12:14:40.031333+00:00".len());
     assert!(rc.ts.ends_with("+00:00"));
     assert_eq!(uuid::Uuid::parse_str(&rc.id).unwrap().get_version_num(), 4);
-    let (canonical, cves, score, requirement, source): (String, String, f64, String, String) = raw(&store)
-        .query_row(
-            "SELECT canonical, cve_ids, max_cvss, requirement, source FROM audit_log WHERE id = ?1",
-            [&rc.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .unwrap();
+    let (canonical, cves, score, requirement, source): (String, String, f64, String, String) = raw(
+        &store,
+    )
+    .query_row(
+        "SELECT canonical, cve_ids, max_cvss, requirement, source FROM audit_log WHERE id = ?1",
+        [&rc.id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+    .unwrap();
     assert_eq!(canonical, "foo-bar");
     assert_eq!(cves, r#"["CVE-1","GHSA-x"]"#);
     assert_eq!(score, 9.8);
@@ -184,7 +194,11 @@ fn stored_columns_match_the_row() {
         .append_audit_blocking(row("proj", "x", "ALLOWED", ""))
         .unwrap();
     let null: Option<String> = raw(&store)
-        .query_row("SELECT cve_ids FROM audit_log WHERE id = ?1", [&empty.id], |r| r.get(0))
+        .query_row(
+            "SELECT cve_ids FROM audit_log WHERE id = ?1",
+            [&empty.id],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(null, None, "empty CVE list is stored as NULL");
 }

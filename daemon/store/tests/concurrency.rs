@@ -85,9 +85,7 @@ async fn racing_first_requests_make_one_row() {
         ids.insert(r.id);
     }
     assert_eq!(ids.len(), 1, "all requests folded into one row");
-    let report = store
-        .approval_requests_report(Some("proj"), None)
-        .unwrap();
+    let report = store.approval_requests_report(Some("proj"), None).unwrap();
     assert_eq!(report["items"].as_array().unwrap().len(), 1);
     // One creation event, no flip-flopping.
     let h = store.approval_history(ids.iter().next().unwrap()).unwrap();
@@ -125,7 +123,8 @@ fn racing_requests_from_two_stores_on_one_file() {
     // Appends from both stores still form one chain.
     for i in 0..20 {
         let s = if i % 2 == 0 { &a } else { &b };
-        s.append_audit_blocking(row("p", "x", "ALLOWED", "")).unwrap();
+        s.append_audit_blocking(row("p", "x", "ALLOWED", ""))
+            .unwrap();
     }
     let v = a.verify().unwrap();
     assert!(v.ok, "{v:?}");

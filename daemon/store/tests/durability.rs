@@ -57,7 +57,13 @@ fn kill_9_loses_no_acknowledged_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("durable.sqlite");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_appender", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_appender",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -75,7 +81,7 @@ fn kill_9_loses_no_acknowledged_row() {
         }
     }
     child.kill().unwrap(); // SIGKILL
-    // Acknowledgements already in the pipe count too.
+                           // Acknowledgements already in the pipe count too.
     for line in lines {
         if let Some(id) = ack(&line.unwrap()) {
             acked.push(id);
@@ -93,7 +99,15 @@ fn kill_9_loses_no_acknowledged_row() {
         .unwrap();
     let missing: Vec<&String> = acked
         .iter()
-        .filter(|id| stmt.query_row([id.as_str()], |r| r.get::<_, i64>(0)).unwrap() != 1)
+        .filter(|id| {
+            stmt.query_row([id.as_str()], |r| r.get::<_, i64>(0))
+                .unwrap()
+                != 1
+        })
         .collect();
-    assert!(missing.is_empty(), "{} acknowledged rows lost: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged rows lost: {missing:?}",
+        missing.len()
+    );
 }

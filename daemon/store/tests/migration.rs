@@ -61,7 +61,13 @@ fn legacy_file(with_agent_columns: bool) -> (tempfile::TempDir, std::path::PathB
     if with_agent_columns {
         c.execute_batch(ORIGINAL_AGENT_MIGRATION).unwrap();
     }
-    let audit = |id: &str, ts: &str, package: &str, verdict: &str, cat: &str, cves: Option<&str>, score: Option<f64>| {
+    let audit = |id: &str,
+                 ts: &str,
+                 package: &str,
+                 verdict: &str,
+                 cat: &str,
+                 cves: Option<&str>,
+                 score: Option<f64>| {
         c.execute(
             "INSERT INTO audit_log (id, ts, project, requester, package, version, resolved_version, \
              verdict, denial_category, reason, license, cve_ids, max_cvss, registry_status) \
@@ -71,9 +77,33 @@ fn legacy_file(with_agent_columns: bool) -> (tempfile::TempDir, std::path::PathB
         .unwrap();
     };
     // Inserted out of time order: the chain follows ts.
-    audit("33333333-0000-4000-8000-000000000003", "2026-11-20T10:00:00.500000+00:00", "Django", "DENIED", "cve", Some(r#"["CVE-2024-1"]"#), Some(9.8));
-    audit("11111111-0000-4000-8000-000000000001", "2026-11-20T09:00:00+00:00", "requests", "ALLOWED", "", None, None);
-    audit("22222222-0000-4000-8000-000000000002", "2026-11-20T09:30:00.123456+00:00", "Foo_Bar", "PROVISIONALLY_ALLOWED", "", Some("not json"), None);
+    audit(
+        "33333333-0000-4000-8000-000000000003",
+        "2026-11-20T10:00:00.500000+00:00",
+        "Django",
+        "DENIED",
+        "cve",
+        Some(r#"["CVE-2024-1"]"#),
+        Some(9.8),
+    );
+    audit(
+        "11111111-0000-4000-8000-000000000001",
+        "2026-11-20T09:00:00+00:00",
+        "requests",
+        "ALLOWED",
+        "",
+        None,
+        None,
+    );
+    audit(
+        "22222222-0000-4000-8000-000000000002",
+        "2026-11-20T09:30:00.123456+00:00",
+        "Foo_Bar",
+        "PROVISIONALLY_ALLOWED",
+        "",
+        Some("not json"),
+        None,
+    );
     let req = |id: &str, ts: &str, package: &str, status: &str| {
         c.execute(
             "INSERT INTO approval_requests (id, ts, project, requester, package, rationale, status, last_audit_id) \
@@ -82,9 +112,24 @@ fn legacy_file(with_agent_columns: bool) -> (tempfile::TempDir, std::path::PathB
         )
         .unwrap();
     };
-    req("aaaaaaaa-0000-4000-8000-00000000000a", "2026-11-20T09:00:00+00:00", "Foo-Bar", "PENDING_REVIEW");
-    req("bbbbbbbb-0000-4000-8000-00000000000b", "2026-11-21T09:00:00+00:00", "foo_bar", "PENDING_REVIEW");
-    req("cccccccc-0000-4000-8000-00000000000c", "2026-11-21T10:00:00+00:00", "Django", "APPROVED");
+    req(
+        "aaaaaaaa-0000-4000-8000-00000000000a",
+        "2026-11-20T09:00:00+00:00",
+        "Foo-Bar",
+        "PENDING_REVIEW",
+    );
+    req(
+        "bbbbbbbb-0000-4000-8000-00000000000b",
+        "2026-11-21T09:00:00+00:00",
+        "foo_bar",
+        "PENDING_REVIEW",
+    );
+    req(
+        "cccccccc-0000-4000-8000-00000000000c",
+        "2026-11-21T10:00:00+00:00",
+        "Django",
+        "APPROVED",
+    );
     drop(c);
     (dir, path)
 }
@@ -96,25 +141,51 @@ fn check_migrated(path: &std::path::Path) {
     assert_eq!(v.rows, 3);
 
     let c = Connection::open(path).unwrap();
-    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
     let meta: String = c
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(meta, SCHEMA_VERSION.to_string());
     let rows: Vec<(i64, String, String, String, String)> = c
         .prepare("SELECT seq, id, ts, canonical, source FROM audit_log ORDER BY seq")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(
         rows,
         vec![
-            (1, "11111111-0000-4000-8000-000000000001".into(), "2026-11-20T09:00:00.000000+00:00".into(), "requests".into(), "legacy".into()),
-            (2, "22222222-0000-4000-8000-000000000002".into(), "2026-11-20T09:30:00.123456+00:00".into(), "foo-bar".into(), "legacy".into()),
-            (3, "33333333-0000-4000-8000-000000000003".into(), "2026-11-20T10:00:00.500000+00:00".into(), "django".into(), "legacy".into()),
+            (
+                1,
+                "11111111-0000-4000-8000-000000000001".into(),
+                "2026-11-20T09:00:00.000000+00:00".into(),
+                "requests".into(),
+                "legacy".into()
+            ),
+            (
+                2,
+                "22222222-0000-4000-8000-000000000002".into(),
+                "2026-11-20T09:30:00.123456+00:00".into(),
+                "foo-bar".into(),
+                "legacy".into()
+            ),
+            (
+                3,
+                "33333333-0000-4000-8000-000000000003".into(),
+                "2026-11-20T10:00:00.500000+00:00".into(),
+                "django".into(),
+                "legacy".into()
+            ),
         ]
     );
 
@@ -192,7 +263,10 @@ fn newer_schema_is_a_clear_error() {
     match Store::open(&path) {
         Err(e @ StoreError::SchemaTooNew { found, supported }) => {
             assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
-            assert!(e.to_string().contains("newer than this lex-align supports"), "{e}");
+            assert!(
+                e.to_string().contains("newer than this lex-align supports"),
+                "{e}"
+            );
         }
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("a newer schema must not open"),

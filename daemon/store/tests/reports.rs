@@ -26,13 +26,57 @@ fn lic(mut r: AuditRow, license: Option<&str>) -> AuditRow {
 
 fn seed_legal(store: &Store) -> Vec<String> {
     vec![
-        at(store, lic(row("alpha", "gplpkg", "DENIED", "license"), Some("GPL-3.0-only")), 6).id,
-        at(store, lic(row("alpha", "gplpkg2", "DENIED", "license"), Some("GPL-3.0-only")), 5).id,
-        at(store, lic(row("alpha", "fine", "ALLOWED", ""), Some("MIT")), 4).id,
-        at(store, lic(row("alpha", "mystery", "PROVISIONALLY_ALLOWED", ""), Some("UNKNOWN")), 3).id,
-        at(store, lic(row("alpha", "banned", "DENIED", "registry"), None), 2).id,
-        at(store, lic(row("beta", "agpl", "DENIED", "license"), Some("AGPL-3.0")), 1).id,
-        at(store, lic(row("beta", "fine2", "ALLOWED", ""), Some("MIT")), 1).id,
+        at(
+            store,
+            lic(
+                row("alpha", "gplpkg", "DENIED", "license"),
+                Some("GPL-3.0-only"),
+            ),
+            6,
+        )
+        .id,
+        at(
+            store,
+            lic(
+                row("alpha", "gplpkg2", "DENIED", "license"),
+                Some("GPL-3.0-only"),
+            ),
+            5,
+        )
+        .id,
+        at(
+            store,
+            lic(row("alpha", "fine", "ALLOWED", ""), Some("MIT")),
+            4,
+        )
+        .id,
+        at(
+            store,
+            lic(
+                row("alpha", "mystery", "PROVISIONALLY_ALLOWED", ""),
+                Some("UNKNOWN"),
+            ),
+            3,
+        )
+        .id,
+        at(
+            store,
+            lic(row("alpha", "banned", "DENIED", "registry"), None),
+            2,
+        )
+        .id,
+        at(
+            store,
+            lic(row("beta", "agpl", "DENIED", "license"), Some("AGPL-3.0")),
+            1,
+        )
+        .id,
+        at(
+            store,
+            lic(row("beta", "fine2", "ALLOWED", ""), Some("MIT")),
+            1,
+        )
+        .id,
         at(store, lic(row("beta", "blank", "ALLOWED", ""), Some("")), 1).id,
     ]
 }
@@ -44,18 +88,42 @@ fn legal_report_shape_and_numbers() {
     let r = store.legal_report(None).unwrap();
     assert_eq!(
         keys(&r),
-        ["category", "license_breakdown", "project", "recent", "top_projects", "total_denials", "unknown_license"]
+        [
+            "category",
+            "license_breakdown",
+            "project",
+            "recent",
+            "top_projects",
+            "total_denials",
+            "unknown_license"
+        ]
     );
     assert_eq!(r["category"], "license");
     assert_eq!(r["project"], Value::Null);
     assert_eq!(r["total_denials"], 3);
     let recent = r["recent"].as_array().unwrap();
     let recent_ids: Vec<&str> = recent.iter().map(|x| x["id"].as_str().unwrap()).collect();
-    assert_eq!(recent_ids, [ids[5].as_str(), ids[1].as_str(), ids[0].as_str()]);
+    assert_eq!(
+        recent_ids,
+        [ids[5].as_str(), ids[1].as_str(), ids[0].as_str()]
+    );
     assert_eq!(
         keys(&recent[0]),
-        ["agent_model", "agent_version", "cve_ids", "id", "license", "max_cvss", "package", "project",
-         "reason", "registry_status", "requester", "ts", "version"]
+        [
+            "agent_model",
+            "agent_version",
+            "cve_ids",
+            "id",
+            "license",
+            "max_cvss",
+            "package",
+            "project",
+            "reason",
+            "registry_status",
+            "requester",
+            "ts",
+            "version"
+        ]
     );
     assert_eq!(recent[0]["cve_ids"], json!([]));
     assert_eq!(
@@ -84,7 +152,10 @@ fn legal_report_shape_and_numbers() {
         json!({"total": 0, "allowed": 0, "provisional": 0, "denied": 0})
     );
     assert_eq!(beta["license_breakdown"].as_array().unwrap().len(), 2);
-    assert_eq!(beta["top_projects"], json!([{"project": "beta", "denials": 1}]));
+    assert_eq!(
+        beta["top_projects"],
+        json!([{"project": "beta", "denials": 1}])
+    );
 
     // "" means no filter and is echoed as "".
     let all = store.legal_report(Some("")).unwrap();
@@ -97,7 +168,10 @@ fn legal_recent_is_capped_at_100_but_total_counts_all() {
     let (_d, store) = temp_store();
     for i in 0..120 {
         store
-            .append_audit_blocking(lic(row("p", &format!("g{i}"), "DENIED", "license"), Some("GPL-3.0")))
+            .append_audit_blocking(lic(
+                row("p", &format!("g{i}"), "DENIED", "license"),
+                Some("GPL-3.0"),
+            ))
             .unwrap();
     }
     let r = store.legal_report(None).unwrap();
@@ -117,21 +191,42 @@ fn seed_security(store: &Store) -> Vec<lex_align_store::AuditReceipt> {
     alert.agent_version = None;
     alert.registry_status = Some("approved".into());
     vec![
-        at(store, cve_row("alpha", "Django", &["CVE-A", "CVE-B"], Some(9.8)), 5),
+        at(
+            store,
+            cve_row("alpha", "Django", &["CVE-A", "CVE-B"], Some(9.8)),
+            5,
+        ),
         at(store, cve_row("alpha", "django", &["CVE-B"], Some(7.5)), 3),
-        at(store, cve_row("alpha", "requests", &["CVE-C"], Some(5.0)), 1),
-        at(store, cve_row("beta", "urllib3", &["CVE-C", "CVE-D"], None), 2),
-        at(store, cve_row("alpha", "leftpad", &["CVE-E"], Some(2.0)), 40),
+        at(
+            store,
+            cve_row("alpha", "requests", &["CVE-C"], Some(5.0)),
+            1,
+        ),
+        at(
+            store,
+            cve_row("beta", "urllib3", &["CVE-C", "CVE-D"], None),
+            2,
+        ),
+        at(
+            store,
+            cve_row("alpha", "leftpad", &["CVE-E"], Some(2.0)),
+            40,
+        ),
         at(store, prov, 2),
         at(store, alert, 0),
     ]
 }
 
 fn registry() -> Vec<(String, String)> {
-    [("django", "approved"), ("requests", "preferred"), ("urllib3", "banned"), ("leftpad", "approved")]
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+    [
+        ("django", "approved"),
+        ("requests", "preferred"),
+        ("urllib3", "banned"),
+        ("leftpad", "approved"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
 }
 
 #[test]
@@ -141,8 +236,17 @@ fn security_report_shape_and_numbers() {
     let r = store.security_report(None, &registry()).unwrap();
     assert_eq!(
         keys(&r),
-        ["category", "cve_alerts", "hot_registry_packages", "project", "recent", "severity_distribution",
-         "top_cves", "top_packages", "total_denials"]
+        [
+            "category",
+            "cve_alerts",
+            "hot_registry_packages",
+            "project",
+            "recent",
+            "severity_distribution",
+            "top_cves",
+            "top_packages",
+            "total_denials"
+        ]
     );
     assert_eq!(r["category"], "cve");
     assert_eq!(r["total_denials"], 5);
@@ -206,18 +310,29 @@ fn security_rollups_cover_more_than_the_recent_hundred() {
     // 30 old critical denials, then 100 newer medium ones: the rollups must
     // still see the critical ones (the original looked at 100 rows only).
     for i in 0..30 {
-        at(&store, cve_row("p", &format!("crit{}", i % 3), &["CVE-OLD"], Some(9.5)), 20);
+        at(
+            &store,
+            cve_row("p", &format!("crit{}", i % 3), &["CVE-OLD"], Some(9.5)),
+            20,
+        );
     }
     for i in 0..100 {
-        at(&store, cve_row("p", &format!("med{}", i % 5), &["CVE-NEW"], Some(5.0)), 1);
+        at(
+            &store,
+            cve_row("p", &format!("med{}", i % 5), &["CVE-NEW"], Some(5.0)),
+            1,
+        );
     }
     let r = store.security_report(None, &[]).unwrap();
     assert_eq!(r["total_denials"], 130);
     assert_eq!(r["recent"].as_array().unwrap().len(), 100);
     assert_eq!(r["severity_distribution"]["critical"], 30);
     assert_eq!(r["severity_distribution"]["medium"], 100);
-    assert_eq!(r["top_cves"][0], json!({"cve_id": "CVE-OLD", "occurrences": 30, "max_cvss": 9.5,
-        "packages": ["crit0", "crit1", "crit2"]}));
+    assert_eq!(
+        r["top_cves"][0],
+        json!({"cve_id": "CVE-OLD", "occurrences": 30, "max_cvss": 9.5,
+        "packages": ["crit0", "crit1", "crit2"]})
+    );
     assert_eq!(r["top_packages"][0]["denials"], 10);
     assert_eq!(r["top_packages"].as_array().unwrap().len(), 8);
 }
@@ -270,8 +385,19 @@ fn projects_and_agents_reports() {
     assert_eq!(recent[0]["id"], gpt_rc.id);
     assert_eq!(
         keys(&recent[0]),
-        ["agent_model", "agent_version", "denial_category", "id", "package", "project", "reason",
-         "requester", "ts", "verdict", "version"]
+        [
+            "agent_model",
+            "agent_version",
+            "denial_category",
+            "id",
+            "package",
+            "project",
+            "reason",
+            "requester",
+            "ts",
+            "verdict",
+            "version"
+        ]
     );
     let beta = store.agents_report(Some("beta")).unwrap();
     assert_eq!(beta["project"], "beta");
@@ -301,7 +427,11 @@ fn pending_explicit_and_implicit() {
         .unwrap();
 
     for _ in 0..2 {
-        at(&store, row("alpha", "Toolz", "PROVISIONALLY_ALLOWED", ""), 2);
+        at(
+            &store,
+            row("alpha", "Toolz", "PROVISIONALLY_ALLOWED", ""),
+            2,
+        );
     }
     let toolz_last = at(&store, row("beta", "toolz", "ALLOWED", ""), 1);
     for _ in 0..3 {
@@ -313,10 +443,26 @@ fn pending_explicit_and_implicit() {
     }
     at(&store, row("alpha", "edge", "ALLOWED", ""), 29);
     at(&store, row("alpha", "old", "DENIED", "license"), 31);
-    at(&store, row("alpha", "flask", "PROVISIONALLY_ALLOWED", ""), 1);
-    at(&store, row("alpha", "rejectedpkg", "PROVISIONALLY_ALLOWED", ""), 1);
-    at(&store, row("alpha", "numpy", "PROVISIONALLY_ALLOWED", ""), 1);
-    at(&store, row("alpha", "regpkg", "PROVISIONALLY_ALLOWED", ""), 1);
+    at(
+        &store,
+        row("alpha", "flask", "PROVISIONALLY_ALLOWED", ""),
+        1,
+    );
+    at(
+        &store,
+        row("alpha", "rejectedpkg", "PROVISIONALLY_ALLOWED", ""),
+        1,
+    );
+    at(
+        &store,
+        row("alpha", "numpy", "PROVISIONALLY_ALLOWED", ""),
+        1,
+    );
+    at(
+        &store,
+        row("alpha", "regpkg", "PROVISIONALLY_ALLOWED", ""),
+        1,
+    );
 
     let registry: HashSet<String> = ["numpy", "regpkg"].iter().map(|s| s.to_string()).collect();
     let p = store.pending(&registry).unwrap();
@@ -328,7 +474,10 @@ fn pending_explicit_and_implicit() {
                 "request_count": 2}])
     );
     let implicit = p["implicit"].as_array().unwrap();
-    let names: Vec<&str> = implicit.iter().map(|c| c["normalized_name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = implicit
+        .iter()
+        .map(|c| c["normalized_name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["toolz", "evil", "meh", "edge"]);
     assert_eq!(
         implicit[0],

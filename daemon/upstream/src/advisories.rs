@@ -17,6 +17,9 @@ use crate::http::{Counters, Endpoint, Http};
 use crate::offline::OfflineAdvisories;
 use crate::{canonical_name, EndpointStats, PersistentCache, Upstream, UpstreamConfig};
 
+/// `(id, modified)` of each advisory `querybatch` lists for a package.
+type Listing = Vec<(String, Option<String>)>;
+
 /// OSV's documented maximum number of queries per `querybatch` call.
 const BATCH_CHUNK: usize = 1000;
 /// Safety stop for a server that keeps handing out page tokens.
@@ -55,7 +58,11 @@ impl AdvisorySource {
         http: Http,
         persistent: Option<Arc<dyn PersistentCache>>,
     ) -> Result<AdvisorySource, String> {
-        let offline = cfg.offline_advisories.as_deref().map(OfflineAdvisories::load).transpose()?;
+        let offline = cfg
+            .offline_advisories
+            .as_deref()
+            .map(OfflineAdvisories::load)
+            .transpose()?;
         let base = match (&offline, &cfg.osv_url) {
             (None, Some(url)) => Some(osv_base(url)?),
             _ => None,
@@ -81,10 +88,9 @@ impl AdvisorySource {
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, String> {
-        let mut url = self
-            .base
-            .clone()
-            .ok_or("no advisory source configured (set OSV_API_URL or an offline advisory database)")?;
+        let mut url = self.base.clone().ok_or(
+            "no advisory source configured (set OSV_API_URL or an offline advisory database)",
+        )?;
         url.path_segments_mut()
             .expect("http(s) URLs have path segments")
             .pop_if_empty()
@@ -98,7 +104,8 @@ impl AdvisorySource {
             .send(&self.ep, || self.http.post(url.clone()).json(body))
             .await
             .map_err(|e| format!("advisory API: {e}"))?;
-        serde_json::from_slice(&fetched.body).map_err(|e| format!("advisory API {url}: response is not JSON: {e}"))
+        serde_json::from_slice(&fetched.body)
+            .map_err(|e| format!("advisory API {url}: response is not JSON: {e}"))
     }
 
     async fn advisories(&self, canonical: &str) -> AdvisoryFacts {
@@ -107,10 +114,14 @@ impl AdvisorySource {
         }
         let result = self
             .lists
-            .get_or_fetch(&format!("advisories:{canonical}"), &self.ep.counters, || async {
-                let records = self.query_all(canonical).await?;
-                Ok((records, self.advisory_ttl))
-            })
+            .get_or_fetch(
+                &format!("advisories:{canonical}"),
+                &self.ep.counters,
+                || async {
+                    let records = self.query_all(canonical).await?;
+                    Ok((records, self.advisory_ttl))
+                },
+            )
             .await;
         match result {
             Ok(records) => AdvisoryFacts::Found(records),
@@ -129,14 +140,24 @@ impl AdvisorySource {
                 body["page_token"] = Value::String(t.clone());
             }
             let doc = self.post(&url, &body).await?;
-            for v in doc.get("vulns").and_then(Value::as_array).into_iter().flatten() {
+            for v in doc
+                .get("vulns")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 match serde_json::from_value::<OsvRecord>(v.clone()) {
                     Ok(record) => {
-                        self.vulns.put(&format!("vuln:{}", record.id), &record, self.vuln_ttl);
+                        self.vulns
+                            .put(&format!("vuln:{}", record.id), &record, self.vuln_ttl);
                         records.push(record);
                     }
                     // A record we cannot read must not pass as "no advisory".
-                    Err(e) => return Err(format!("advisory API returned an unreadable record for {canonical}: {e}")),
+                    Err(e) => {
+                        return Err(format!(
+                            "advisory API returned an unreadable record for {canonical}: {e}"
+                        ))
+                    }
                 }
             }
             token = page_token(&doc);
@@ -144,12 +165,17 @@ impl AdvisorySource {
                 return Ok(records);
             }
         }
-        Err(format!("advisory API: more than {MAX_PAGES} pages for {canonical}"))
+        Err(format!(
+            "advisory API: more than {MAX_PAGES} pages for {canonical}"
+        ))
     }
 
     async fn batch(&self, names: &[String]) -> HashMap<String, AdvisoryFacts> {
         let mut out = HashMap::new();
-        let canon: Vec<(String, Option<String>)> = names.iter().map(|n| (n.clone(), canonical_name(n))).collect();
+        let canon: Vec<(String, Option<String>)> = names
+            .iter()
+            .map(|n| (n.clone(), canonical_name(n)))
+            .collect();
         if let Some(offline) = &self.offline {
             for (given, _) in canon {
                 let facts = AdvisoryFacts::Found(offline.for_package(&given));
@@ -186,7 +212,10 @@ impl AdvisorySource {
         }
         for (given, c) in canon {
             let f = match c {
-                Some(c) => facts.get(&c).cloned().unwrap_or_else(|| AdvisoryFacts::Found(Vec::new())),
+                Some(c) => facts
+                    .get(&c)
+                    .cloned()
+                    .unwrap_or_else(|| AdvisoryFacts::Found(Vec::new())),
                 // Not a distribution name: nothing can be published under it.
                 None => AdvisoryFacts::Found(Vec::new()),
             };
@@ -198,7 +227,12 @@ impl AdvisorySource {
     async fn batch_chunk(&self, names: &[String]) -> Vec<(String, AdvisoryFacts)> {
         let url = match self.url(&["v1", "querybatch"]) {
             Ok(u) => u,
-            Err(e) => return names.iter().map(|n| (n.clone(), AdvisoryFacts::Unavailable(e.clone()))).collect(),
+            Err(e) => {
+                return names
+                    .iter()
+                    .map(|n| (n.clone(), AdvisoryFacts::Unavailable(e.clone())))
+                    .collect()
+            }
         };
         let queries: Vec<Value> = names
             .iter()
@@ -206,21 +240,33 @@ impl AdvisorySource {
             .collect();
         let doc = match self.post(&url, &json!({"queries": queries})).await {
             Ok(doc) => doc,
-            Err(e) => return names.iter().map(|n| (n.clone(), AdvisoryFacts::Unavailable(e.clone()))).collect(),
+            Err(e) => {
+                return names
+                    .iter()
+                    .map(|n| (n.clone(), AdvisoryFacts::Unavailable(e.clone())))
+                    .collect()
+            }
         };
-        let results = doc.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
+        let results = doc
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if results.len() != names.len() {
             let e = format!(
                 "advisory API: querybatch answered {} results for {} queries",
                 results.len(),
                 names.len()
             );
-            return names.iter().map(|n| (n.clone(), AdvisoryFacts::Unavailable(e.clone()))).collect();
+            return names
+                .iter()
+                .map(|n| (n.clone(), AdvisoryFacts::Unavailable(e.clone())))
+                .collect();
         }
 
         // (package, [(id, modified)]) for the packages answered in full; the
         // ones with more pages take the single-package path, which pages.
-        let mut listed: Vec<(String, Vec<(String, Option<String>)>)> = Vec::new();
+        let mut listed: Vec<(String, Listing)> = Vec::new();
         let mut paged: Vec<String> = Vec::new();
         for (name, result) in names.iter().zip(&results) {
             if page_token(result).is_some() {
@@ -260,10 +306,12 @@ impl AdvisorySource {
 
         let mut out: Vec<(String, AdvisoryFacts)> = Vec::new();
         for (name, ids) in listed {
-            let list: Result<Vec<OsvRecord>, String> = ids.iter().map(|(id, _)| records[id].clone()).collect();
+            let list: Result<Vec<OsvRecord>, String> =
+                ids.iter().map(|(id, _)| records[id].clone()).collect();
             let f = match list {
                 Ok(list) => {
-                    self.lists.put(&format!("advisories:{name}"), &list, self.advisory_ttl);
+                    self.lists
+                        .put(&format!("advisories:{name}"), &list, self.advisory_ttl);
                     AdvisoryFacts::Found(list)
                 }
                 Err(e) => AdvisoryFacts::Unavailable(e),
@@ -284,7 +332,8 @@ impl AdvisorySource {
             .map_err(|e| format!("advisory API: {e}"))?;
         let record: OsvRecord = serde_json::from_slice(&fetched.body)
             .map_err(|e| format!("advisory API {url}: unreadable OSV record: {e}"))?;
-        self.vulns.put(&format!("vuln:{id}"), &record, self.vuln_ttl);
+        self.vulns
+            .put(&format!("vuln:{id}"), &record, self.vuln_ttl);
         Ok(record)
     }
 }
@@ -341,10 +390,24 @@ mod tests {
 
     #[test]
     fn osv_base_forms() {
-        for url in ["http://127.0.0.1:9/v1/query", "http://127.0.0.1:9/v1/query/", "http://127.0.0.1:9", "http://127.0.0.1:9/v1"] {
-            assert_eq!(osv_base(url).unwrap().as_str(), "http://127.0.0.1:9/", "{url}");
+        for url in [
+            "http://127.0.0.1:9/v1/query",
+            "http://127.0.0.1:9/v1/query/",
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/v1",
+        ] {
+            assert_eq!(
+                osv_base(url).unwrap().as_str(),
+                "http://127.0.0.1:9/",
+                "{url}"
+            );
         }
-        assert_eq!(osv_base("http://127.0.0.1:9/osv/v1/query").unwrap().as_str(), "http://127.0.0.1:9/osv");
+        assert_eq!(
+            osv_base("http://127.0.0.1:9/osv/v1/query")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9/osv"
+        );
         assert!(osv_base("ftp://x/v1/query").is_err());
     }
 }

@@ -35,7 +35,10 @@ struct Mem<V> {
 
 impl<V> Mem<V> {
     fn get(&mut self, key: &str) -> Option<&V> {
-        let expired = self.map.get(key).is_some_and(|(exp, _)| *exp <= Instant::now());
+        let expired = self
+            .map
+            .get(key)
+            .is_some_and(|(exp, _)| *exp <= Instant::now());
         if expired {
             self.map.remove(key);
             return None;
@@ -78,7 +81,10 @@ impl<V: Clone + Codec> Tier<V> {
             return Some(v.clone());
         }
         let (v, remaining) = self.persistent_get(key)?;
-        self.mem.lock().unwrap().put(key.to_owned(), v.clone(), remaining);
+        self.mem
+            .lock()
+            .unwrap()
+            .put(key.to_owned(), v.clone(), remaining);
         Some(v)
     }
 
@@ -109,7 +115,12 @@ impl<V: Clone + Codec> Tier<V> {
     /// The cached value for `key`, or the result of `fetch` (which also gives
     /// the TTL to store it with). Concurrent callers for the same key share
     /// one `fetch`; errors reach all of them and are not stored.
-    pub(crate) async fn get_or_fetch<F, Fut>(&self, key: &str, counters: &Counters, fetch: F) -> Result<V, String>
+    pub(crate) async fn get_or_fetch<F, Fut>(
+        &self,
+        key: &str,
+        counters: &Counters,
+        fetch: F,
+    ) -> Result<V, String>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(V, Duration), String>>,
@@ -118,7 +129,13 @@ impl<V: Clone + Codec> Tier<V> {
             Counters::bump(&counters.cache_hits);
             return Ok(v.clone());
         }
-        let flight: Flight<V> = self.inflight.lock().unwrap().entry(key.to_owned()).or_default().clone();
+        let flight: Flight<V> = self
+            .inflight
+            .lock()
+            .unwrap()
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
         let mut led = false;
         let result = flight
             .get_or_init(|| {
@@ -158,7 +175,10 @@ impl<V: Clone + Codec> Tier<V> {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A looked-up thing, or the index's word that it does not exist (cached
@@ -207,7 +227,10 @@ mod tests {
             self.0.lock().unwrap().get(key).cloned()
         }
         fn put(&self, key: &str, value: &[u8], _ttl: Duration) {
-            self.0.lock().unwrap().insert(key.to_owned(), value.to_vec());
+            self.0
+                .lock()
+                .unwrap()
+                .insert(key.to_owned(), value.to_vec());
         }
     }
 
@@ -220,8 +243,14 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Err::<(String, Duration), _>("down".to_owned())
         };
-        assert_eq!(tier.get_or_fetch("k", &counters, fail).await, Err("down".to_owned()));
-        assert_eq!(tier.get_or_fetch("k", &counters, fail).await, Err("down".to_owned()));
+        assert_eq!(
+            tier.get_or_fetch("k", &counters, fail).await,
+            Err("down".to_owned())
+        );
+        assert_eq!(
+            tier.get_or_fetch("k", &counters, fail).await,
+            Err("down".to_owned())
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         let ok = || async {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -239,12 +268,16 @@ mod tests {
         let counters = Counters::default();
         let first: Tier<String> = Tier::new(10, Some(store.clone()));
         first
-            .get_or_fetch("k", &counters, || async { Ok(("v".to_owned(), Duration::from_secs(60))) })
+            .get_or_fetch("k", &counters, || async {
+                Ok(("v".to_owned(), Duration::from_secs(60)))
+            })
             .await
             .unwrap();
         let second: Tier<String> = Tier::new(10, Some(store.clone()));
         let got = second
-            .get_or_fetch("k", &counters, || async { Err::<(String, Duration), _>("must not fetch".to_owned()) })
+            .get_or_fetch("k", &counters, || async {
+                Err::<(String, Duration), _>("must not fetch".to_owned())
+            })
             .await;
         assert_eq!(got.unwrap(), "v");
         // An entry whose embedded expiry has passed is ignored.
@@ -256,7 +289,11 @@ mod tests {
     fn memory_tier_is_bounded() {
         let tier: Tier<String> = Tier::new(20, None);
         for i in 0..100 {
-            tier.put(&format!("k{i}"), &i.to_string(), Duration::from_secs(60 + i));
+            tier.put(
+                &format!("k{i}"),
+                &i.to_string(),
+                Duration::from_secs(60 + i),
+            );
         }
         let len = tier.mem.lock().unwrap().map.len();
         assert!(len <= 20, "{len} entries kept");

@@ -30,7 +30,25 @@ pub fn discover_index(
     home: Option<&Path>,
     cwd: Option<&Path>,
 ) -> Option<IndexSetting> {
-    let var = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    discover_index_with(env, home, cwd, Some(Path::new(SYSTEM_PIP_CONF)))
+}
+
+/// The system-wide pip configuration read last by [`discover_index`].
+pub const SYSTEM_PIP_CONF: &str = "/etc/pip.conf";
+
+/// [`discover_index`] with the system-wide pip file given explicitly
+/// (`None` skips it), so tests do not depend on the machine's `/etc`.
+pub fn discover_index_with(
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+    cwd: Option<&Path>,
+    system_pip_conf: Option<&Path>,
+) -> Option<IndexSetting> {
+    let var = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
 
     if let Some(url) = var(INDEX_URL_VAR) {
         return Some(setting(url, lexalign_kind, INDEX_URL_VAR.to_owned()));
@@ -49,13 +67,17 @@ pub fn discover_index(
     }
     for file in uv_config_files(&var, home, cwd) {
         if let Some((url, key)) = read_uv_toml(&file) {
-            return Some(setting(url, installer_kind, format!("{} {key}", file.display())));
+            return Some(setting(
+                url,
+                installer_kind,
+                format!("{} {key}", file.display()),
+            ));
         }
     }
     if let Some(url) = var("PIP_INDEX_URL") {
         return Some(setting(url, installer_kind, "PIP_INDEX_URL".to_owned()));
     }
-    for file in pip_config_files(&var, home) {
+    for file in pip_config_files(&var, home, system_pip_conf) {
         if let Some(url) = read_pip_conf(&file) {
             return Some(setting(
                 url,
@@ -99,10 +121,18 @@ fn installer_kind(url: &str) -> IndexKind {
     }
 }
 
-fn uv_config_files(var: &dyn Fn(&str) -> Option<String>, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+fn uv_config_files(
+    var: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Vec<PathBuf> {
     let mut files = Vec::new();
     // uv uses the nearest project-level uv.toml, then the user-level one.
-    if let Some(found) = cwd.and_then(|cwd| cwd.ancestors().map(|d| d.join("uv.toml")).find(|f| f.is_file())) {
+    if let Some(found) = cwd.and_then(|cwd| {
+        cwd.ancestors()
+            .map(|d| d.join("uv.toml"))
+            .find(|f| f.is_file())
+    }) {
         files.push(found);
     }
     if let Some(xdg) = var("XDG_CONFIG_HOME") {
@@ -114,7 +144,11 @@ fn uv_config_files(var: &dyn Fn(&str) -> Option<String>, home: Option<&Path>, cw
     files
 }
 
-fn pip_config_files(var: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) -> Vec<PathBuf> {
+fn pip_config_files(
+    var: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+    system: Option<&Path>,
+) -> Vec<PathBuf> {
     let mut files = Vec::new();
     if let Some(file) = var("PIP_CONFIG_FILE") {
         files.push(PathBuf::from(file));
@@ -126,27 +160,36 @@ fn pip_config_files(var: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) -
         files.push(home.join(".config/pip/pip.conf"));
         files.push(home.join(".pip/pip.conf"));
     }
-    files.push(PathBuf::from("/etc/pip.conf"));
+    files.extend(system.map(Path::to_path_buf));
     files
 }
 
-/// `index-url = "…"` (the older top-level key) or the `[[index]]` entry with
-/// `default = true`. An unreadable or malformed file is skipped, as uv
+/// The `[[index]]` entry with `default = true`, else `index-url = "…"` (the
+/// older top-level key), else `[pip] index-url`. An unreadable or malformed file is skipped, as uv
 /// itself would refuse it and the user sees that elsewhere.
 fn read_uv_toml(path: &Path) -> Option<(String, &'static str)> {
     let text = std::fs::read_to_string(path).ok()?;
     let doc: toml::Table = text.parse().ok()?;
     if let Some(indexes) = doc.get("index").and_then(toml::Value::as_array) {
-        let default = indexes.iter().filter_map(toml::Value::as_table).find(|t| {
-            t.get("default").and_then(toml::Value::as_bool) == Some(true)
-        });
-        if let Some(url) = default.and_then(|t| t.get("url")).and_then(toml::Value::as_str) {
+        let default = indexes
+            .iter()
+            .filter_map(toml::Value::as_table)
+            .find(|t| t.get("default").and_then(toml::Value::as_bool) == Some(true));
+        if let Some(url) = default
+            .and_then(|t| t.get("url"))
+            .and_then(toml::Value::as_str)
+        {
             return Some((url.to_owned(), "[[index]] default url"));
         }
     }
-    doc.get("index-url")
+    if let Some(url) = doc.get("index-url").and_then(toml::Value::as_str) {
+        return Some((url.to_owned(), "index-url"));
+    }
+    // `uv pip` reads its own section.
+    doc.get("pip")
+        .and_then(|p| p.get("index-url"))
         .and_then(toml::Value::as_str)
-        .map(|url| (url.to_owned(), "index-url"))
+        .map(|url| (url.to_owned(), "[pip] index-url"))
 }
 
 fn read_pip_conf(path: &Path) -> Option<String> {
@@ -205,16 +248,28 @@ mod tests {
     #[test]
     fn ini_parsing() {
         let text = "# comment\n[install]\nindex-url = http://wrong/simple\n\n[global]\ntimeout = 60\nINDEX_URL: http://right/simple/\n";
-        assert_eq!(ini_value(text, "global", "index-url").as_deref(), Some("http://right/simple/"));
+        assert_eq!(
+            ini_value(text, "global", "index-url").as_deref(),
+            Some("http://right/simple/")
+        );
         let cont = "[global]\nindex-url =\n    http://first/simple\n    http://second/simple\n";
-        assert_eq!(ini_value(cont, "global", "index-url").as_deref(), Some("http://first/simple"));
-        assert_eq!(ini_value("[global]\ntimeout=1\n", "global", "index-url"), None);
+        assert_eq!(
+            ini_value(cont, "global", "index-url").as_deref(),
+            Some("http://first/simple")
+        );
+        assert_eq!(
+            ini_value("[global]\ntimeout=1\n", "global", "index-url"),
+            None
+        );
     }
 
     #[test]
     fn kinds() {
         assert_eq!(installer_kind("http://h/simple/"), IndexKind::Auto);
-        assert_eq!(installer_kind("http://h/root/pypi/+simple/"), IndexKind::Simple);
+        assert_eq!(
+            installer_kind("http://h/root/pypi/+simple/"),
+            IndexKind::Simple
+        );
         assert_eq!(lexalign_kind("http://h/pypi"), IndexKind::Json);
         assert_eq!(lexalign_kind("http://h/simple"), IndexKind::Auto);
     }

@@ -120,11 +120,19 @@ impl Http {
 
     /// Sends the request built by `build` (called once per attempt), holding
     /// one of the endpoint's permits only while a request is in flight.
-    pub(crate) async fn send(&self, ep: &Endpoint, build: impl Fn() -> RequestBuilder) -> Result<Fetched, FetchError> {
+    pub(crate) async fn send(
+        &self,
+        ep: &Endpoint,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Fetched, FetchError> {
         let mut attempt = 0u32;
         loop {
             let outcome = {
-                let _permit = ep.sem.acquire().await.expect("endpoint semaphore is never closed");
+                let _permit = ep
+                    .sem
+                    .acquire()
+                    .await
+                    .expect("endpoint semaphore is never closed");
                 Counters::bump(&ep.counters.requests);
                 self.attempt(build()).await
             };
@@ -214,7 +222,10 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// reqwest's Display hides the cause ("error sending request"); walk the
@@ -244,7 +255,10 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 

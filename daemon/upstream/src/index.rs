@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 
 use crate::cache::{Codec, Entry, Tier};
 use crate::http::{Counters, Endpoint, FetchError, Fetched, Http};
-use crate::{canonical_name, EndpointStats, IndexError, IndexKind, PersistentCache, Project, Upstream, UpstreamConfig};
+use crate::{
+    canonical_name, EndpointStats, IndexError, IndexKind, PersistentCache, Project, Upstream,
+    UpstreamConfig,
+};
 
 const SIMPLE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.latest+json;q=0.9, text/html;q=0.1";
 
@@ -52,7 +55,8 @@ impl IndexClient {
         if url.is_empty() {
             return Err("no package index configured (set LEXALIGN_INDEX_URL)".to_owned());
         }
-        let root = Url::parse(url).map_err(|e| format!("invalid package index URL {url:?}: {e}"))?;
+        let root =
+            Url::parse(url).map_err(|e| format!("invalid package index URL {url:?}: {e}"))?;
         if !matches!(root.scheme(), "http" | "https") {
             return Err(format!("package index URL {url:?} must be http or https"));
         }
@@ -101,11 +105,15 @@ impl IndexClient {
     async fn project(&self, canonical: &str) -> Result<Project, IndexError> {
         let entry = self
             .projects
-            .get_or_fetch(&format!("project:{canonical}"), &self.ep.counters, || async {
-                let entry = self.fetch_project(canonical).await?;
-                let ttl = self.ttl(&entry, self.project_ttl);
-                Ok((entry, ttl))
-            })
+            .get_or_fetch(
+                &format!("project:{canonical}"),
+                &self.ep.counters,
+                || async {
+                    let entry = self.fetch_project(canonical).await?;
+                    let ttl = self.ttl(&entry, self.project_ttl);
+                    Ok((entry, ttl))
+                },
+            )
             .await
             .map_err(IndexError::Unavailable)?;
         match entry {
@@ -116,7 +124,10 @@ impl IndexClient {
 
     async fn fetch_project(&self, canonical: &str) -> Result<Entry<Project>, String> {
         match self.mode.load(Ordering::Relaxed) {
-            MODE_JSON => self.json_project(canonical).await.map_err(|e| e.to_string()),
+            MODE_JSON => self
+                .json_project(canonical)
+                .await
+                .map_err(|e| e.to_string()),
             MODE_SIMPLE => self.simple_project(canonical).await,
             _ => self.probe_project(canonical).await,
         }
@@ -136,7 +147,10 @@ impl IndexClient {
             (_, Ok(Entry::Found(_))) => {
                 // The simple index knows a project the JSON root does not
                 // (or the JSON root does not exist): there is no usable JSON API.
-                if !matches!(json, Err(FetchError::Transport(_)) | Err(FetchError::Status(500..=599 | 429, _))) {
+                if !matches!(
+                    json,
+                    Err(FetchError::Transport(_)) | Err(FetchError::Status(500..=599 | 429, _))
+                ) {
                     self.mode.store(MODE_SIMPLE, Ordering::Relaxed);
                     tracing::info!("package index has no JSON API; using the simple index");
                 }
@@ -149,21 +163,32 @@ impl IndexClient {
         }
     }
 
-    async fn release_metadata(&self, canonical: &str, version: &str) -> Result<LicenseMetadata, IndexError> {
+    async fn release_metadata(
+        &self,
+        canonical: &str,
+        version: &str,
+    ) -> Result<LicenseMetadata, IndexError> {
         if self.mode.load(Ordering::Relaxed) == MODE_UNDECIDED {
             // Settle the API first; the project page is needed anyway.
             self.project(canonical).await?;
         }
         let entry = self
             .releases
-            .get_or_fetch(&format!("release:{canonical}@{version}"), &self.ep.counters, || async {
-                let entry = match self.mode.load(Ordering::Relaxed) {
-                    MODE_SIMPLE => self.simple_release(canonical, version).await?,
-                    _ => self.json_release(canonical, version).await.map_err(|e| e.to_string())?,
-                };
-                let ttl = self.ttl(&entry, self.release_ttl);
-                Ok((entry, ttl))
-            })
+            .get_or_fetch(
+                &format!("release:{canonical}@{version}"),
+                &self.ep.counters,
+                || async {
+                    let entry = match self.mode.load(Ordering::Relaxed) {
+                        MODE_SIMPLE => self.simple_release(canonical, version).await?,
+                        _ => self
+                            .json_release(canonical, version)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    };
+                    let ttl = self.ttl(&entry, self.release_ttl);
+                    Ok((entry, ttl))
+                },
+            )
             .await
             .map_err(IndexError::Unavailable)?;
         match entry {
@@ -186,7 +211,11 @@ impl IndexClient {
     async fn get_json(&self, url: Url) -> Result<Option<Value>, FetchError> {
         let fetched = self
             .http
-            .send(&self.ep, || self.http.get(url.clone()).header("Accept", "application/json"))
+            .send(&self.ep, || {
+                self.http
+                    .get(url.clone())
+                    .header("Accept", "application/json")
+            })
             .await;
         match fetched {
             Ok(f) => serde_json::from_slice(&f.body)
@@ -207,7 +236,11 @@ impl IndexClient {
             .ok_or_else(|| FetchError::Transport(format!("{url}: unexpected JSON document")))
     }
 
-    async fn json_release(&self, canonical: &str, version: &str) -> Result<Entry<LicenseMetadata>, FetchError> {
+    async fn json_release(
+        &self,
+        canonical: &str,
+        version: &str,
+    ) -> Result<Entry<LicenseMetadata>, FetchError> {
         // The project document already carries the latest release's metadata.
         if let Some(Entry::Found(p)) = self.projects.peek(&format!("project:{canonical}")) {
             if let Some((_, meta)) = p.latest.filter(|(v, _)| v == version) {
@@ -229,16 +262,23 @@ impl IndexClient {
 
     async fn simple_page(&self, canonical: &str) -> Result<Entry<SimplePage>, String> {
         self.pages
-            .get_or_fetch(&format!("simple:{canonical}"), &self.page_counters, || async {
-                let entry = self.fetch_simple_page(canonical).await?;
-                let ttl = self.ttl(&entry, self.project_ttl);
-                Ok((entry, ttl))
-            })
+            .get_or_fetch(
+                &format!("simple:{canonical}"),
+                &self.page_counters,
+                || async {
+                    let entry = self.fetch_simple_page(canonical).await?;
+                    let ttl = self.ttl(&entry, self.project_ttl);
+                    Ok((entry, ttl))
+                },
+            )
             .await
     }
 
     async fn fetch_simple_page(&self, canonical: &str) -> Result<Entry<SimplePage>, String> {
-        let mut url = self.simple_root.clone().ok_or("no simple index configured")?;
+        let mut url = self
+            .simple_root
+            .clone()
+            .ok_or("no simple index configured")?;
         url.path_segments_mut()
             .expect("http(s) URLs have path segments")
             .pop_if_empty()
@@ -246,7 +286,9 @@ impl IndexClient {
             .push("");
         let fetched = self
             .http
-            .send(&self.ep, || self.http.get(url.clone()).header("Accept", SIMPLE_ACCEPT))
+            .send(&self.ep, || {
+                self.http.get(url.clone()).header("Accept", SIMPLE_ACCEPT)
+            })
             .await;
         let fetched = match fetched {
             Ok(f) => f,
@@ -265,14 +307,22 @@ impl IndexClient {
         })
     }
 
-    async fn simple_release(&self, canonical: &str, version: &str) -> Result<Entry<LicenseMetadata>, String> {
+    async fn simple_release(
+        &self,
+        canonical: &str,
+        version: &str,
+    ) -> Result<Entry<LicenseMetadata>, String> {
         let Entry::Found(page) = self.simple_page(canonical).await? else {
             return Ok(Entry::NotFound);
         };
         let files: Vec<&SimpleFile> = page
             .files
             .iter()
-            .filter(|f| f.version.as_deref().is_some_and(|v| same_version(v, version)))
+            .filter(|f| {
+                f.version
+                    .as_deref()
+                    .is_some_and(|v| same_version(v, version))
+            })
             .collect();
         if files.is_empty() {
             return Ok(Entry::NotFound);
@@ -283,7 +333,8 @@ impl IndexClient {
             .filter(|f| f.has_metadata)
             .min_by_key(|f| !f.filename.ends_with(".whl"));
         if let Some(file) = with_metadata {
-            let mut url = Url::parse(&file.url).map_err(|e| format!("bad file URL {}: {e}", file.url))?;
+            let mut url =
+                Url::parse(&file.url).map_err(|e| format!("bad file URL {}: {e}", file.url))?;
             url.set_fragment(None);
             let url = Url::parse(&format!("{url}.metadata")).map_err(|e| e.to_string())?;
             let fetched = self
@@ -296,7 +347,11 @@ impl IndexClient {
         }
         // No PEP 658 metadata: read METADATA out of the wheel itself.
         let Some(wheel) = files.iter().find(|f| f.filename.ends_with(".whl")) else {
-            tracing::warn!(package = canonical, version, "no wheel and no core metadata; license unknown");
+            tracing::warn!(
+                package = canonical,
+                version,
+                "no wheel and no core metadata; license unknown"
+            );
             return Ok(Entry::Found(LicenseMetadata::default()));
         };
         let url = Url::parse(&wheel.url).map_err(|e| format!("bad file URL {}: {e}", wheel.url))?;
@@ -305,7 +360,8 @@ impl IndexClient {
             .send(&self.ep, || self.http.get(url.clone()))
             .await
             .map_err(|e| format!("wheel of {canonical} {version}: {e}"))?;
-        let text = metadata_from_wheel(&fetched.body).map_err(|e| format!("{}: {e}", wheel.filename))?;
+        let text =
+            metadata_from_wheel(&fetched.body).map_err(|e| format!("{}: {e}", wheel.filename))?;
         Ok(Entry::Found(parse_core_metadata(&text)))
     }
 }
@@ -320,9 +376,16 @@ impl Upstream {
     }
 
     /// License-bearing metadata of one release.
-    pub async fn release_metadata(&self, canonical: &str, version: &str) -> Result<LicenseMetadata, IndexError> {
+    pub async fn release_metadata(
+        &self,
+        canonical: &str,
+        version: &str,
+    ) -> Result<LicenseMetadata, IndexError> {
         let name = canonical_name(canonical).ok_or(IndexError::NotFound)?;
-        self.inner.index.release_metadata(&name, version.trim()).await
+        self.inner
+            .index
+            .release_metadata(&name, version.trim())
+            .await
     }
 }
 
@@ -342,7 +405,12 @@ fn metadata_from_info(info: &Value) -> LicenseMetadata {
         classifiers: info
             .get("classifiers")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -357,7 +425,9 @@ fn parse_json_project(canonical: &str, doc: &Value) -> Option<Project> {
             if files.is_empty() {
                 continue;
             }
-            let yanked = files.iter().all(|f| f.get("yanked").and_then(Value::as_bool) == Some(true));
+            let yanked = files
+                .iter()
+                .all(|f| f.get("yanked").and_then(Value::as_bool) == Some(true));
             releases.push(Release {
                 version: version.clone(),
                 yanked,
@@ -379,8 +449,7 @@ fn sort_releases(releases: &mut [Release]) {
 }
 
 fn same_version(a: &str, b: &str) -> bool {
-    a == b
-        || matches!((Version::from_str(a), Version::from_str(b)), (Ok(x), Ok(y)) if x == y)
+    a == b || matches!((Version::from_str(a), Version::from_str(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// The parts of a simple-index project page we use.
@@ -406,7 +475,9 @@ impl SimplePage {
     fn project(&self) -> Project {
         let mut releases: Vec<Release> = Vec::new();
         for file in &self.files {
-            let Some(version) = &file.version else { continue };
+            let Some(version) = &file.version else {
+                continue;
+            };
             match releases.iter_mut().find(|r| &r.version == version) {
                 // Yanked only if every file of the release is.
                 Some(r) => r.yanked &= file.yanked,
@@ -436,7 +507,10 @@ fn truthy_marker(v: Option<&Value>) -> bool {
 }
 
 fn parse_simple_page(canonical: &str, fetched: &Fetched) -> Option<SimplePage> {
-    let is_json = fetched.content_type.as_deref().is_some_and(|c| c.contains("json"))
+    let is_json = fetched
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.contains("json"))
         || fetched.body.first() == Some(&b'{');
     let (mut files, versions) = if is_json {
         let doc: Value = serde_json::from_slice(&fetched.body).ok()?;
@@ -444,7 +518,12 @@ fn parse_simple_page(canonical: &str, fetched: &Fetched) -> Option<SimplePage> {
         let versions: Vec<String> = doc
             .get("versions")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let files = files
             .iter()
@@ -456,7 +535,8 @@ fn parse_simple_page(canonical: &str, fetched: &Fetched) -> Option<SimplePage> {
                     Some(Value::String(_)) => true,
                     _ => false,
                 };
-                let has_metadata = truthy_marker(f.get("core-metadata").or(f.get("data-dist-info-metadata")));
+                let has_metadata =
+                    truthy_marker(f.get("core-metadata").or(f.get("data-dist-info-metadata")));
                 Some(SimpleFile {
                     version: version_from_filename(canonical, &filename),
                     filename,
@@ -468,7 +548,14 @@ fn parse_simple_page(canonical: &str, fetched: &Fetched) -> Option<SimplePage> {
             .collect();
         (files, versions)
     } else {
-        (parse_simple_html(canonical, &fetched.url, &String::from_utf8_lossy(&fetched.body)), Vec::new())
+        (
+            parse_simple_html(
+                canonical,
+                &fetched.url,
+                &String::from_utf8_lossy(&fetched.body),
+            ),
+            Vec::new(),
+        )
     };
     for file in &mut files {
         if let Some(v) = &file.version {
@@ -494,8 +581,12 @@ fn parse_simple_html(canonical: &str, base: &Url, html: &str) -> Vec<SimpleFile>
         rest = &rest[end + 1..];
         let text_end = find_ci(rest, "</a>").unwrap_or(rest.len());
         let filename = unescape_html(rest[..text_end].trim());
-        let Some(href) = html_attr(attrs, "href") else { continue };
-        let Ok(url) = base.join(&unescape_html(&href)) else { continue };
+        let Some(href) = html_attr(attrs, "href") else {
+            continue;
+        };
+        let Ok(url) = base.join(&unescape_html(&href)) else {
+            continue;
+        };
         let marker = |name: &str| html_attr(attrs, name).is_some_and(|v| v != "false");
         files.push(SimpleFile {
             version: version_from_filename(canonical, &filename),
@@ -550,7 +641,10 @@ fn unescape_html(s: &str) -> String {
 /// (`name-version-…`, name with `_`), sdists (`name-version.tar.gz`, where
 /// the name itself may contain `-`).
 fn version_from_filename(canonical: &str, filename: &str) -> Option<String> {
-    if let Some(stem) = filename.strip_suffix(".whl").or_else(|| filename.strip_suffix(".egg")) {
+    if let Some(stem) = filename
+        .strip_suffix(".whl")
+        .or_else(|| filename.strip_suffix(".egg"))
+    {
         return stem.split('-').nth(1).map(str::to_owned);
     }
     let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar"]
@@ -558,7 +652,8 @@ fn version_from_filename(canonical: &str, filename: &str) -> Option<String> {
         .find_map(|ext| filename.strip_suffix(ext))?;
     stem.match_indices('-').find_map(|(i, _)| {
         let (name, version) = (&stem[..i], &stem[i + 1..]);
-        (canonical_name(name).as_deref() == Some(canonical) && !version.is_empty()).then(|| version.to_owned())
+        (canonical_name(name).as_deref() == Some(canonical) && !version.is_empty())
+            .then(|| version.to_owned())
     })
 }
 
@@ -609,7 +704,8 @@ pub(crate) fn parse_core_metadata(text: &str) -> LicenseMetadata {
 }
 
 fn metadata_from_wheel(bytes: &[u8]) -> Result<String, String> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a wheel: {e}"))?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a wheel: {e}"))?;
     let name = zip
         .file_names()
         .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
@@ -718,13 +814,41 @@ impl Codec for SimplePage {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn redirects_to_the_canonical_name_are_followed() {
+        let index = lex_align_fakes::FakeIndex::start();
+        let mut cfg = UpstreamConfig::default_with(index.json_url());
+        cfg.index_kind = IndexKind::Json;
+        let client = IndexClient::new(&cfg, Http::new(&cfg).unwrap(), None).unwrap();
+        // Bypass our own canonicalisation: the index answers 301.
+        let got = client.json_project("PyYAML").await.unwrap();
+        assert!(
+            matches!(got, Entry::Found(ref p) if !p.releases.is_empty()),
+            "{got:?}"
+        );
+        assert_eq!(index.requests_to("/pypi/PyYAML/json"), 1);
+        assert_eq!(index.requests_to("/pypi/pyyaml/json"), 1);
+    }
+
     #[test]
     fn versions_from_filenames() {
         let cases = [
-            ("python-dateutil", "python_dateutil-2.9.0.post0-py2.py3-none-any.whl", Some("2.9.0.post0")),
-            ("python-dateutil", "python-dateutil-2.9.0.post0.tar.gz", Some("2.9.0.post0")),
+            (
+                "python-dateutil",
+                "python_dateutil-2.9.0.post0-py2.py3-none-any.whl",
+                Some("2.9.0.post0"),
+            ),
+            (
+                "python-dateutil",
+                "python-dateutil-2.9.0.post0.tar.gz",
+                Some("2.9.0.post0"),
+            ),
             ("pyyaml", "PyYAML-6.0.1.tar.gz", Some("6.0.1")),
-            ("pyyaml", "PyYAML-6.0.1-cp312-cp312-manylinux_2_17_x86_64.whl", Some("6.0.1")),
+            (
+                "pyyaml",
+                "PyYAML-6.0.1-cp312-cp312-manylinux_2_17_x86_64.whl",
+                Some("6.0.1"),
+            ),
             ("django", "Django-5.0.zip", Some("5.0")),
             ("django", "other-5.0.zip", None),
             ("django", "Django-5.0.exe", None),
@@ -738,10 +862,14 @@ mod tests {
     fn core_metadata_fields() {
         let text = "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nLicense: Copyright (c) demo\n       |\n       |Permission is hereby granted\n        \n          indented\nClassifier: License :: OSI Approved :: MIT License\nClassifier: Programming Language :: Python\n\nLicense: in the body, ignored\n";
         let m = parse_core_metadata(text);
-        assert_eq!(m.license.as_deref(), Some("Copyright (c) demo\n\nPermission is hereby granted\n\n  indented"));
+        assert_eq!(
+            m.license.as_deref(),
+            Some("Copyright (c) demo\n\nPermission is hereby granted\n\n  indented")
+        );
         assert_eq!(m.license_expression, None);
         assert_eq!(m.classifiers.len(), 2);
-        let m = parse_core_metadata("Metadata-Version: 2.4\nLicense-Expression: MIT OR Apache-2.0\n");
+        let m =
+            parse_core_metadata("Metadata-Version: 2.4\nLicense-Expression: MIT OR Apache-2.0\n");
         assert_eq!(m.license_expression.as_deref(), Some("MIT OR Apache-2.0"));
     }
 
@@ -754,7 +882,10 @@ mod tests {
 </body></html>"#;
         let files = parse_simple_html("demo", &base, html);
         assert_eq!(files.len(), 2);
-        assert_eq!(files[0].url, "http://127.0.0.1:1/files/demo-1.0-py3-none-any.whl#sha256=ab");
+        assert_eq!(
+            files[0].url,
+            "http://127.0.0.1:1/files/demo-1.0-py3-none-any.whl#sha256=ab"
+        );
         assert!(files[0].has_metadata && !files[0].yanked);
         assert!(!files[1].has_metadata && files[1].yanked);
         assert_eq!(files[1].version.as_deref(), Some("1.1"));

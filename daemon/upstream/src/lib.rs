@@ -19,7 +19,7 @@ mod http;
 pub mod index;
 pub mod offline;
 
-pub use discover::{discover_index, IndexSetting};
+pub use discover::{discover_index, discover_index_with, IndexSetting};
 pub use offline::OfflineAdvisories;
 
 #[derive(Debug, Clone)]
@@ -152,12 +152,19 @@ impl Upstream {
     /// Builds the HTTP client and caches, and loads the offline advisory
     /// source when one is configured (an unreadable source is an error: a
     /// configured-but-broken source must not silently mean "no advisories").
-    pub fn new(cfg: UpstreamConfig, persistent: Option<Arc<dyn PersistentCache>>) -> Result<Upstream, String> {
+    pub fn new(
+        cfg: UpstreamConfig,
+        persistent: Option<Arc<dyn PersistentCache>>,
+    ) -> Result<Upstream, String> {
         let http = http::Http::new(&cfg)?;
         let index = index::IndexClient::new(&cfg, http.clone(), persistent.clone())?;
         let advisories = advisories::AdvisorySource::new(&cfg, http, persistent)?;
         Ok(Upstream {
-            inner: Arc::new(Inner { cfg, index, advisories }),
+            inner: Arc::new(Inner {
+                cfg,
+                index,
+                advisories,
+            }),
         })
     }
 
@@ -177,5 +184,7 @@ impl Upstream {
 /// PEP 503 canonical form (`Foo.Bar_baz` → `foo-bar-baz`); `None` when the
 /// string is not a valid distribution name at all.
 pub fn canonical_name(name: &str) -> Option<String> {
-    pep508_rs::PackageName::from_str(name.trim()).ok().map(|n| n.to_string())
+    pep508_rs::PackageName::from_str(name.trim())
+        .ok()
+        .map(|n| n.to_string())
 }

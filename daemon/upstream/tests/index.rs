@@ -45,19 +45,38 @@ async fn json_api_and_simple_index_give_the_same_facts() {
         assert_eq!(from_json.display_name.as_deref(), Some(p.name.as_str()));
         // Only the JSON API hands out the latest release's metadata for free.
         let latest = p.latest().unwrap();
-        assert_eq!(from_json.latest, Some((latest.version.clone(), expected_metadata(latest))));
+        assert_eq!(
+            from_json.latest,
+            Some((latest.version.clone(), expected_metadata(latest)))
+        );
         assert_eq!(from_simple.latest, None);
 
-        let mut want: Vec<(String, bool)> = p.releases.iter().map(|r| (r.version.clone(), r.yanked)).collect();
+        let mut want: Vec<(String, bool)> = p
+            .releases
+            .iter()
+            .map(|r| (r.version.clone(), r.yanked))
+            .collect();
         want.sort();
-        let mut got: Vec<(String, bool)> = from_json.releases.iter().map(|r| (r.version.clone(), r.yanked)).collect();
+        let mut got: Vec<(String, bool)> = from_json
+            .releases
+            .iter()
+            .map(|r| (r.version.clone(), r.yanked))
+            .collect();
         got.sort();
         assert_eq!(got, want, "{canonical}");
 
         for r in &p.releases {
             let a = json.release_metadata(&canonical, &r.version).await.unwrap();
-            let b = simple.release_metadata(&canonical, &r.version).await.unwrap();
-            assert_eq!(a, expected_metadata(r), "{canonical} {} via JSON", r.version);
+            let b = simple
+                .release_metadata(&canonical, &r.version)
+                .await
+                .unwrap();
+            assert_eq!(
+                a,
+                expected_metadata(r),
+                "{canonical} {} via JSON",
+                r.version
+            );
             assert_eq!(b, a, "{canonical} {} via simple + METADATA", r.version);
         }
     }
@@ -69,15 +88,26 @@ async fn releases_are_in_pep440_order_with_yanked_flags() {
     let up = upstream(index.json_url(), IndexKind::Json);
     let httpx = up.project("httpx").await.unwrap();
     let versions: Vec<&str> = httpx.releases.iter().map(|r| r.version.as_str()).collect();
-    assert_eq!(versions, ["0.19.0", "0.23.0", "0.27.0", "0.27.2", "0.28.0", "0.28.1", "1.0.dev3"]);
-    let yanked: Vec<&str> = httpx.releases.iter().filter(|r| r.yanked).map(|r| r.version.as_str()).collect();
+    assert_eq!(
+        versions,
+        ["0.19.0", "0.23.0", "0.27.0", "0.27.2", "0.28.0", "0.28.1", "1.0.dev3"]
+    );
+    let yanked: Vec<&str> = httpx
+        .releases
+        .iter()
+        .filter(|r| r.yanked)
+        .map(|r| r.version.as_str())
+        .collect();
     assert_eq!(yanked, ["0.28.0"]);
 }
 
 #[tokio::test]
 async fn non_canonical_names_resolve() {
     let index = FakeIndex::start();
-    for (url, kind) in [(index.json_url(), IndexKind::Json), (index.simple_url(), IndexKind::Simple)] {
+    for (url, kind) in [
+        (index.json_url(), IndexKind::Json),
+        (index.simple_url(), IndexKind::Simple),
+    ] {
         let up = upstream(url, kind);
         for (asked, canonical) in [
             ("PyYAML", "pyyaml"),
@@ -85,7 +115,10 @@ async fn non_canonical_names_resolve() {
             ("Typing.Extensions", "typing-extensions"),
             ("jinja2", "jinja2"),
         ] {
-            let p = up.project(asked).await.unwrap_or_else(|e| panic!("{asked} via {kind:?}: {e}"));
+            let p = up
+                .project(asked)
+                .await
+                .unwrap_or_else(|e| panic!("{asked} via {kind:?}: {e}"));
             assert_eq!(p.name, canonical);
             assert!(!p.releases.is_empty());
             let v = &p.releases[0].version;
@@ -115,9 +148,19 @@ async fn auto_on_a_simple_url_probes_the_json_api_once() {
 async fn not_found_is_cached_briefly_and_an_outage_is_not_cached() {
     let index = FakeIndex::start();
     let up = upstream(index.json_url(), IndexKind::Json);
-    assert_eq!(up.project("no-such-project").await, Err(IndexError::NotFound));
-    assert_eq!(up.project("No_Such.Project").await, Err(IndexError::NotFound));
-    assert_eq!(index.requests_to("/pypi/no-such-project/json"), 1, "404 served from cache");
+    assert_eq!(
+        up.project("no-such-project").await,
+        Err(IndexError::NotFound)
+    );
+    assert_eq!(
+        up.project("No_Such.Project").await,
+        Err(IndexError::NotFound)
+    );
+    assert_eq!(
+        index.requests_to("/pypi/no-such-project/json"),
+        1,
+        "404 served from cache"
+    );
     assert_eq!(
         up.release_metadata("httpx", "9.9.9").await,
         Err(IndexError::NotFound),
@@ -129,21 +172,35 @@ async fn not_found_is_cached_briefly_and_an_outage_is_not_cached() {
     index.set_down(true);
     up.project("httpx").await.unwrap();
     let down = up.project("requests").await;
-    assert!(matches!(down, Err(IndexError::Unavailable(ref m)) if m.contains("503")), "{down:?}");
+    assert!(
+        matches!(down, Err(IndexError::Unavailable(ref m)) if m.contains("503")),
+        "{down:?}"
+    );
     // Two retries after the first attempt.
     assert_eq!(index.requests_to("/pypi/requests/json"), 3);
     index.set_down(false);
     let back = up.project("requests").await.unwrap();
     assert_eq!(back.name, "requests");
-    assert_eq!(index.requests_to("/pypi/requests/json"), 4, "the failure was not cached");
+    assert_eq!(
+        index.requests_to("/pypi/requests/json"),
+        4,
+        "the failure was not cached"
+    );
     let stats = up.stats().index;
-    assert!(stats.errors >= 1 && stats.retries >= 2 && stats.cache_hits >= 2, "{stats:?}");
+    assert!(
+        stats.errors >= 1 && stats.retries >= 2 && stats.cache_hits >= 2,
+        "{stats:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_index_is_unavailable_not_missing() {
     // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cfg = UpstreamConfig::default_with(format!("http://127.0.0.1:{port}/pypi"));
     cfg.retries = 0;
     let up = Upstream::new(cfg, None).unwrap();
@@ -159,7 +216,11 @@ async fn concurrent_cold_lookups_make_one_request() {
     index.set_latency(Duration::from_millis(200));
     for (url, kind, path) in [
         (index.json_url(), IndexKind::Json, "/pypi/cryptography/json"),
-        (index.simple_url(), IndexKind::Simple, "/simple/cryptography/"),
+        (
+            index.simple_url(),
+            IndexKind::Simple,
+            "/simple/cryptography/",
+        ),
     ] {
         let up = upstream(url, kind);
         let calls: Vec<_> = (0..20)
@@ -187,7 +248,10 @@ impl PersistentCache for MapStore {
         self.0.lock().unwrap().get(key).cloned()
     }
     fn put(&self, key: &str, value: &[u8], _ttl: Duration) {
-        self.0.lock().unwrap().insert(key.to_owned(), value.to_vec());
+        self.0
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), value.to_vec());
     }
 }
 
@@ -200,7 +264,10 @@ async fn the_persistent_tier_serves_a_fresh_process() {
     let p = first.project("PyYAML").await.unwrap();
     let v = p.releases.last().unwrap().version.clone();
     let meta = first.release_metadata("pyyaml", &v).await.unwrap();
-    assert_eq!(first.project("no-such-thing").await, Err(IndexError::NotFound));
+    assert_eq!(
+        first.project("no-such-thing").await,
+        Err(IndexError::NotFound)
+    );
     let before = index.requests();
     {
         let keys = store.0.lock().unwrap();
@@ -211,8 +278,15 @@ async fn the_persistent_tier_serves_a_fresh_process() {
     let second = Upstream::new(cfg, Some(store.clone())).unwrap();
     assert_eq!(second.project("pyyaml").await.unwrap(), p);
     assert_eq!(second.release_metadata("PyYAML", &v).await.unwrap(), meta);
-    assert_eq!(second.project("no-such-thing").await, Err(IndexError::NotFound));
-    assert_eq!(index.requests(), before, "everything came from the persistent tier");
+    assert_eq!(
+        second.project("no-such-thing").await,
+        Err(IndexError::NotFound)
+    );
+    assert_eq!(
+        index.requests(),
+        before,
+        "everything came from the persistent tier"
+    );
 }
 
 #[tokio::test]
@@ -227,5 +301,8 @@ async fn an_sdist_only_release_without_core_metadata_has_unknown_metadata() {
     let p = up.project("demo").await.unwrap();
     assert_eq!(p.releases.len(), 1);
     // Nothing readable without unpacking the sdist: nothing known, not an error.
-    assert_eq!(up.release_metadata("demo", "1.0").await.unwrap(), LicenseMetadata::default());
+    assert_eq!(
+        up.release_metadata("demo", "1.0").await.unwrap(),
+        LicenseMetadata::default()
+    );
 }

@@ -50,8 +50,16 @@ const INDEX: &[(&str, &[&str], &str)] = &[
     ("httpx", &["0.27.0", "0.27.2", "0.28.1"], "BSD-3-Clause"),
     ("requests", &["2.31.0", "2.32.3"], "Apache-2.0"),
     ("pyqt5", &["5.15.10", "5.15.11"], "GPL-3.0-only"),
-    ("gitpython", &["3.1.29", "3.1.30", "3.1.41", "3.1.43"], "BSD-3-Clause"),
-    ("cryptography", &["41.0.7", "42.0.8", "43.0.3"], "Apache-2.0 OR BSD-3-Clause"),
+    (
+        "gitpython",
+        &["3.1.29", "3.1.30", "3.1.41", "3.1.43"],
+        "BSD-3-Clause",
+    ),
+    (
+        "cryptography",
+        &["41.0.7", "42.0.8", "43.0.3"],
+        "Apache-2.0 OR BSD-3-Clause",
+    ),
     ("idna", &["3.6", "3.7", "3.10"], "BSD-3-Clause"),
     ("certifi", &["2024.7.4", "2024.8.30"], "MPL-2.0"),
     ("rich", &["13.7.1", "13.9.4"], "MIT"),
@@ -87,8 +95,11 @@ impl EngineBackend {
 
     /// Replaces the registry and tells the server, as a daemon reload does.
     pub fn reload(&self, yaml: &str) {
-        *self.registry.lock().unwrap() = Registry::from_yaml(yaml).expect("reloaded registry parses");
-        self.events.send(PolicyEvent::RegistryReloaded).expect("the server subscribed");
+        *self.registry.lock().unwrap() =
+            Registry::from_yaml(yaml).expect("reloaded registry parses");
+        self.events
+            .send(PolicyEvent::RegistryReloaded)
+            .expect("the server subscribed");
     }
 
     fn advisories_of(&self, canonical: &str) -> Vec<OsvRecord> {
@@ -97,7 +108,9 @@ impl EngineBackend {
             .entry(canonical.to_string())
             .or_insert_with(|| {
                 let dir = PathBuf::from("/work/shared/data/pypa-advisory-db/vulns").join(canonical);
-                let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    return Vec::new();
+                };
                 let mut records: Vec<OsvRecord> = entries
                     .filter_map(Result::ok)
                     .filter_map(|e| std::fs::read_to_string(e.path()).ok())
@@ -110,30 +123,45 @@ impl EngineBackend {
     }
 
     fn index_facts(&self, req: &EvalRequest, registry: &Registry) -> IndexFacts {
-        let Some((name, releases, license)) = INDEX.iter().find(|(n, _, _)| *n == req.canonical) else {
+        let Some((name, releases, license)) = INDEX.iter().find(|(n, _, _)| *n == req.canonical)
+        else {
             return IndexFacts::NotFound;
         };
-        let releases: Vec<Release> =
-            releases.iter().map(|v| Release { version: (*v).to_string(), yanked: false }).collect();
+        let releases: Vec<Release> = releases
+            .iter()
+            .map(|v| Release {
+                version: (*v).to_string(),
+                yanked: false,
+            })
+            .collect();
         let chosen = lex_align_engine::evaluate::select_version(req, registry, &releases);
         IndexFacts::Found {
             name: (*name).to_string(),
             metadata: chosen.map(|v| {
-                (v, LicenseMetadata { license_expression: Some((*license).to_string()), ..LicenseMetadata::default() })
+                (
+                    v,
+                    LicenseMetadata {
+                        license_expression: Some((*license).to_string()),
+                        ..LicenseMetadata::default()
+                    },
+                )
             }),
             releases,
         }
     }
 
     fn judge(&self, item: &EvalItem) -> Result<Verdict, String> {
-        let req = EvalRequest::parse("", item.version.as_deref(), Some(&item.requirement)).map_err(|e| e.to_string())?;
+        let req = EvalRequest::parse("", item.version.as_deref(), Some(&item.requirement))
+            .map_err(|e| e.to_string())?;
         let registry = self.registry.lock().unwrap().clone();
         match plan(&req, &registry) {
             Plan::Decided(v) => Ok(v),
             Plan::Fetch(needs) => {
                 let facts = Facts {
                     index: needs.index.then(|| self.index_facts(&req, &registry)),
-                    advisories: needs.advisories.then(|| AdvisoryFacts::Found(self.advisories_of(&req.canonical))),
+                    advisories: needs
+                        .advisories
+                        .then(|| AdvisoryFacts::Found(self.advisories_of(&req.canonical))),
                 };
                 Ok(decide(&req, &registry, &facts, FailPolicy::Open))
             }
@@ -147,10 +175,16 @@ impl PolicyBackend for EngineBackend {
         self.calls.lock().unwrap().push(items.clone());
         let slow = {
             let slow = self.slow.lock().unwrap();
-            items.iter().any(|i| slow.iter().any(|s| i.requirement.starts_with(s.as_str())))
+            items
+                .iter()
+                .any(|i| slow.iter().any(|s| i.requirement.starts_with(s.as_str())))
         };
         if slow {
-            self.gate.acquire().await.map_err(|e| e.to_string())?.forget();
+            self.gate
+                .acquire()
+                .await
+                .map_err(|e| e.to_string())?
+                .forget();
         }
         items.iter().map(|i| self.judge(i)).collect()
     }
@@ -166,9 +200,20 @@ impl PolicyBackend for EngineBackend {
         })
     }
 
-    async fn request_approval(&self, package: &str, rationale: &str, project: &str) -> Result<String, String> {
-        self.approvals.lock().unwrap().push((package.to_string(), rationale.to_string(), project.to_string()));
-        Ok(format!("Approval request for {package} recorded (pending review)."))
+    async fn request_approval(
+        &self,
+        package: &str,
+        rationale: &str,
+        project: &str,
+    ) -> Result<String, String> {
+        self.approvals.lock().unwrap().push((
+            package.to_string(),
+            rationale.to_string(),
+            project.to_string(),
+        ));
+        Ok(format!(
+            "Approval request for {package} recorded (pending review)."
+        ))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<PolicyEvent> {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf,
+};
 use tokio::sync::{mpsc, Mutex};
 
 use lex_align_lsp::{serve_lsp_with, LspOptions, PolicyBackend};
@@ -28,7 +30,9 @@ pub struct TestClient {
 async fn write_frame(w: &Mutex<WriteHalf<DuplexStream>>, msg: &Value) {
     let body = serde_json::to_vec(msg).unwrap();
     let mut w = w.lock().await;
-    w.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes()).await.unwrap();
+    w.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .await
+        .unwrap();
     w.write_all(&body).await.unwrap();
     w.flush().await.unwrap();
 }
@@ -59,7 +63,11 @@ impl TestClient {
     pub async fn start(backend: Arc<dyn PolicyBackend>, utf8: bool) -> (TestClient, Value) {
         let (client_end, server_end) = tokio::io::duplex(1 << 16);
         let (server_read, server_write) = tokio::io::split(server_end);
-        let options = LspOptions { docs_base_url: "file:///docs/diagnostics.md".to_string(), debounce_ms: 150, ..LspOptions::default() };
+        let options = LspOptions {
+            docs_base_url: "file:///docs/diagnostics.md".to_string(),
+            debounce_ms: 150,
+            ..LspOptions::default()
+        };
         let server = tokio::spawn(serve_lsp_with(server_read, server_write, backend, options));
         let (read, write) = tokio::io::split(client_end);
         let writer = Arc::new(Mutex::new(write));
@@ -69,19 +77,32 @@ impl TestClient {
             let mut reader = BufReader::new(read);
             while let Some(msg) = read_frame(&mut reader).await {
                 // Answer the server's own requests as an editor would.
-                if let (Some(id), Some(method)) = (msg.get("id"), msg.get("method").and_then(Value::as_str)) {
+                if let (Some(id), Some(method)) =
+                    (msg.get("id"), msg.get("method").and_then(Value::as_str))
+                {
                     let result = match method {
                         "workspace/configuration" => json!([{ "progressThreshold": 3 }]),
                         _ => Value::Null,
                     };
-                    write_frame(&reply_writer, &json!({"jsonrpc": "2.0", "id": id, "result": result})).await;
+                    write_frame(
+                        &reply_writer,
+                        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    )
+                    .await;
                 }
                 if tx.send(msg).is_err() {
                     return;
                 }
             }
         });
-        let mut client = TestClient { writer, incoming, backlog: VecDeque::new(), next_id: 1, server, seen: Vec::new() };
+        let mut client = TestClient {
+            writer,
+            incoming,
+            backlog: VecDeque::new(),
+            next_id: 1,
+            server,
+            seen: Vec::new(),
+        };
         let mut general = json!({});
         if utf8 {
             general = json!({ "positionEncodings": ["utf-8", "utf-16"] });
@@ -107,7 +128,11 @@ impl TestClient {
     }
 
     pub async fn notify(&mut self, method: &str, params: Value) {
-        write_frame(&self.writer, &json!({"jsonrpc": "2.0", "method": method, "params": params})).await;
+        write_frame(
+            &self.writer,
+            &json!({"jsonrpc": "2.0", "method": method, "params": params}),
+        )
+        .await;
     }
 
     async fn next_message(&mut self) -> Value {
@@ -115,7 +140,10 @@ impl TestClient {
             .await
             .expect("the server answered in time")
             .expect("the server is still connected");
-        if msg.get("method").is_some_and(|m| m == "$/progress" || m == "window/workDoneProgress/create") {
+        if msg
+            .get("method")
+            .is_some_and(|m| m == "$/progress" || m == "window/workDoneProgress/create")
+        {
             self.seen.push(msg.clone());
         }
         msg
@@ -124,14 +152,21 @@ impl TestClient {
     /// Sends a request and returns its `result` (panics on an error response).
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         let response = self.request_raw(method, params).await;
-        assert!(response.get("error").is_none(), "{method} failed: {response}");
+        assert!(
+            response.get("error").is_none(),
+            "{method} failed: {response}"
+        );
         response["result"].clone()
     }
 
     pub async fn request_raw(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        write_frame(&self.writer, &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
+        write_frame(
+            &self.writer,
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .await;
         loop {
             let msg = self.next_message().await;
             if msg.get("id") == Some(&json!(id)) && msg.get("method").is_none() {
@@ -143,7 +178,11 @@ impl TestClient {
 
     /// The next notification named `method` (earlier ones of other names stay queued).
     pub async fn notification(&mut self, method: &str) -> Value {
-        if let Some(i) = self.backlog.iter().position(|m| m.get("method").is_some_and(|x| x == method) && m.get("id").is_none()) {
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|m| m.get("method").is_some_and(|x| x == method) && m.get("id").is_none())
+        {
             return self.backlog.remove(i).unwrap()["params"].clone();
         }
         loop {
@@ -156,7 +195,11 @@ impl TestClient {
     }
 
     /// Diagnostics publishes for `uri` until one satisfies `done`; returns all seen.
-    pub async fn diagnostics_until(&mut self, uri: &str, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub async fn diagnostics_until(
+        &mut self,
+        uri: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let mut seen = Vec::new();
         loop {
             let p = self.notification("textDocument/publishDiagnostics").await;
@@ -173,7 +216,10 @@ impl TestClient {
     pub async fn shutdown(mut self) {
         self.request("shutdown", Value::Null).await;
         self.notify("exit", Value::Null).await;
-        tokio::time::timeout(WAIT, self.server).await.expect("the server exits after `exit`").unwrap();
+        tokio::time::timeout(WAIT, self.server)
+            .await
+            .expect("the server exits after `exit`")
+            .unwrap();
     }
 }
 
@@ -201,10 +247,17 @@ pub fn summary(p: &Value) -> Vec<(String, u64, u64, u64, u64, u64)> {
 /// Applies the text edits of a WorkspaceEdit for `uri` to `text` (UTF-16
 /// positions unless `utf8`), as an editor does.
 pub fn apply_edit(text: &str, edit: &Value, uri: &str, utf8: bool) -> String {
-    let mut edits: Vec<&Value> = edit["changes"][uri].as_array().expect("edit has changes for the document").iter().collect();
+    let mut edits: Vec<&Value> = edit["changes"][uri]
+        .as_array()
+        .expect("edit has changes for the document")
+        .iter()
+        .collect();
     // Apply from the end so earlier offsets stay valid.
     edits.sort_by_key(|e| {
-        std::cmp::Reverse((e["range"]["start"]["line"].as_u64().unwrap(), e["range"]["start"]["character"].as_u64().unwrap()))
+        std::cmp::Reverse((
+            e["range"]["start"]["line"].as_u64().unwrap(),
+            e["range"]["start"]["character"].as_u64().unwrap(),
+        ))
     });
     let mut text = text.to_string();
     for e in edits {
@@ -236,6 +289,10 @@ pub fn position(text: &str, byte: usize, utf8: bool) -> Value {
     let before = &text[..byte];
     let line = before.matches('\n').count();
     let col_text = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
-    let character = if utf8 { col_text.len() } else { col_text.encode_utf16().count() };
+    let character = if utf8 {
+        col_text.len()
+    } else {
+        col_text.encode_utf16().count()
+    };
     json!({ "line": line, "character": character })
 }

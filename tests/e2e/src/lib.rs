@@ -24,7 +24,10 @@ pub struct Cmd {
 impl Cmd {
     pub fn new(program: impl Into<PathBuf>, home: &Path) -> Cmd {
         let mut env = BTreeMap::new();
-        env.insert("PATH".to_string(), std::env::var("PATH").unwrap_or_default());
+        env.insert(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_default(),
+        );
         env.insert("HOME".to_string(), home.display().to_string());
         env.insert("RUST_LOG".to_string(), "warn".to_string());
         Cmd {

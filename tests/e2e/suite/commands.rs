@@ -24,7 +24,13 @@ async fn quickstart_no_serve_prints_a_command_that_starts_the_daemon() {
     let target = home.path().join("data dir"); // a space: the printed command must quote it
     let port = free_port();
     let run = lex(home.path())
-        .args(["quickstart", "--no-serve", "--port", &port.to_string(), "--target"])
+        .args([
+            "quickstart",
+            "--no-serve",
+            "--port",
+            &port.to_string(),
+            "--target",
+        ])
         .args([target.display().to_string()])
         .output()
         .await;
@@ -42,9 +48,10 @@ async fn quickstart_no_serve_prints_a_command_that_starts_the_daemon() {
         );
     }
     assert_eq!(std::fs::read_to_string(&yml).unwrap(), STARTER);
-    assert!(run
-        .stdout
-        .contains(&format!("Quickstart bundle ready under {}.", target.display())));
+    assert!(run.stdout.contains(&format!(
+        "Quickstart bundle ready under {}.",
+        target.display()
+    )));
     let m: toml::Table = toml::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
     assert_eq!(m["target"].as_str(), Some(target.to_str().unwrap()));
     assert_eq!(m["registry_path"].as_str(), Some(yml.to_str().unwrap()));
@@ -75,8 +82,16 @@ async fn quickstart_no_serve_prints_a_command_that_starts_the_daemon() {
         .output()
         .await;
     ok.expect_code(0);
-    assert!(ok.stdout.starts_with(&format!("OK  {base}/api/v1/health\n")), "{}", ok.stdout);
-    assert_eq!(health_json(ok.stdout.split_once('\n').unwrap().1)["db"], "ok");
+    assert!(
+        ok.stdout
+            .starts_with(&format!("OK  {base}/api/v1/health\n")),
+        "{}",
+        ok.stdout
+    );
+    assert_eq!(
+        health_json(ok.stdout.split_once('\n').unwrap().1)["db"],
+        "ok"
+    );
 
     let dead = format!("http://127.0.0.1:{}", free_port());
     let bad = lex(home.path())
@@ -85,8 +100,9 @@ async fn quickstart_no_serve_prints_a_command_that_starts_the_daemon() {
         .await;
     bad.expect_code(1);
     assert!(
-        bad.stderr
-            .starts_with(&format!("Error: Server unreachable at {dead}/api/v1/health: ")),
+        bad.stderr.starts_with(&format!(
+            "Error: Server unreachable at {dead}/api/v1/health: "
+        )),
         "{}",
         bad.stderr
     );
@@ -105,7 +121,8 @@ async fn quickstart_is_idempotent_and_keeps_user_edits() {
     };
     qs(&[]).output().await.expect_code(0);
     let yml = target.join("registry.yml");
-    let edited = format!("{STARTER}  flask:\n    status: approved\n    reason: team web framework\n");
+    let edited =
+        format!("{STARTER}  flask:\n    status: approved\n    reason: team web framework\n");
     std::fs::write(&yml, &edited).unwrap();
 
     let again = qs(&[]).output().await;
@@ -124,7 +141,9 @@ async fn quickstart_is_idempotent_and_keeps_user_edits() {
     let broken = qs(&[]).output().await;
     broken.expect_code(1);
     assert!(
-        broken.stderr.starts_with("Error: Registry validation failed: "),
+        broken
+            .stderr
+            .starts_with("Error: Registry validation failed: "),
         "{}",
         broken.stderr
     );
@@ -190,13 +209,19 @@ async fn registry_compile_good_and_bad() {
         )
     );
     let text = std::fs::read_to_string(&dst).unwrap();
-    assert!(text.ends_with("}\n") && text.starts_with("{\n  \""), "{text}");
+    assert!(
+        text.ends_with("}\n") && text.starts_with("{\n  \""),
+        "{text}"
+    );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["packages"]["pyqt5"]["status"], "banned");
     assert_eq!(v["packages"]["cryptography"]["min_version"], "42.0.0");
     assert_eq!(v["global_policies"]["cve_threshold"], 0.9);
     // Re-serialising with sorted keys and 2-space indent is the identity.
-    assert_eq!(format!("{}\n", serde_json::to_string_pretty(&v).unwrap()), text);
+    assert_eq!(
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap()),
+        text
+    );
 
     // Validation error: exit 1, the package and line named, DST not written.
     let bad = dir.path().join("bad.yml");
@@ -212,8 +237,16 @@ async fn registry_compile_good_and_bad() {
         .output()
         .await;
     r.expect_code(1);
-    assert!(r.stderr.starts_with("Error: Registry validation failed: "), "{}", r.stderr);
-    assert!(r.stderr.contains("leftpad") && r.stderr.contains("line "), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("Error: Registry validation failed: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("leftpad") && r.stderr.contains("line "),
+        "{}",
+        r.stderr
+    );
     assert!(!bad_dst.exists());
 
     // Not YAML at all.
@@ -224,7 +257,11 @@ async fn registry_compile_good_and_bad() {
         .output()
         .await;
     r.expect_code(1);
-    assert!(r.stderr.starts_with("Error: YAML parse error: "), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("Error: YAML parse error: "),
+        "{}",
+        r.stderr
+    );
 
     // Missing source: a usage error, exit 2 (as click did).
     let r = lex(dir.path())
@@ -255,26 +292,34 @@ async fn check_config_passes_on_a_good_setup_and_names_every_fix_otherwise() {
     good.expect_code(0);
     for line in [
         format!("OK   REGISTRY_PATH   {} exists (", yml.display()),
-        format!("OK   registry YAML   {} validates (4 package rules).", yml.display()),
+        format!(
+            "OK   registry YAML   {} validates (4 package rules).",
+            yml.display()
+        ),
         "OK   proposer        local_file (auto-detected)".to_string(),
         "OK   package index   http://127.0.0.1:9/pypi".to_string(),
     ] {
-        assert!(good.stdout.contains(&line), "missing {line:?} in\n{}", good.stdout);
+        assert!(
+            good.stdout.contains(&line),
+            "missing {line:?} in\n{}",
+            good.stdout
+        );
     }
     // The DB does not exist yet: a warning, not a failure.
+    assert!(good.stdout.contains("WRN  audit DB"), "{}", good.stdout);
     assert!(
-        good.stdout.contains("WRN  audit DB"),
-        "{}",
         good.stdout
-    );
-    assert!(
-        good.stdout.ends_with("\nAll checks passed with 1 warning(s).\n"),
+            .ends_with("\nAll checks passed with 1 warning(s).\n"),
         "{}",
         good.stdout
     );
 
     // Everything wrong at once: every problem is listed with its fix.
-    std::fs::write(&yml, "version: \"1\"\npackages:\n  pyqt5:\n    status: forbidden\n").unwrap();
+    std::fs::write(
+        &yml,
+        "version: \"1\"\npackages:\n  pyqt5:\n    status: forbidden\n",
+    )
+    .unwrap();
     let bad = check_config(dir.path())
         .env("REGISTRY_PATH", yml.display().to_string())
         .env("DATABASE_PATH", "/nonexistent/dir/lexalign.sqlite")
@@ -302,7 +347,11 @@ async fn check_config_passes_on_a_good_setup_and_names_every_fix_otherwise() {
         "FAIL  advisories",
         "LEXALIGN_OSV_URL",
     ] {
-        assert!(bad.stdout.contains(needle), "missing {needle:?} in\n{}", bad.stdout);
+        assert!(
+            bad.stdout.contains(needle),
+            "missing {needle:?} in\n{}",
+            bad.stdout
+        );
     }
     let fails = bad.stdout.lines().filter(|l| l.starts_with("FAIL")).count();
     assert!(
@@ -378,7 +427,9 @@ async fn audit_verify_proves_the_chain_and_finds_tampering() {
         .await;
     broken.expect_code(1);
     assert!(
-        broken.stderr.contains(&format!("BROKEN at row {tampered} (")),
+        broken
+            .stderr
+            .contains(&format!("BROKEN at row {tampered} (")),
         "{}",
         broken.stderr
     );
@@ -412,10 +463,25 @@ async fn answers_as_lex_align_server_and_client_by_name() {
     std::os::unix::fs::symlink(BIN, &server).unwrap();
     std::os::unix::fs::symlink(BIN, &client).unwrap();
 
-    let help = Cmd::new(&server, dir.path()).args(["--help"]).output().await;
+    let help = Cmd::new(&server, dir.path())
+        .args(["--help"])
+        .output()
+        .await;
     help.expect_code(0);
-    for cmd in ["serve", "quickstart", "init", "check-config", "registry", "selftest", "admin"] {
-        assert!(help.stdout.contains(cmd), "{cmd} missing from\n{}", help.stdout);
+    for cmd in [
+        "serve",
+        "quickstart",
+        "init",
+        "check-config",
+        "registry",
+        "selftest",
+        "admin",
+    ] {
+        assert!(
+            help.stdout.contains(cmd),
+            "{cmd} missing from\n{}",
+            help.stdout
+        );
     }
 
     let keys = Cmd::new(&server, dir.path())
@@ -448,7 +514,10 @@ async fn answers_as_lex_align_server_and_client_by_name() {
     let port = free_port();
     let mut child = Cmd::new(&server, dir.path())
         .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .env("DATABASE_PATH", dir.path().join("db.sqlite").display().to_string())
+        .env(
+            "DATABASE_PATH",
+            dir.path().join("db.sqlite").display().to_string(),
+        )
         .spawn();
     wait_healthy(&format!("http://127.0.0.1:{port}"), &mut child).await;
     let _ = child.kill().await;

@@ -2,6 +2,7 @@
 //! works unchanged against our daemon. `.ci/run` installs it into a venv and
 //! exports LEXALIGN_COMPAT_CLIENT=<venv>/bin/lex-align-client.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use lex_align_e2e::{Cmd, Daemon, Run, Upstreams};
@@ -33,7 +34,10 @@ fn compat_client() -> Option<PathBuf> {
                 !in_ci,
                 "CI=true but LEXALIGN_COMPAT_CLIENT is unset: run `bash .ci/run`, which installs lex-align==2.2.8"
             );
-            eprintln!(
+            // Straight to fd 2: the test harness captures eprintln!, and a
+            // skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n######## SKIPPED: compatibility test with the original Python client ########\n\
                  LEXALIGN_COMPAT_CLIENT is unset. Run `bash .ci/run`, or:\n  \
                  python3 -m venv target/compat-venv && target/compat-venv/bin/pip install lex-align==2.2.8\n  \
@@ -90,10 +94,23 @@ async fn original_python_client_works_unchanged() {
     let up = Upstreams::start();
     let d = Daemon::start(daemon_cmd(data.path(), STARTER, &up.env())).await;
 
-    git(home, proj, &["init", "-q", "-b", "main"]).output().await.expect_code(0);
-    git(home, proj, &["config", "user.email", "dev@example.test"]).output().await.expect_code(0);
-    git(home, proj, &["config", "user.name", "Dev"]).output().await.expect_code(0);
-    std::fs::write(proj.join("pyproject.toml"), pyproject(&["httpx>=0.27", PROVISIONAL])).unwrap();
+    git(home, proj, &["init", "-q", "-b", "main"])
+        .output()
+        .await
+        .expect_code(0);
+    git(home, proj, &["config", "user.email", "dev@example.test"])
+        .output()
+        .await
+        .expect_code(0);
+    git(home, proj, &["config", "user.name", "Dev"])
+        .output()
+        .await
+        .expect_code(0);
+    std::fs::write(
+        proj.join("pyproject.toml"),
+        pyproject(&["httpx>=0.27", PROVISIONAL]),
+    )
+    .unwrap();
 
     // init --yes, pointed at our daemon.
     let init = client(&exe, home, proj)
@@ -101,13 +118,20 @@ async fn original_python_client_works_unchanged() {
         .output()
         .await;
     init.expect_code(0);
-    assert!(init.stdout.contains("Installed git pre-commit hook"), "{}", init.stdout);
+    assert!(
+        init.stdout.contains("Installed git pre-commit hook"),
+        "{}",
+        init.stdout
+    );
     let cfg = std::fs::read_to_string(proj.join(".lexalign.toml")).unwrap();
     assert!(cfg.contains("project = \"compat-demo\""), "{cfg}");
     assert!(cfg.contains(&d.base), "{cfg}");
 
     // check: ALLOWED → 0, PROVISIONALLY_ALLOWED → 0, DENIED → 2.
-    let allowed = client(&exe, home, proj).args(["check", "--package", "httpx"]).output().await;
+    let allowed = client(&exe, home, proj)
+        .args(["check", "--package", "httpx"])
+        .output()
+        .await;
     allowed.expect_code(0);
     let v = verdict(&allowed);
     assert_eq!(v["verdict"], "ALLOWED", "{v}");
@@ -124,7 +148,10 @@ async fn original_python_client_works_unchanged() {
     assert_eq!(v["is_requestable"], true, "{v}");
     assert!(v["resolved_version"].is_string(), "{v}");
 
-    let denied = client(&exe, home, proj).args(["check", "--package", "requests"]).output().await;
+    let denied = client(&exe, home, proj)
+        .args(["check", "--package", "requests"])
+        .output()
+        .await;
     denied.expect_code(2);
     let v = verdict(&denied);
     assert_eq!(v["verdict"], "DENIED", "{v}");
@@ -142,36 +169,63 @@ async fn original_python_client_works_unchanged() {
         .output()
         .await;
     req.expect_code(0);
-    let body: serde_json::Value = serde_json::from_str(&req.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", req.stdout));
+    let body: serde_json::Value =
+        serde_json::from_str(&req.stdout).unwrap_or_else(|e| panic!("{e}: {}", req.stdout));
     assert!(body.is_object(), "{body}");
 
     // audit: both dependencies, one provisional, none denied.
     let audit = client(&exe, home, proj).args(["audit"]).output().await;
     audit.expect_code(0);
     assert!(
-        audit.stdout.contains("Audited 2 runtime deps for project 'compat-demo'."),
+        audit
+            .stdout
+            .contains("Audited 2 runtime deps for project 'compat-demo'."),
         "{}",
         audit.stdout
     );
-    assert!(audit.stdout.contains("PROVISIONALLY_ALLOWED: 1"), "{}", audit.stdout);
-    assert!(audit.stdout.contains("DENIED               : 0"), "{}", audit.stdout);
+    assert!(
+        audit.stdout.contains("PROVISIONALLY_ALLOWED: 1"),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        audit.stdout.contains("DENIED               : 0"),
+        "{}",
+        audit.stdout
+    );
 
     // status: reachable, and the pending request is listed for this project.
     let status = client(&exe, home, proj).args(["status"]).output().await;
     status.expect_code(0);
-    assert!(status.stdout.contains("Server: reachable"), "{}", status.stdout);
     assert!(
-        status.stdout.contains("Pending approvals for this project: 1"),
+        status.stdout.contains("Server: reachable"),
         "{}",
         status.stdout
     );
-    assert!(status.stdout.contains(&format!("  · {PROVISIONAL}")), "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains("Pending approvals for this project: 1"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&format!("  · {PROVISIONAL}")),
+        "{}",
+        status.stdout
+    );
 
     // precommit in the real repo: a banned dependency in the *staged*
     // pyproject blocks, through the hook `init` installed.
-    std::fs::write(proj.join("pyproject.toml"), pyproject(&["httpx>=0.27", "pyqt5"])).unwrap();
-    git(home, proj, &["add", "pyproject.toml"]).output().await.expect_code(0);
+    std::fs::write(
+        proj.join("pyproject.toml"),
+        pyproject(&["httpx>=0.27", "pyqt5"]),
+    )
+    .unwrap();
+    git(home, proj, &["add", "pyproject.toml"])
+        .output()
+        .await
+        .expect_code(0);
     let pc = client(&exe, home, proj).args(["precommit"]).output().await;
     pc.expect_code(1);
     assert!(pc.stderr.contains("commit blocked"), "{}", pc.stderr);
@@ -180,13 +234,25 @@ async fn original_python_client_works_unchanged() {
         .env("PATH", client_path(&exe))
         .output()
         .await;
-    assert_ne!(blocked.code, Some(0), "commit with pyqt5 went through:\n{}", blocked.stderr);
+    assert_ne!(
+        blocked.code,
+        Some(0),
+        "commit with pyqt5 went through:\n{}",
+        blocked.stderr
+    );
     assert!(blocked.stderr.contains("pyqt5"), "{}", blocked.stderr);
 
     // Without it, the hook passes and the commit lands.
     std::fs::write(proj.join("pyproject.toml"), pyproject(&["httpx>=0.27"])).unwrap();
-    git(home, proj, &["add", "pyproject.toml"]).output().await.expect_code(0);
-    client(&exe, home, proj).args(["precommit"]).output().await.expect_code(0);
+    git(home, proj, &["add", "pyproject.toml"])
+        .output()
+        .await
+        .expect_code(0);
+    client(&exe, home, proj)
+        .args(["precommit"])
+        .output()
+        .await
+        .expect_code(0);
     git(home, proj, &["commit", "-q", "-m", "httpx only"])
         .env("PATH", client_path(&exe))
         .output()

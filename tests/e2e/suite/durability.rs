@@ -19,10 +19,19 @@ async fn sigkill_under_load_loses_no_acknowledged_row() {
     let acked = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let client = reqwest::Client::new();
-    let packages = ["httpx", "requests", "pyqt5", "cryptography", "flask", "django", "numpy"];
+    let packages = [
+        "httpx",
+        "requests",
+        "pyqt5",
+        "cryptography",
+        "flask",
+        "django",
+        "numpy",
+    ];
     let mut workers = Vec::new();
     for w in 0..16usize {
-        let (acked, stop, client, base) = (acked.clone(), stop.clone(), client.clone(), d.base.clone());
+        let (acked, stop, client, base) =
+            (acked.clone(), stop.clone(), client.clone(), d.base.clone());
         workers.push(tokio::spawn(async move {
             let mut i = w;
             while !stop.load(Ordering::Relaxed) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use lex_align_engine::name::canonicalize;
@@ -97,24 +97,27 @@ impl FakeProject {
     /// Releases in PEP 440 order (unparseable versions last, by string).
     fn sorted_releases(&self) -> Vec<&FakeRelease> {
         let mut v: Vec<&FakeRelease> = self.releases.iter().collect();
-        v.sort_by(|a, b| {
-            match (Version::from_str(&a.version), Version::from_str(&b.version)) {
+        v.sort_by(
+            |a, b| match (Version::from_str(&a.version), Version::from_str(&b.version)) {
                 (Ok(x), Ok(y)) => x.cmp(&y),
                 (Ok(_), Err(_)) => std::cmp::Ordering::Less,
                 (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
                 (Err(_), Err(_)) => a.version.cmp(&b.version),
-            }
-        });
+            },
+        );
         v
     }
 
     fn find_release(&self, version: &str) -> Option<&FakeRelease> {
-        self.releases.iter().find(|r| r.version == version).or_else(|| {
-            let want = Version::from_str(version).ok()?;
-            self.releases
-                .iter()
-                .find(|r| Version::from_str(&r.version).is_ok_and(|v| v == want))
-        })
+        self.releases
+            .iter()
+            .find(|r| r.version == version)
+            .or_else(|| {
+                let want = Version::from_str(version).ok()?;
+                self.releases
+                    .iter()
+                    .find(|r| Version::from_str(&r.version).is_ok_and(|v| v == want))
+            })
     }
 }
 
@@ -162,8 +165,15 @@ impl FakeRelease {
     /// The wheel's core metadata (RFC 822), as `{file}.metadata` serves it.
     pub fn metadata_text(&self, project: &str, summary: Option<&str>) -> String {
         // Metadata 2.4 introduced License-Expression.
-        let mv = if self.license_expression.is_some() { "2.4" } else { "2.1" };
-        let mut out = format!("Metadata-Version: {mv}\nName: {project}\nVersion: {}\n", self.version);
+        let mv = if self.license_expression.is_some() {
+            "2.4"
+        } else {
+            "2.1"
+        };
+        let mut out = format!(
+            "Metadata-Version: {mv}\nName: {project}\nVersion: {}\n",
+            self.version
+        );
         if let Some(s) = summary {
             out.push_str(&format!("Summary: {s}\n"));
         }
@@ -358,7 +368,14 @@ impl FakeIndex {
 
     /// Canonical names of every project served, sorted.
     pub fn project_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.state.projects.read().unwrap().keys().cloned().collect();
+        let mut v: Vec<String> = self
+            .state
+            .projects
+            .read()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         v.sort();
         v
     }
@@ -391,6 +408,15 @@ impl FakeIndex {
     pub fn reset_counters(&self) {
         self.state.ctl.reset();
     }
+}
+
+/// 301, as the index answers a non-canonical project URL.
+fn moved(location: &str) -> Response {
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, location.to_owned())],
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -472,20 +498,26 @@ fn info(st: &IndexState, p: &FakeProject, r: &FakeRelease) -> Value {
     })
 }
 
-/// `Some(redirect)` when `name` is not its PEP 503 form.
-fn canonical_redirect(st: &IndexState, name: &str, rest: &str) -> Result<String, Response> {
+/// The canonical name, or the 301 to use when `name` is not its PEP 503 form.
+fn canonical_redirect(st: &IndexState, name: &str, rest: &str) -> Result<String, Box<Response>> {
     let canonical = canonicalize(name);
     if canonical != name {
-        return Err(Redirect::permanent(&format!("{}{}", st.base, rest.replace("{}", &canonical)))
-            .into_response());
+        return Err(Box::new(moved(&format!(
+            "{}{}",
+            st.base,
+            rest.replace("{}", &canonical)
+        ))));
     }
     Ok(canonical)
 }
 
-async fn project_json(State(st): State<Arc<IndexState>>, UrlPath(name): UrlPath<String>) -> Response {
+async fn project_json(
+    State(st): State<Arc<IndexState>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
     let canonical = match canonical_redirect(&st, &name, "/pypi/{}/json") {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(p) = lookup(&st, &canonical) else {
         return not_found();
@@ -515,7 +547,7 @@ async fn release_json(
     let rest = format!("/pypi/{{}}/{version}/json");
     let canonical = match canonical_redirect(&st, &name, &rest) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(p) = lookup(&st, &canonical) else {
         return not_found();
@@ -555,14 +587,20 @@ async fn simple_root(State(st): State<Arc<IndexState>>, headers: HeaderMap) -> R
     }
     let mut html = String::from("<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Simple index</title></head><body>\n");
     for n in names {
-        html.push_str(&format!("<a href=\"/simple/{}/\">{n}</a>\n", canonicalize(&n)));
+        html.push_str(&format!(
+            "<a href=\"/simple/{}/\">{n}</a>\n",
+            canonicalize(&n)
+        ));
     }
     html.push_str("</body></html>\n");
     ([(header::CONTENT_TYPE, SIMPLE_HTML)], html).into_response()
 }
 
-async fn simple_no_slash(State(st): State<Arc<IndexState>>, UrlPath(name): UrlPath<String>) -> Response {
-    Redirect::permanent(&format!("{}/simple/{}/", st.base, canonicalize(&name))).into_response()
+async fn simple_no_slash(
+    State(st): State<Arc<IndexState>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    moved(&format!("{}/simple/{}/", st.base, canonicalize(&name)))
 }
 
 async fn simple_project(
@@ -572,7 +610,7 @@ async fn simple_project(
 ) -> Response {
     let canonical = match canonical_redirect(&st, &name, "/simple/{}/") {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(p) = lookup(&st, &canonical) else {
         return not_found();
@@ -611,7 +649,10 @@ async fn simple_project(
             "versions": versions,
         });
         return (
-            [(header::CONTENT_TYPE, SIMPLE_JSON), (header::VARY, "Accept")],
+            [
+                (header::CONTENT_TYPE, SIMPLE_JSON),
+                (header::VARY, "Accept"),
+            ],
             body.to_string(),
         )
             .into_response();
@@ -638,11 +679,16 @@ async fn simple_project(
         if f["core-metadata"] == json!(true) {
             attrs.push_str(" data-core-metadata=\"true\" data-dist-info-metadata=\"true\"");
         }
-        html.push_str(&format!("<a href=\"{url}#sha256={sha}\"{attrs}>{filename}</a><br />\n"));
+        html.push_str(&format!(
+            "<a href=\"{url}#sha256={sha}\"{attrs}>{filename}</a><br />\n"
+        ));
     }
     html.push_str("</body></html>\n");
     (
-        [(header::CONTENT_TYPE, SIMPLE_HTML), (header::VARY, "Accept")],
+        [
+            (header::CONTENT_TYPE, SIMPLE_HTML),
+            (header::VARY, "Accept"),
+        ],
         html,
     )
         .into_response()

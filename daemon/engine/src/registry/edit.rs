@@ -37,7 +37,9 @@ impl<'a> Lines<'a> {
     fn block(&self, start: usize) -> (usize, usize) {
         let key_indent = self.indent(start);
         let mut end = start + 1;
-        while end < self.lines.len() && (self.is_blank_or_comment(end) || self.indent(end) > key_indent) {
+        while end < self.lines.len()
+            && (self.is_blank_or_comment(end) || self.indent(end) > key_indent)
+        {
             end += 1;
         }
         while end > start + 1 && self.is_blank_or_comment(end - 1) {
@@ -61,11 +63,15 @@ fn err(message: String) -> RegistryError {
 fn scalar(s: &str) -> String {
     let plain_ok = !s.is_empty()
         && s == s.trim()
-        && s.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_')
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
         && !s.contains(": ")
         && !s.contains(" #")
         && !s.ends_with(':')
-        && !s.chars().any(|c| c.is_control() || matches!(c, '{' | '}' | '[' | ']' | '"' | '\'' | '`'))
+        && !s
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '{' | '}' | '[' | ']' | '"' | '\'' | '`'))
         && matches!(tree::parse_yaml(&format!("k: {s}")).ok().and_then(|n| n.get("k").cloned()), Some(Node { val: Val::Str(ref v), .. }) if v == s);
     if plain_ok {
         s.to_string()
@@ -131,7 +137,9 @@ fn locate(doc: &Node) -> Result<Located<'_>, RegistryError> {
 }
 
 fn is_flow(node: &Node, chars: &[char]) -> bool {
-    node.index.and_then(|i| chars.get(i)).is_some_and(|c| matches!(c, '{' | '['))
+    node.index
+        .and_then(|i| chars.get(i))
+        .is_some_and(|c| matches!(c, '{' | '['))
 }
 
 fn check_block_style(doc: &Node, text: &str) -> Result<Vec<char>, RegistryError> {
@@ -145,7 +153,11 @@ fn check_block_style(doc: &Node, text: &str) -> Result<Vec<char>, RegistryError>
 }
 
 /// Indentation of package keys and of their fields, learned from the file.
-fn learn_indent(lines: &Lines, entries: &[(Node, Node)], packages_key_line: usize) -> (usize, usize) {
+fn learn_indent(
+    lines: &Lines,
+    entries: &[(Node, Node)],
+    packages_key_line: usize,
+) -> (usize, usize) {
     let pkg_indent = entries
         .first()
         .and_then(|(k, _)| k.line)
@@ -155,7 +167,8 @@ fn learn_indent(lines: &Lines, entries: &[(Node, Node)], packages_key_line: usiz
         .iter()
         .find_map(|(k, v)| {
             let (kl, vl) = (k.line?, v.line?);
-            (vl > kl && v.as_map().is_some()).then(|| lines.indent(vl - 1).saturating_sub(lines.indent(kl - 1)))
+            (vl > kl && v.as_map().is_some())
+                .then(|| lines.indent(vl - 1).saturating_sub(lines.indent(kl - 1)))
         })
         .filter(|s| *s > 0)
         .unwrap_or(2);
@@ -166,7 +179,10 @@ fn revalidate(out: String) -> Result<(String, Registry), RegistryError> {
     match Registry::from_yaml(&out) {
         Ok(reg) => Ok((out, reg)),
         Err(e) => Err(RegistryError {
-            message: format!("the edited registry would not be valid; nothing written: {}", e.message),
+            message: format!(
+                "the edited registry would not be valid; nothing written: {}",
+                e.message
+            ),
             ..e
         }),
     }
@@ -195,7 +211,9 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
             out
         }
         Some((key, value)) => {
-            let key_line = key.line.ok_or_else(|| err("cannot locate `packages:` in the file".into()))?;
+            let key_line = key
+                .line
+                .ok_or_else(|| err("cannot locate `packages:` in the file".into()))?;
             match &value.val {
                 Val::Map(entries) if !entries.is_empty() => {
                     if is_flow(value, &chars) {
@@ -210,7 +228,10 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
                         .find(|(k, _)| k.as_str().is_some_and(|s| canonicalize(s) == canonical));
                     match existing {
                         Some((k, _)) => {
-                            let start = k.line.ok_or_else(|| err("cannot locate the package entry".into()))? - 1;
+                            let start = k
+                                .line
+                                .ok_or_else(|| err("cannot locate the package entry".into()))?
+                                - 1;
                             let (s, e) = lines.block(start);
                             let written = k.as_str().unwrap_or(&rule.name);
                             out.extend(lines.lines[..s].iter().copied());
@@ -218,7 +239,8 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
                             out.extend(lines.lines[e..].iter().copied());
                         }
                         None => {
-                            let last = entries.last().and_then(|(k, _)| k.line).unwrap_or(key_line) - 1;
+                            let last =
+                                entries.last().and_then(|(k, _)| k.line).unwrap_or(key_line) - 1;
                             let (_, e) = lines.block(last);
                             out.extend(lines.lines[..e].iter().copied());
                             if e > 0 && !lines.lines[e - 1].ends_with('\n') {
@@ -237,7 +259,8 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
                     let line = lines.lines[i];
                     let indent = lines.indent(i);
                     out.extend(lines.lines[..i].iter().copied());
-                    let keeps_line = value.val == Val::Null && value.raw.as_deref().is_some_and(str::is_empty);
+                    let keeps_line =
+                        value.val == Val::Null && value.raw.as_deref().is_some_and(str::is_empty);
                     if keeps_line {
                         out.push_str(line);
                         if !line.ends_with('\n') {
@@ -250,15 +273,31 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
                     out.extend(lines.lines[i + 1..].iter().copied());
                     out
                 }
-                _ => return Err(err("packages must be a mapping keyed by package name".into())),
+                _ => {
+                    return Err(err(
+                        "packages must be a mapping keyed by package name".into()
+                    ))
+                }
             }
         }
     };
     let _ = loc.top;
     let (out, reg) = revalidate(result)?;
-    if reg.packages.get(&canonical).map(|r| (r.status, &r.reason, &r.replacement, &r.min_version, &r.max_version))
-        != Some((rule.status, &rule.reason, &rule.replacement, &rule.min_version, &rule.max_version))
-    {
+    if reg.packages.get(&canonical).map(|r| {
+        (
+            r.status,
+            &r.reason,
+            &r.replacement,
+            &r.min_version,
+            &r.max_version,
+        )
+    }) != Some((
+        rule.status,
+        &rule.reason,
+        &rule.replacement,
+        &rule.min_version,
+        &rule.max_version,
+    )) {
         return Err(err(format!(
             "the edited registry does not read back the rule for `{}`; nothing written",
             rule.name

@@ -94,7 +94,14 @@ impl Node {
             Val::Int(i) => i.to_string(),
             Val::Float(f) => py_float(*f),
             Val::Str(s) => py_str_repr(s),
-            Val::Seq(items) => format!("[{}]", items.iter().map(Node::py_repr).collect::<Vec<_>>().join(", ")),
+            Val::Seq(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(Node::py_repr)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Val::Map(pairs) => format!(
                 "{{{}}}",
                 pairs
@@ -111,7 +118,11 @@ pub(crate) fn py_float(f: f64) -> String {
     if f.is_nan() {
         "nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "inf".into() } else { "-inf".into() }
+        if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else if f.fract() == 0.0 && f.abs() < 1e16 {
         format!("{f:.1}")
     } else {
@@ -121,7 +132,11 @@ pub(crate) fn py_float(f: f64) -> String {
 
 /// Python's `repr(str)`: single quotes unless the text has one and no double.
 pub(crate) fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -248,7 +263,10 @@ impl Builder {
     fn count(&mut self, mark: Marker) -> bool {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
-            self.fail(located(format!("registry document is too large (more than {MAX_NODES} YAML nodes)"), mark));
+            self.fail(located(
+                format!("registry document is too large (more than {MAX_NODES} YAML nodes)"),
+                mark,
+            ));
             return false;
         }
         true
@@ -277,7 +295,8 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(_) => self.fail(located(
-                "YAML aliases (`*name`) are not supported in the registry; write the value out".into(),
+                "YAML aliases (`*name`) are not supported in the registry; write the value out"
+                    .into(),
                 mark,
             )),
             Event::Scalar(text, style, _anchor, tag) => {
@@ -301,13 +320,17 @@ impl MarkedEventReceiver for Builder {
                     return;
                 }
                 if self.stack.len() >= MAX_DEPTH {
-                    self.fail(located(format!("registry document is nested too deeply (over {MAX_DEPTH} levels)"), mark));
+                    self.fail(located(
+                        format!("registry document is nested too deeply (over {MAX_DEPTH} levels)"),
+                        mark,
+                    ));
                     return;
                 }
                 if matches!(ev, Event::SequenceStart(..)) {
                     self.stack.push(Frame::Seq(start(Val::Null), Vec::new()));
                 } else {
-                    self.stack.push(Frame::Map(start(Val::Null), Vec::new(), None));
+                    self.stack
+                        .push(Frame::Map(start(Val::Null), Vec::new(), None));
                 }
             }
             Event::SequenceEnd | Event::MappingEnd => {

@@ -100,8 +100,10 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut r = (status, bytes).into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
         Err(e) => {
@@ -115,7 +117,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Detail(status, detail) => json_response(status, &json!({ "detail": detail })),
-            ApiError::Invalid(issues) => json_response(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": issues })),
+            ApiError::Invalid(issues) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({ "detail": issues }),
+            ),
         }
     }
 }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::errors::json_response;
 use super::{
-    caller, json_object, optional_str, query_get, query_pairs, required_str, ApiError, ApiResult, FieldIssue,
-    Shared, MAX_BATCH, MAX_PACKAGE, MAX_REQUIREMENT, MAX_VERSION,
+    caller, json_object, optional_str, query_get, query_pairs, required_str, ApiError, ApiResult,
+    FieldIssue, Shared, MAX_BATCH, MAX_PACKAGE, MAX_REQUIREMENT, MAX_VERSION,
 };
 use crate::service::ServiceError;
 
@@ -23,7 +23,11 @@ fn service_error(e: ServiceError) -> ApiError {
 }
 
 fn field_issue(location: &str, e: &FieldError, input: &str) -> FieldIssue {
-    FieldIssue::value_error(vec![json!(location), json!(e.field)], e.message.clone(), json!(input))
+    FieldIssue::value_error(
+        vec![json!(location), json!(e.field)],
+        e.message.clone(),
+        json!(input),
+    )
 }
 
 /// Length limits, then the engine's grammar checks; every problem reported.
@@ -37,7 +41,9 @@ fn parse_request(
     let mut issues = Vec::new();
     match package {
         None if requirement.is_none() => issues.push(FieldIssue::missing(&[location, "package"])),
-        Some("") if requirement.is_none() => issues.push(FieldIssue::too_short(&[location, "package"], "")),
+        Some("") if requirement.is_none() => {
+            issues.push(FieldIssue::too_short(&[location, "package"], ""))
+        }
         Some(p) if p.chars().count() > MAX_PACKAGE => {
             issues.push(FieldIssue::too_long(&[location, "package"], p, MAX_PACKAGE))
         }
@@ -47,11 +53,19 @@ fn parse_request(
         issues.push(FieldIssue::too_long(&[location, "version"], v, MAX_VERSION));
     }
     if let Some(r) = requirement.filter(|r| r.chars().count() > MAX_REQUIREMENT) {
-        issues.push(FieldIssue::too_long(&[location, "requirement"], r, MAX_REQUIREMENT));
+        issues.push(FieldIssue::too_long(
+            &[location, "requirement"],
+            r,
+            MAX_REQUIREMENT,
+        ));
     }
     if !issues.is_empty() {
         return Err(issues);
     }
+    // A requirement alone: echo its name as written (`PyQt5`, not `pyqt5`).
+    let package = package
+        .filter(|p| !p.is_empty())
+        .or_else(|| requirement.map(written_name));
     EvalRequest::parse(package.unwrap_or(""), version, requirement).map_err(|e| {
         let input = match e.field {
             "version" => version.unwrap_or(""),
@@ -62,7 +76,20 @@ fn parse_request(
     })
 }
 
-pub async fn evaluate(State(app): State<Shared>, headers: HeaderMap, RawQuery(query): RawQuery) -> ApiResult {
+/// The leading distribution name of a PEP 508 string, as written.
+fn written_name(requirement: &str) -> &str {
+    let r = requirement.trim_start();
+    let end = r
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .unwrap_or(r.len());
+    &r[..end]
+}
+
+pub async fn evaluate(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
     let ctx = caller(&headers, "api")?;
     let pairs = query_pairs(query.as_deref())?;
     let req = parse_request(
@@ -72,17 +99,27 @@ pub async fn evaluate(State(app): State<Shared>, headers: HeaderMap, RawQuery(qu
         query_get(&pairs, "requirement"),
     )
     .map_err(ApiError::Invalid)?;
-    let verdict = app.evaluator.evaluate(&req, &ctx).await.map_err(service_error)?;
+    let verdict = app
+        .evaluator
+        .evaluate(&req, &ctx)
+        .await
+        .map_err(service_error)?;
     Ok(json_response(StatusCode::OK, &verdict))
 }
 
 /// One batch item's input, for per-item errors.
-fn batch_items(body: &serde_json::Map<String, Value>) -> Result<Vec<Result<EvalRequest, Value>>, ApiError> {
+fn batch_items(
+    body: &serde_json::Map<String, Value>,
+) -> Result<Vec<Result<EvalRequest, Value>>, ApiError> {
     let (key, list) = match (body.get("requirements"), body.get("packages")) {
         (Some(Value::Array(l)), _) => ("requirements", l),
         (None, Some(Value::Array(l))) => ("packages", l),
         (Some(other), _) | (None, Some(other)) => {
-            let key = if body.contains_key("requirements") { "requirements" } else { "packages" };
+            let key = if body.contains_key("requirements") {
+                "requirements"
+            } else {
+                "packages"
+            };
             return Err(ApiError::invalid(FieldIssue {
                 kind: "list_type",
                 loc: vec![json!("body"), json!(key)],
@@ -91,15 +128,25 @@ fn batch_items(body: &serde_json::Map<String, Value>) -> Result<Vec<Result<EvalR
                 ctx: None,
             }));
         }
-        (None, None) => return Err(ApiError::invalid(FieldIssue::missing(&["body", "requirements"]))),
+        (None, None) => {
+            return Err(ApiError::invalid(FieldIssue::missing(&[
+                "body",
+                "requirements",
+            ])))
+        }
     };
     if list.len() > MAX_BATCH {
         return Err(ApiError::invalid(FieldIssue {
             kind: "too_long",
             loc: vec![json!("body"), json!(key)],
-            msg: format!("List should have at most {MAX_BATCH} items after validation, not {}", list.len()),
+            msg: format!(
+                "List should have at most {MAX_BATCH} items after validation, not {}",
+                list.len()
+            ),
             input: Value::Null,
-            ctx: Some(json!({"field_type": "List", "max_length": MAX_BATCH, "actual_length": list.len()})),
+            ctx: Some(
+                json!({"field_type": "List", "max_length": MAX_BATCH, "actual_length": list.len()}),
+            ),
         }));
     }
     let item_error = |issues: Vec<FieldIssue>| json!({ "error": issues_json(issues) });
@@ -109,7 +156,9 @@ fn batch_items(body: &serde_json::Map<String, Value>) -> Result<Vec<Result<EvalR
             ("requirements", Value::String(r)) => {
                 parse_request("body", None, None, Some(r)).map_err(item_error)
             }
-            ("packages", Value::String(p)) => parse_request("body", Some(p), None, None).map_err(item_error),
+            ("packages", Value::String(p)) => {
+                parse_request("body", Some(p), None, None).map_err(item_error)
+            }
             ("packages", Value::Object(o)) => {
                 let fields = (
                     optional_str(o, "package", usize::MAX),
@@ -118,14 +167,18 @@ fn batch_items(body: &serde_json::Map<String, Value>) -> Result<Vec<Result<EvalR
                 );
                 match fields {
                     (Ok(p), Ok(v), Ok(r)) => {
-                        parse_request("body", p.as_deref(), v.as_deref(), r.as_deref()).map_err(item_error)
+                        parse_request("body", p.as_deref(), v.as_deref(), r.as_deref())
+                            .map_err(item_error)
                     }
                     (p, v, r) => Err(item_error(
                         [p.err(), v.err(), r.err()].into_iter().flatten().collect(),
                     )),
                 }
             }
-            (_, other) => Err(item_error(vec![FieldIssue::string_type(vec![json!("body")], other)])),
+            (_, other) => Err(item_error(vec![FieldIssue::string_type(
+                vec![json!("body")],
+                other,
+            )])),
         })
         .collect();
     Ok(items)
@@ -141,11 +194,18 @@ fn issues_json(issues: Vec<FieldIssue>) -> Value {
     })
 }
 
-pub async fn batch(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub async fn batch(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let ctx = caller(&headers, "batch")?;
     let body = json_object(body)?;
     let items = batch_items(&body)?;
-    let valid: Vec<EvalRequest> = items.iter().filter_map(|i| i.as_ref().ok().cloned()).collect();
+    let valid: Vec<EvalRequest> = items
+        .iter()
+        .filter_map(|i| i.as_ref().ok().cloned())
+        .collect();
     let mut verdicts = app
         .evaluator
         .evaluate_batch(&valid, &ctx)
@@ -162,7 +222,10 @@ pub async fn batch(State(app): State<Shared>, headers: HeaderMap, body: Result<B
             Err(e) => results.push(e),
         }
     }
-    Ok(json_response(StatusCode::OK, &json!({ "results": results })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "results": results }),
+    ))
 }
 
 /// Approval requests are records, never registry writes: a package the
@@ -178,7 +241,11 @@ pub async fn approval_request(
     let rationale = required_str(&body, "rationale", 10_000);
     let (package, rationale) = match (package, rationale) {
         (Ok(p), Ok(r)) => (p, r),
-        (p, r) => return Err(ApiError::Invalid([p.err(), r.err()].into_iter().flatten().collect())),
+        (p, r) => {
+            return Err(ApiError::Invalid(
+                [p.err(), r.err()].into_iter().flatten().collect(),
+            ))
+        }
     };
     let req = parse_request("body", Some(&package), None, None).map_err(ApiError::Invalid)?;
 
@@ -199,7 +266,12 @@ pub async fn approval_request(
             last_audit_id: None,
         })
         .await
-        .map_err(|e| ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the request: {e}")))?;
+        .map_err(|e| {
+            ApiError::detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("could not store the request: {e}"),
+            )
+        })?;
 
     let body = json!({
         "request_id": stored.id,

@@ -11,7 +11,10 @@ use super::errors::json_response;
 use super::{query_get, query_pairs, ApiError, ApiResult, Shared};
 
 fn db_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, format!("audit database unavailable: {e}"))
+    ApiError::detail(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("audit database unavailable: {e}"),
+    )
 }
 
 /// Store reads are blocking SQLite queries: keep them off the async workers.
@@ -29,7 +32,9 @@ pub(super) async fn on_store<T: Send + 'static>(
 /// Always 200 (the original's contract); the original keys first, then ours.
 pub async fn health(State(app): State<Shared>) -> Response {
     let store = app.store.clone();
-    let db_ok = tokio::task::spawn_blocking(move || store.ping()).await.unwrap_or(false);
+    let db_ok = tokio::task::spawn_blocking(move || store.ping())
+        .await
+        .unwrap_or(false);
     let loaded = app.registry.current();
     let cfg = &app.config;
     let stats = app.evaluator.upstream.as_ref().map(|u| u.stats());
@@ -83,7 +88,10 @@ pub async fn security(State(app): State<Shared>, RawQuery(q): RawQuery) -> ApiRe
         .iter()
         .map(|(k, r)| (k.clone(), r.status.as_str().to_string()))
         .collect();
-    let v = on_store(&app, move |s| s.security_report(project.as_deref(), &registry)).await?;
+    let v = on_store(&app, move |s| {
+        s.security_report(project.as_deref(), &registry)
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, &v))
 }
 
@@ -91,7 +99,10 @@ pub async fn approval_requests(State(app): State<Shared>, RawQuery(q): RawQuery)
     let pairs = query_pairs(q.as_deref())?;
     let project = query_get(&pairs, "project").map(str::to_string);
     let status = query_get(&pairs, "status").map(str::to_string);
-    let v = on_store(&app, move |s| s.approval_requests_report(project.as_deref(), status.as_deref())).await?;
+    let v = on_store(&app, move |s| {
+        s.approval_requests_report(project.as_deref(), status.as_deref())
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, &v))
 }
 
@@ -109,7 +120,11 @@ pub async fn agents(State(app): State<Shared>, RawQuery(q): RawQuery) -> ApiResu
 /// 200 when the hash chain holds, 409 naming the first broken row.
 pub async fn audit_verify(State(app): State<Shared>) -> ApiResult {
     let report = on_store(&app, |s| s.verify()).await?;
-    let status = if report.ok { StatusCode::OK } else { StatusCode::CONFLICT };
+    let status = if report.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
     Ok(json_response(status, &report))
 }
 

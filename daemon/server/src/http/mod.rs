@@ -53,7 +53,10 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/v1/evaluate", get(evaluate::evaluate))
         .route("/api/v1/evaluate/batch", post(evaluate::batch))
-        .route("/api/v1/approval-requests", post(evaluate::approval_request))
+        .route(
+            "/api/v1/approval-requests",
+            post(evaluate::approval_request),
+        )
         .route("/api/v1/health", get(misc::health))
         .route("/api/v1/registry", get(registry::get_registry))
         .route("/api/v1/registry/pending", get(registry::pending))
@@ -63,7 +66,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/registry/webhook", post(registry::webhook))
         .route("/api/v1/reports/legal", get(misc::legal))
         .route("/api/v1/reports/security", get(misc::security))
-        .route("/api/v1/reports/approval-requests", get(misc::approval_requests))
+        .route(
+            "/api/v1/reports/approval-requests",
+            get(misc::approval_requests),
+        )
         .route("/api/v1/reports/projects", get(misc::projects))
         .route("/api/v1/reports/agents", get(misc::agents))
         .route("/api/v1/audit/verify", get(misc::audit_verify))
@@ -72,7 +78,9 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }
 
@@ -82,7 +90,10 @@ async fn not_found() -> Response {
 
 fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
-    errors::json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"detail": "Internal Server Error"}))
+    errors::json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"detail": "Internal Server Error"}),
+    )
 }
 
 /// Latency and error counters per route.
@@ -95,7 +106,9 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
     };
     let start = Instant::now();
     let resp = next.run(req).await;
-    state.metrics.request(route, resp.status().as_u16(), start.elapsed());
+    state
+        .metrics
+        .request(route, resp.status().as_u16(), start.elapsed());
     resp
 }
 
@@ -157,12 +170,18 @@ pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError>
 }
 
 pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The body as a JSON object: 413 when too large, 422 (pydantic style) when
 /// not JSON or not an object. Never a 500.
-pub fn json_object(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub fn json_object(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::detail(
@@ -170,7 +189,10 @@ pub fn json_object(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Ma
                 format!("Request body is larger than {MAX_BODY} bytes."),
             )
         } else {
-            ApiError::detail(StatusCode::BAD_REQUEST, format!("Could not read the request body: {e}"))
+            ApiError::detail(
+                StatusCode::BAD_REQUEST,
+                format!("Could not read the request body: {e}"),
+            )
         }
     })?;
     if bytes.is_empty() {
@@ -206,9 +228,14 @@ pub fn required_str(
     match body.get(field) {
         None | Some(Value::Null) => Err(FieldIssue::missing(&["body", field])),
         Some(Value::String(s)) if s.is_empty() => Err(FieldIssue::too_short(&["body", field], s)),
-        Some(Value::String(s)) if s.chars().count() > max => Err(FieldIssue::too_long(&["body", field], s, max)),
+        Some(Value::String(s)) if s.chars().count() > max => {
+            Err(FieldIssue::too_long(&["body", field], s, max))
+        }
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(FieldIssue::string_type(vec![json!("body"), json!(field)], other)),
+        Some(other) => Err(FieldIssue::string_type(
+            vec![json!("body"), json!(field)],
+            other,
+        )),
     }
 }
 
@@ -220,9 +247,14 @@ pub fn optional_str(
 ) -> Result<Option<String>, FieldIssue> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > max => Err(FieldIssue::too_long(&["body", field], s, max)),
+        Some(Value::String(s)) if s.chars().count() > max => {
+            Err(FieldIssue::too_long(&["body", field], s, max))
+        }
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(FieldIssue::string_type(vec![json!("body"), json!(field)], other)),
+        Some(other) => Err(FieldIssue::string_type(
+            vec![json!("body"), json!(field)],
+            other,
+        )),
     }
 }
 

@@ -44,7 +44,10 @@ fn detail() -> Value {
 }
 
 fn invalid() -> Value {
-    resp("Validation error", json!({"$ref": "#/components/schemas/ValidationError"}))
+    resp(
+        "Validation error",
+        json!({"$ref": "#/components/schemas/ValidationError"}),
+    )
 }
 
 fn obj() -> Value {
@@ -200,7 +203,9 @@ pub fn document_json() -> &'static Bytes {
 
 pub async fn openapi() -> Response {
     let mut r = (StatusCode::OK, document_json().clone()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }

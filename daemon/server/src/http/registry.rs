@@ -14,20 +14,31 @@ use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
 use super::errors::json_response;
-use super::{caller, json_object, optional_str, required_str, ApiError, ApiResult, Shared, MAX_PACKAGE};
+use super::{
+    caller, json_object, optional_str, required_str, ApiError, ApiResult, Shared, MAX_PACKAGE,
+};
 use crate::proposer::ProposalContext;
 use crate::registry_state::ReloadOutcome;
 
 pub async fn get_registry(State(app): State<Shared>) -> Response {
     let body = app.registry.current().api_body.clone();
     let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 pub async fn pending(State(app): State<Shared>) -> ApiResult {
-    let names: HashSet<String> = app.registry.current().registry.packages.keys().cloned().collect();
+    let names: HashSet<String> = app
+        .registry
+        .current()
+        .registry
+        .packages
+        .keys()
+        .cloned()
+        .collect();
     let value = super::misc::on_store(&app, move |s| s.pending(&names)).await?;
     Ok(json_response(StatusCode::OK, &value))
 }
@@ -42,8 +53,12 @@ pub async fn proposals(
     let ctx = caller(&headers, "operator")?;
     let body = json_object(body)?;
     let mut issues = Vec::new();
-    let name = required_str(&body, "name", MAX_PACKAGE).map_err(|e| issues.push(e)).ok();
-    let status = required_str(&body, "status", 100).map_err(|e| issues.push(e)).ok();
+    let name = required_str(&body, "name", MAX_PACKAGE)
+        .map_err(|e| issues.push(e))
+        .ok();
+    let status = required_str(&body, "status", 100)
+        .map_err(|e| issues.push(e))
+        .ok();
     let mut optional = Map::new();
     for field in ["reason", "replacement", "min_version", "max_version"] {
         match optional_str(&body, field, 2000) {
@@ -55,7 +70,10 @@ pub async fn proposals(
             Err(e) => issues.push(e),
         }
     }
-    let rationale = optional_str(&body, "rationale", 10_000).map_err(|e| issues.push(e)).ok().flatten();
+    let rationale = optional_str(&body, "rationale", 10_000)
+        .map_err(|e| issues.push(e))
+        .ok()
+        .flatten();
     let (Some(name), Some(status)) = (name, status) else {
         return Err(ApiError::Invalid(issues));
     };
@@ -79,7 +97,12 @@ pub async fn proposals(
     let proposer = app.proposer.clone();
     let result = tokio::task::spawn_blocking(move || proposer.propose(&rule, &context))
         .await
-        .map_err(|e| ApiError::detail(StatusCode::INTERNAL_SERVER_ERROR, format!("proposer crashed: {e}")))?
+        .map_err(|e| {
+            ApiError::detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("proposer crashed: {e}"),
+            )
+        })?
         .map_err(|e| ApiError::detail(StatusCode::BAD_GATEWAY, e.0))?;
     let mut result = result;
     if app.proposer.writes_registry() {
@@ -90,13 +113,23 @@ pub async fn proposals(
     Ok(json_response(StatusCode::OK, &result))
 }
 
-pub async fn parse_yaml(State(_app): State<Shared>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub async fn parse_yaml(
+    State(_app): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let body = json_object(body)?;
     let text = required_str(&body, "yaml_text", usize::MAX).map_err(ApiError::invalid)?;
     let registry = tokio::task::spawn_blocking(move || Registry::from_yaml(&text))
         .await
         .map_err(|e| ApiError::detail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::detail(StatusCode::BAD_REQUEST, e.located()))?;
+        .map_err(|e| {
+            // The original's wording for syntax errors.
+            let detail = match e.located().strip_prefix("invalid YAML: ") {
+                Some(rest) => format!("YAML parse error: {rest}"),
+                None => e.located(),
+            };
+            ApiError::detail(StatusCode::BAD_REQUEST, detail)
+        })?;
     Ok(json_response(StatusCode::OK, &registry.to_compiled_json()))
 }
 
@@ -112,7 +145,11 @@ pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool 
     let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else {
         return false;
     };
-    if hex_sig.len() != 64 || !hex_sig.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex_sig.len() != 64
+        || !hex_sig
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return false;
     }
     let Ok(sig) = hex::decode(hex_sig) else {
@@ -125,7 +162,11 @@ pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool 
     mac.verify_slice(&sig).is_ok()
 }
 
-pub async fn webhook(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub async fn webhook(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let Some(secret) = app.config.webhook_secret.as_deref() else {
         return Err(ApiError::detail(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -136,19 +177,32 @@ pub async fn webhook(State(app): State<Shared>, headers: HeaderMap, body: Result
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::detail(StatusCode::PAYLOAD_TOO_LARGE, "Webhook body is too large.")
         } else {
-            ApiError::detail(StatusCode::BAD_REQUEST, format!("Could not read the webhook body: {e}"))
+            ApiError::detail(
+                StatusCode::BAD_REQUEST,
+                format!("Could not read the webhook body: {e}"),
+            )
         }
     })?;
-    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
     if !signature_valid(secret, &body, sig) {
-        return Err(ApiError::detail(StatusCode::UNAUTHORIZED, "Invalid webhook signature."));
+        return Err(ApiError::detail(
+            StatusCode::UNAUTHORIZED,
+            "Invalid webhook signature.",
+        ));
     }
     let event = headers
         .get("x-github-event")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     match event.as_deref() {
-        Some("ping") => return Ok(json_response(StatusCode::OK, &json!({"ok": true, "event": "ping"}))),
+        Some("ping") => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"ok": true, "event": "ping"}),
+            ))
+        }
         Some("pull_request") => {}
         _ => {
             return Ok(json_response(
@@ -157,8 +211,12 @@ pub async fn webhook(State(app): State<Shared>, headers: HeaderMap, body: Result
             ))
         }
     }
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::detail(StatusCode::BAD_REQUEST, format!("Webhook body is not JSON: {e}")))?;
+    let payload: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::detail(
+            StatusCode::BAD_REQUEST,
+            format!("Webhook body is not JSON: {e}"),
+        )
+    })?;
     let Some(payload) = payload.as_object() else {
         return Err(ApiError::detail(
             StatusCode::BAD_REQUEST,
