@@ -268,8 +268,8 @@ async fn incremental_changes_are_applied_in_order_with_utf8_positions() {
     // UTF-8 columns: the marker's two non-ASCII letters count two bytes each.
     assert_eq!(col(&e) - col(&s), req.len() as u64);
 
-    // Three incremental edits in a row: insert a dependency, then change its
-    // specifier, then delete the banned one. Only the final text counts.
+    // Two incremental edits in a row, the second relative to the first:
+    // insert a dependency, then change its specifier. Only the final text counts.
     let insert_at = position(text, text.find("\"rich").unwrap(), true);
     let edits = [
         (

@@ -155,7 +155,8 @@ fn registry_denial(
     v
 }
 
-fn final_versions(releases: &[Release]) -> Vec<(Version, &str)> {
+/// Non-yanked releases with a PEP 440 version (pre-releases included).
+fn installable(releases: &[Release]) -> Vec<(Version, &str)> {
     releases
         .iter()
         .filter(|r| !r.yanked)
@@ -176,7 +177,7 @@ fn highest<'a>(
 /// Highest non-yanked final release satisfying `filter` (pre-releases only
 /// when no final release does, as pip does).
 fn best_release(releases: &[Release], filter: impl Fn(&Version) -> bool) -> Option<String> {
-    let all = final_versions(releases);
+    let all = installable(releases);
     highest(all.iter().filter(|(v, _)| !v.any_prerelease() && filter(v)))
         .or_else(|| highest(all.iter().filter(|(v, _)| filter(v))))
         .map(|(_, s)| s.to_string())
@@ -387,21 +388,45 @@ pub fn decide(req: &EvalRequest, registry: &Registry, facts: &Facts, fail: FailP
         None => {}
     }
 
-    // A requirement that no release satisfies cannot be installed.
-    if let (Some(specs), None, false) = (req.specifiers(), &pinned, releases.is_empty()) {
-        let any = final_versions(releases)
-            .iter()
-            .any(|(v, _)| specs.contains(v));
-        if !any && rule.is_none() {
-            return deny(
-                req,
-                DenialCategory::NotFound,
-                format!(
-                    "No release of `{}` on the package index satisfies `{}`.",
-                    req.package,
-                    req.requirement.as_deref().unwrap_or_default()
-                ),
-            );
+    // A requirement no release satisfies, or a pin the index does not list,
+    // cannot be installed (a hallucinated version). Only judged when the
+    // index listed releases.
+    if !releases.is_empty() {
+        let listed = installable(releases);
+        match (&pinned, req.specifiers()) {
+            (None, Some(specs)) if !listed.iter().any(|(v, _)| specs.contains(v)) => {
+                return deny(
+                    req,
+                    DenialCategory::NotFound,
+                    format!(
+                        "No release of `{}` on the package index satisfies `{}`.",
+                        req.package,
+                        req.requirement.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
+            (Some(pin), _) if rule.is_none() => {
+                // Yanked releases still exist: compare against every listing.
+                let wanted = Version::from_str(pin).ok();
+                let exists = |w: &Version| {
+                    releases
+                        .iter()
+                        .any(|r| Version::from_str(r.version.trim()).is_ok_and(|v| v == *w))
+                };
+                if wanted.is_some_and(|w| !exists(&w)) {
+                    let mut v = deny(
+                        req,
+                        DenialCategory::NotFound,
+                        format!(
+                            "`{}` has no release {pin} on the package index; check the version.",
+                            req.package
+                        ),
+                    );
+                    v.resolved_version = Some(pin.clone());
+                    return v;
+                }
+            }
+            _ => {}
         }
     }
 

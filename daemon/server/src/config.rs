@@ -387,7 +387,8 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable_and_the_fix() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        type Case = (&'static [(&'static str, &'static str)], &'static str, &'static str);
+        let cases: &[Case] = &[
             (&[("BIND_PORT", "eighty")], "BIND_PORT", "integer"),
             (
                 &[("LEXALIGN_FAIL_POLICY", "maybe")],

@@ -264,14 +264,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let yml = dir.path().join("registry.yml");
         // Writable directory, file not there yet → local_file.
-        assert_eq!(select(ProposerChoice::Auto, Some(&yml)).unwrap().name(), "local_file");
+        assert_eq!(
+            select(ProposerChoice::Auto, Some(&yml)).unwrap().name(),
+            "local_file"
+        );
         // No registry path → log_only.
-        assert_eq!(select(ProposerChoice::Auto, None).unwrap().name(), "log_only");
+        assert_eq!(
+            select(ProposerChoice::Auto, None).unwrap().name(),
+            "log_only"
+        );
         // Parent missing → log_only.
         let nowhere = dir.path().join("missing/registry.yml");
-        assert_eq!(select(ProposerChoice::Auto, Some(&nowhere)).unwrap().name(), "log_only");
-        assert_eq!(select(ProposerChoice::LogOnly, Some(&yml)).unwrap().class_name(), "LogOnlyProposer");
-        let e = select(ProposerChoice::LocalFile, None).err().unwrap().to_string();
+        assert_eq!(
+            select(ProposerChoice::Auto, Some(&nowhere)).unwrap().name(),
+            "log_only"
+        );
+        assert_eq!(
+            select(ProposerChoice::LogOnly, Some(&yml))
+                .unwrap()
+                .class_name(),
+            "LogOnlyProposer"
+        );
+        let e = select(ProposerChoice::LocalFile, None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("REGISTRY_PATH"), "{e}");
     }
 
@@ -289,7 +306,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let yml = dir.path().join("registry.yml");
         let p = LocalFileProposer::new(yml.clone());
-        let banned = validate_rule("Foo.Bar", &json!({"status": "banned", "reason": "no"})).unwrap();
+        let banned =
+            validate_rule("Foo.Bar", &json!({"status": "banned", "reason": "no"})).unwrap();
         let r = p.propose(&banned, &ctx()).unwrap();
         assert_eq!(r.status, "applied");
         let reg = Registry::from_yaml(&std::fs::read_to_string(&yml).unwrap()).unwrap();
@@ -301,7 +319,10 @@ mod tests {
         assert_eq!(reg.packages.len(), 1);
         assert_eq!(reg.rule("foo_bar").unwrap().status.as_str(), "approved");
         // No temp files left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("registry.yml")]);
     }
 

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     prev_hash        TEXT NOT NULL,
     hash             TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS audit_log_id ON audit_log(id);
 CREATE INDEX IF NOT EXISTS audit_log_project_ts ON audit_log(project, ts);
 CREATE INDEX IF NOT EXISTS audit_log_denial ON audit_log(denial_category, verdict);
 CREATE INDEX IF NOT EXISTS audit_log_agent ON audit_log(agent_model, agent_version);

@@ -58,6 +58,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut last_purge = Instant::now();
+    let (mut dbg_commits, mut dbg_rows) = (0u64, 0u64);
     while let Ok(first) = rx.recv() {
         let mut appends: AppendJobs = Vec::new();
         let mut puts: Vec<(String, Vec<u8>, i64)> = Vec::new();
@@ -89,6 +90,8 @@ pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usiz
                 next = rx.try_recv().ok();
             }
         }
+        dbg_commits += 1;
+        dbg_rows += appends.iter().map(|a| a.0.len() as u64).sum::<u64>();
         commit_group(&mut conn, appends, puts);
         if last_purge.elapsed() >= PURGE_EVERY {
             last_purge = Instant::now();
@@ -97,6 +100,7 @@ pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usiz
             }
         }
     }
+    eprintln!("DBG commits {dbg_commits} rows {dbg_rows}");
 }
 
 pub(crate) fn purge_cache(conn: &Connection) -> rusqlite::Result<usize> {

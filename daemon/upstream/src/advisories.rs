@@ -147,11 +147,10 @@ impl AdvisorySource {
                 .flatten()
             {
                 match serde_json::from_value::<OsvRecord>(v.clone()) {
-                    Ok(record) => {
-                        self.vulns
-                            .put(&format!("vuln:{}", record.id), &record, self.vuln_ttl);
-                        records.push(record);
-                    }
+                    // Not stored per id: the list is cached as a whole, and
+                    // a hundred persistent writes per lookup would cost more
+                    // than the rare batch revalidation they could save.
+                    Ok(record) => records.push(record),
                     // A record we cannot read must not pass as "no advisory".
                     Err(e) => {
                         return Err(format!(

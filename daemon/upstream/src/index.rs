@@ -22,6 +22,10 @@ use crate::{
 
 const SIMPLE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.latest+json;q=0.9, text/html;q=0.1";
 
+/// What an index lookup answers when no index URL is configured.
+pub const NO_INDEX: &str =
+    "no package index configured (set LEXALIGN_INDEX_URL, or an index in uv/pip settings)";
+
 /// Which API the index is being spoken to with. `Undecided` only for
 /// [`IndexKind::Auto`] on a `/simple` URL until the first answer.
 const MODE_UNDECIDED: u8 = 0;
@@ -52,8 +56,24 @@ impl IndexClient {
         persistent: Option<Arc<dyn PersistentCache>>,
     ) -> Result<IndexClient, String> {
         let url = cfg.index_url.trim();
+        let cap = cfg.memory_entries;
+        let client = |json_root, simple_root, mode| IndexClient {
+            http,
+            ep: Endpoint::new(cfg.concurrency),
+            json_root,
+            simple_root,
+            mode: AtomicU8::new(mode),
+            projects: Tier::new(cap, persistent.clone()),
+            releases: Tier::new(cap, persistent.clone()),
+            pages: Tier::new(cap, persistent.clone()),
+            page_counters: Counters::default(),
+            project_ttl: cfg.project_ttl,
+            release_ttl: cfg.release_ttl,
+            not_found_ttl: cfg.not_found_ttl,
+        };
         if url.is_empty() {
-            return Err("no package index configured (set LEXALIGN_INDEX_URL)".to_owned());
+            // Advisories can still work; every index lookup says why not.
+            return Ok(client(None, None, MODE_JSON));
         }
         let root =
             Url::parse(url).map_err(|e| format!("invalid package index URL {url:?}: {e}"))?;
@@ -74,21 +94,7 @@ impl IndexClient {
             }
             IndexKind::Auto => (Some(root), None, MODE_JSON),
         };
-        let cap = cfg.memory_entries;
-        Ok(IndexClient {
-            http,
-            ep: Endpoint::new(cfg.concurrency),
-            json_root,
-            simple_root,
-            mode: AtomicU8::new(mode),
-            projects: Tier::new(cap, persistent.clone()),
-            releases: Tier::new(cap, persistent.clone()),
-            pages: Tier::new(cap, persistent),
-            page_counters: Counters::default(),
-            project_ttl: cfg.project_ttl,
-            release_ttl: cfg.release_ttl,
-            not_found_ttl: cfg.not_found_ttl,
-        })
+        Ok(client(json_root, simple_root, mode))
     }
 
     pub(crate) fn stats(&self) -> EndpointStats {
@@ -102,7 +108,15 @@ impl IndexClient {
         }
     }
 
+    fn check_configured(&self) -> Result<(), IndexError> {
+        if self.json_root.is_none() && self.simple_root.is_none() {
+            return Err(IndexError::Unavailable(NO_INDEX.to_owned()));
+        }
+        Ok(())
+    }
+
     async fn project(&self, canonical: &str) -> Result<Project, IndexError> {
+        self.check_configured()?;
         let entry = self
             .projects
             .get_or_fetch(
@@ -168,6 +182,7 @@ impl IndexClient {
         canonical: &str,
         version: &str,
     ) -> Result<LicenseMetadata, IndexError> {
+        self.check_configured()?;
         if self.mode.load(Ordering::Relaxed) == MODE_UNDECIDED {
             // Settle the API first; the project page is needed anyway.
             self.project(canonical).await?;

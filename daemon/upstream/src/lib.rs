@@ -54,8 +54,10 @@ pub struct UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    /// Defaults for everything but the index URL. No advisory source is set:
-    /// the caller fills `osv_url` or `offline_advisories` from its config.
+    /// Defaults for everything but the index URL. An empty URL is allowed
+    /// (nothing configured): index lookups then answer `Unavailable` with
+    /// [`index::NO_INDEX`]. No advisory source is set: the caller fills
+    /// `osv_url` or `offline_advisories` from its config.
     pub fn default_with(index_url: impl Into<String>) -> Self {
         UpstreamConfig {
             index_url: index_url.into(),

@@ -15,7 +15,7 @@ pub struct FieldIssue {
     pub msg: String,
     pub input: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ctx: Option<Value>,
+    pub ctx: Option<Box<Value>>,
 }
 
 impl FieldIssue {
@@ -35,7 +35,7 @@ impl FieldIssue {
             loc: loc.iter().map(|s| json!(s)).collect(),
             msg: "String should have at least 1 character".into(),
             input: json!(input),
-            ctx: Some(json!({"min_length": 1})),
+            ctx: Some(Box::new(json!({"min_length": 1}))),
         }
     }
 
@@ -46,7 +46,7 @@ impl FieldIssue {
             msg: format!("String should have at most {max} characters"),
             // Do not echo megabytes back.
             input: json!(truncate(input, 256)),
-            ctx: Some(json!({"max_length": max})),
+            ctx: Some(Box::new(json!({"max_length": max}))),
         }
     }
 
@@ -67,7 +67,7 @@ impl FieldIssue {
             loc,
             msg: format!("Value error, {msg}"),
             input,
-            ctx: Some(json!({"error": msg})),
+            ctx: Some(Box::new(json!({ "error": msg }))),
         }
     }
 }

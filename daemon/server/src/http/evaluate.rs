@@ -144,9 +144,9 @@ fn batch_items(
                 list.len()
             ),
             input: Value::Null,
-            ctx: Some(
+            ctx: Some(Box::new(
                 json!({"field_type": "List", "max_length": MAX_BATCH, "actual_length": list.len()}),
-            ),
+            )),
         }));
     }
     let item_error = |issues: Vec<FieldIssue>| json!({ "error": issues_json(issues) });

@@ -204,7 +204,7 @@ pub fn json_object(
             loc: vec![json!("body"), json!(e.column())],
             msg: "JSON decode error".into(),
             input: json!({}),
-            ctx: Some(json!({ "error": e.to_string() })),
+            ctx: Some(Box::new(json!({ "error": e.to_string() }))),
         })
     })?;
     match value {
@@ -255,15 +255,5 @@ pub fn optional_str(
             vec![json!("body"), json!(field)],
             other,
         )),
-    }
-}
-
-/// Collect field results into one 422 listing every problem.
-pub fn all_fields<const N: usize>(results: [Result<(), FieldIssue>; N]) -> Result<(), ApiError> {
-    let issues: Vec<FieldIssue> = results.into_iter().filter_map(Result::err).collect();
-    if issues.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(issues))
     }
 }

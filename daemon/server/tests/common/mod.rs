@@ -59,6 +59,8 @@ pub struct Options {
     pub webhook_secret: Option<&'static str>,
     pub watch: bool,
     pub poll: Option<Duration>,
+    pub budget: Option<Duration>,
+    pub fail_closed: bool,
 }
 
 impl Default for Options {
@@ -68,6 +70,8 @@ impl Default for Options {
             webhook_secret: Some(SECRET),
             watch: false,
             poll: None,
+            budget: None,
+            fail_closed: false,
         }
     }
 }
@@ -96,6 +100,12 @@ pub async fn start_with(opts: Options) -> TestServer {
     config.webhook_secret = opts.webhook_secret.map(str::to_string);
     config.watch_registry = opts.watch;
     config.reload_interval = opts.poll;
+    if let Some(b) = opts.budget {
+        config.evaluate_budget = b;
+    }
+    if opts.fail_closed {
+        config.fail_policy = lex_align_engine::evaluate::FailPolicy::Closed;
+    }
 
     let (router, handle) = build_app(config).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
