@@ -387,7 +387,11 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable_and_the_fix() {
-        type Case = (&'static [(&'static str, &'static str)], &'static str, &'static str);
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+        );
         let cases: &[Case] = &[
             (&[("BIND_PORT", "eighty")], "BIND_PORT", "integer"),
             (

@@ -476,3 +476,20 @@ async fn webhook_without_secret_is_503() {
         .unwrap()
         .contains("REGISTRY_WEBHOOK_SECRET"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_registry_at_boot_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.yml");
+    std::fs::write(&path, "version: 1\npackages:\n  foo:\n    status: wat\n").unwrap();
+    let mut config = lex_align_daemon::Config::new(dir.path().join("data"));
+    config.registry_path = Some(path.clone());
+    let e = lex_align_daemon::build_app(config)
+        .await
+        .err()
+        .expect("startup fails")
+        .to_string();
+    assert!(e.contains("REGISTRY_PATH"), "{e}");
+    assert!(e.contains("invalid status 'wat'"), "{e}");
+    assert!(e.contains("line 4"), "{e}");
+}

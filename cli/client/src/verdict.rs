@@ -1,0 +1,244 @@
+//! The verdict as the client sees it: every key the daemon sends, with the
+//! original client's defaults for missing ones (so an original Python server
+//! works too), plus `transport_error` for synthetic fail-open verdicts.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+pub const ALLOWED: &str = "ALLOWED";
+pub const PROVISIONAL: &str = "PROVISIONALLY_ALLOWED";
+pub const DENIED: &str = "DENIED";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FixedVersion {
+    pub id: String,
+    pub fixed: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Verdict {
+    pub verdict: String,
+    pub reason: String,
+    pub package: String,
+    pub version: Option<String>,
+    pub resolved_version: Option<String>,
+    pub registry_status: Option<String>,
+    pub replacement: Option<String>,
+    pub version_constraint: Option<String>,
+    pub license: Option<String>,
+    pub cve_ids: Vec<String>,
+    pub max_cvss: Option<f64>,
+    pub is_requestable: bool,
+    pub needs_rationale: bool,
+    pub auto_request_approval: bool,
+    pub denial_category: Option<String>,
+    pub requirement: Option<String>,
+    pub suggested_requirement: Option<String>,
+    pub fixed_versions: Vec<FixedVersion>,
+    pub advisories: Vec<Value>,
+    pub upstream_error: Option<String>,
+    /// Set by the client when the verdict is synthetic (server unreachable).
+    #[serde(skip)]
+    pub transport_error: bool,
+}
+
+impl Default for Verdict {
+    fn default() -> Self {
+        Verdict {
+            verdict: ALLOWED.into(),
+            reason: String::new(),
+            package: String::new(),
+            version: None,
+            resolved_version: None,
+            registry_status: None,
+            replacement: None,
+            version_constraint: None,
+            license: None,
+            cve_ids: Vec::new(),
+            max_cvss: None,
+            is_requestable: false,
+            needs_rationale: false,
+            auto_request_approval: false,
+            denial_category: None,
+            requirement: None,
+            suggested_requirement: None,
+            fixed_versions: Vec::new(),
+            advisories: Vec::new(),
+            upstream_error: None,
+            transport_error: false,
+        }
+    }
+}
+
+impl Verdict {
+    pub fn is_denied(&self) -> bool {
+        self.verdict == DENIED
+    }
+
+    pub fn is_provisional(&self) -> bool {
+        self.verdict == PROVISIONAL
+    }
+
+    /// The synthetic verdict of a fail-open client when the server is unreachable.
+    pub fn fail_open(package: &str, version: Option<&str>, error_class: &str) -> Verdict {
+        Verdict {
+            reason: format!(
+                "lex-align server unreachable ({error_class}); fail_open=true — allowing without enforcement."
+            ),
+            package: package.to_string(),
+            version: version.map(str::to_string),
+            transport_error: true,
+            ..Verdict::default()
+        }
+    }
+
+    /// The client's JSON: the original 14 keys in their order (the server's
+    /// minus `auto_request_approval`, plus `transport_error`), then the
+    /// additive keys that carry the fix.
+    pub fn client_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("verdict".into(), json!(self.verdict));
+        m.insert("reason".into(), json!(self.reason));
+        m.insert("package".into(), json!(self.package));
+        m.insert("version".into(), json!(self.version));
+        m.insert("resolved_version".into(), json!(self.resolved_version));
+        m.insert("registry_status".into(), json!(self.registry_status));
+        m.insert("replacement".into(), json!(self.replacement));
+        m.insert("version_constraint".into(), json!(self.version_constraint));
+        m.insert("license".into(), json!(self.license));
+        m.insert("cve_ids".into(), json!(self.cve_ids));
+        m.insert("max_cvss".into(), json!(self.max_cvss));
+        m.insert("is_requestable".into(), json!(self.is_requestable));
+        m.insert("needs_rationale".into(), json!(self.needs_rationale));
+        m.insert("transport_error".into(), json!(self.transport_error));
+        m.insert("denial_category".into(), json!(self.denial_category));
+        m.insert("requirement".into(), json!(self.requirement));
+        m.insert(
+            "suggested_requirement".into(),
+            json!(self.suggested_requirement),
+        );
+        m.insert("fixed_versions".into(), json!(self.fixed_versions));
+        m.insert("advisories".into(), json!(self.advisories));
+        m.insert("upstream_error".into(), json!(self.upstream_error));
+        Value::Object(m)
+    }
+
+    /// The smallest version that clears every advisory, when the daemon named fixes.
+    pub fn first_safe_version(&self) -> Option<String> {
+        let mut best: Option<&str> = None;
+        for f in &self.fixed_versions {
+            // Every advisory must be cleared, so the highest of the fixes wins.
+            if best.is_none_or(|b| version_lt(b, &f.fixed)) {
+                best = Some(&f.fixed);
+            }
+        }
+        best.map(str::to_string)
+    }
+
+    /// One-line fix for a DENIED verdict, for people and agents.
+    pub fn fix(&self) -> Option<String> {
+        if let Some(r) = &self.replacement {
+            return Some(format!("replace with `{r}`"));
+        }
+        if let Some(s) = &self.suggested_requirement {
+            return Some(format!("use `{s}`"));
+        }
+        if let Some(v) = self.first_safe_version() {
+            return Some(format!("upgrade to `{}>={v}`", self.package));
+        }
+        match self.denial_category.as_deref() {
+            Some("not-found") => Some(
+                "check the spelling: the package index has no such package".into(),
+            ),
+            Some("license") | Some("malicious") | Some("cve") => {
+                Some("remove it or pick another package".into())
+            }
+            Some("upstream") => Some("retry when the package index is reachable".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Release-number comparison good enough to pick the highest of a few
+/// fixed versions (numeric parts compared as numbers, then text).
+fn version_lt(a: &str, b: &str) -> bool {
+    let key = |s: &str| -> Vec<(u64, String)> {
+        s.split(['.', '-', '+'])
+            .map(|p| {
+                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+                (
+                    digits.parse().unwrap_or(0),
+                    p[digits.len()..].to_string(),
+                )
+            })
+            .collect()
+    };
+    key(a) < key(b)
+}
+
+/// `json.dumps(…, indent=2)` as Python writes it: non-ASCII escaped.
+pub fn to_python_json(v: &Value) -> String {
+    let pretty = serde_json::to_string_pretty(v).expect("JSON values serialise");
+    ascii_escape(&pretty)
+}
+
+fn ascii_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_keys_take_the_original_defaults() {
+        let v: Verdict = serde_json::from_str(r#"{"package":"x"}"#).unwrap();
+        assert_eq!(v.verdict, ALLOWED);
+        assert!(v.cve_ids.is_empty() && !v.is_requestable);
+    }
+
+    #[test]
+    fn client_json_keeps_the_original_key_order() {
+        let v = Verdict::fail_open("httpx", Some("1.0"), "ConnectError");
+        let j = v.client_json();
+        let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+        assert_eq!(keys[0], "verdict");
+        assert_eq!(keys[13], "transport_error");
+        assert_eq!(j["transport_error"], true);
+        let text = to_python_json(&j);
+        assert!(text.contains("\\u2014"), "em dash escaped: {text}");
+        assert!(text.is_ascii());
+    }
+
+    #[test]
+    fn first_safe_version_clears_every_advisory() {
+        let v = Verdict {
+            package: "jinja2".into(),
+            fixed_versions: vec![
+                FixedVersion {
+                    id: "A".into(),
+                    fixed: "3.1.10".into(),
+                },
+                FixedVersion {
+                    id: "B".into(),
+                    fixed: "3.1.4".into(),
+                },
+            ],
+            ..Verdict::default()
+        };
+        assert_eq!(v.first_safe_version().as_deref(), Some("3.1.10"));
+        assert_eq!(v.fix().as_deref(), Some("upgrade to `jinja2>=3.1.10`"));
+    }
+}
