@@ -326,7 +326,9 @@ async fn no_index_configured_is_unavailable_with_the_variable_to_set() {
         up.release_metadata("httpx", "0.28.1").await.map(|_| ()),
     ] {
         match result {
-            Err(IndexError::Unavailable(msg)) => assert!(msg.contains("LEXALIGN_INDEX_URL"), "{msg}"),
+            Err(IndexError::Unavailable(msg)) => {
+                assert!(msg.contains("LEXALIGN_INDEX_URL"), "{msg}")
+            }
             other => panic!("expected Unavailable, got {other:?}"),
         }
     }

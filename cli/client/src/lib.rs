@@ -1,0 +1,1 @@
+//! lex-align client (in progress).
