@@ -269,15 +269,38 @@ fn check_audit_db(db: &Path) -> Check {
         );
     }
     if !parent.exists() {
-        return check(
-            Status::Fail,
-            L,
-            format!(
-                "parent {} does not exist; create it (mkdir -p {}) or set DATABASE_PATH (the audit log is required, not optional).",
-                parent.display(),
-                parent.display()
+        // The daemon creates missing directories; that needs the nearest
+        // existing ancestor to be a writable directory.
+        let ancestor = parent
+            .ancestors()
+            .find(|a| a.exists())
+            .map(Path::to_path_buf);
+        return match ancestor {
+            Some(a) if a.is_dir() && writable(&a) => check(
+                Status::Warn,
+                L,
+                format!(
+                    "{} does not exist yet; it and its directory will be created on first start.",
+                    db.display()
+                ),
             ),
-        );
+            Some(a) => check(
+                Status::Fail,
+                L,
+                format!(
+                    "parent {} is missing and cannot be created ({} is {}); set DATABASE_PATH to a writable location \
+                     (the audit log is required, not optional).",
+                    parent.display(),
+                    a.display(),
+                    if a.is_dir() { "not writable" } else { "not a directory" }
+                ),
+            ),
+            None => check(
+                Status::Fail,
+                L,
+                format!("parent {} cannot be created; set DATABASE_PATH.", parent.display()),
+            ),
+        };
     }
     if !writable(&parent) {
         return check(
@@ -501,7 +524,7 @@ mod tests {
         assert!(find(&cs, "BIND_PORT").detail.contains("BIND_PORT=8765"));
         // The remaining checks still ran on the corrected configuration.
         assert_eq!(find(&cs, "package index").status, Status::Fail);
-        assert_eq!(find(&cs, "audit DB").status, Status::Fail);
+        assert_eq!(find(&cs, "audit DB").status, Status::Warn);
     }
 
     #[test]

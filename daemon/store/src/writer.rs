@@ -58,7 +58,6 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut last_purge = Instant::now();
-    let (mut dbg_commits, mut dbg_rows) = (0u64, 0u64);
     while let Ok(first) = rx.recv() {
         let mut appends: AppendJobs = Vec::new();
         let mut puts: Vec<(String, Vec<u8>, i64)> = Vec::new();
@@ -90,8 +89,6 @@ pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usiz
                 next = rx.try_recv().ok();
             }
         }
-        dbg_commits += 1;
-        dbg_rows += appends.iter().map(|a| a.0.len() as u64).sum::<u64>();
         commit_group(&mut conn, appends, puts);
         if last_purge.elapsed() >= PURGE_EVERY {
             last_purge = Instant::now();
@@ -100,7 +97,6 @@ pub(crate) fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usiz
             }
         }
     }
-    eprintln!("DBG commits {dbg_commits} rows {dbg_rows}");
 }
 
 pub(crate) fn purge_cache(conn: &Connection) -> rusqlite::Result<usize> {

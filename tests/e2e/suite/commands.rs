@@ -322,7 +322,11 @@ async fn check_config_passes_on_a_good_setup_and_names_every_fix_otherwise() {
     .unwrap();
     let bad = check_config(dir.path())
         .env("REGISTRY_PATH", yml.display().to_string())
-        .env("DATABASE_PATH", "/nonexistent/dir/lexalign.sqlite")
+        // Under a regular file: no directory can be created there.
+        .env(
+            "DATABASE_PATH",
+            yml.join("data/lexalign.sqlite").display().to_string(),
+        )
         .env("BIND_PORT", "eighty")
         .env("OUTBOUND_TIMEOUT", "soon")
         .output()
