@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
 
 pub use approvals::{
     ApprovalRequest, HistoryEntry, NewApprovalRequest, APPROVED, PENDING_REVIEW, REJECTED,
@@ -33,8 +34,6 @@ pub use schema::SCHEMA_VERSION;
 pub use util::canonical_name;
 
 use writer::{Job, Reply};
-
-use serde::{Deserialize, Serialize};
 
 /// One evaluation, as recorded. Every column of the original `audit_log`
 /// plus the canonical name, the requirement and the source of the check.
