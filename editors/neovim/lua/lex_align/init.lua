@@ -29,6 +29,7 @@ local defaults = {
   settings = { lexAlign = {} },
   capabilities = nil,
   on_attach = nil,
+  on_exit = nil,
   -- Give *requirements*.txt / .in files the `requirements` filetype (0.11+
   -- path only), so vim.lsp.enable sees them.
   requirements_filetype = true,
@@ -162,6 +163,7 @@ function M.client_config(root)
     settings = { lexAlign = settings },
     capabilities = M.config.capabilities or vim.lsp.protocol.make_client_capabilities(),
     on_attach = M.config.on_attach,
+    on_exit = M.config.on_exit,
   }
 end
 
@@ -183,6 +185,7 @@ function M.native_config()
     settings = { lexAlign = settings },
     capabilities = M.config.capabilities,
     on_attach = M.config.on_attach,
+    on_exit = M.config.on_exit,
   }
 end
 
