@@ -26,6 +26,8 @@ pub enum Command {
     Daemon(ServeArgs),
     #[command(flatten)]
     Common(Common),
+    /// Language server for editors (stdio), served by the local daemon.
+    Lsp(crate::lsp_cmd::LspArgs),
     /// The original `lex-align-server` commands.
     Server {
         #[command(subcommand)]

@@ -8,6 +8,7 @@ mod audit;
 mod check_config;
 mod compile;
 mod daemon;
+mod lsp_cmd;
 mod quickstart;
 mod selftest;
 
@@ -34,6 +35,7 @@ fn run(command: Command) -> u8 {
     match command {
         Command::Daemon(a) => daemon::run(a.host, a.port, a.reload),
         Command::Common(c) => common(c),
+        Command::Lsp(a) => lsp_cmd::run(a),
         Command::Server { command } => match command {
             ServerCommand::Serve(a) => daemon::run(a.host, a.port, a.reload),
             ServerCommand::Init(a) => init(&a.target),

@@ -10,6 +10,7 @@
 
 mod analysis;
 mod backend;
+pub mod bridge;
 mod convert;
 mod fixes;
 mod server;

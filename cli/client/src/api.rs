@@ -237,7 +237,10 @@ impl Api {
         if let Some(r) = &item.requirement {
             q.push(("requirement", r));
         }
-        let v = self.json_ok(self.send("GET", "/api/v1/evaluate", &q, None, true)?, &[200])?;
+        let v = self.json_ok(
+            self.send("GET", "/api/v1/evaluate", &q, None, true)?,
+            &[200],
+        )?;
         serde_json::from_value(v).map_err(|e| ApiError::Server {
             status: 200,
             detail: format!("unexpected verdict shape: {e}"),
@@ -269,13 +272,13 @@ impl Api {
                 .collect();
         }
         let v = self.json_ok((status, text), &[200])?;
-        let results = v
-            .get("results")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::Server {
-                status,
-                detail: "batch response has no `results` list".into(),
-            })?;
+        let results =
+            v.get("results")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::Server {
+                    status,
+                    detail: "batch response has no `results` list".into(),
+                })?;
         if results.len() != items.len() {
             return Err(ApiError::Server {
                 status,
@@ -424,14 +427,11 @@ pub fn local_address(url: &str) -> Option<(String, u16)> {
     let rest = url.strip_prefix("http://")?;
     let authority = rest.split('/').next()?;
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h, p.parse().ok()?)
-        }
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, p.parse().ok()?),
         _ => (authority, 80),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    matches!(host, "127.0.0.1" | "localhost" | "::1" | "0.0.0.0")
-        .then(|| (host.to_string(), port))
+    matches!(host, "127.0.0.1" | "localhost" | "::1" | "0.0.0.0").then(|| (host.to_string(), port))
 }
 
 fn autostart_allowed() -> bool {
@@ -449,6 +449,18 @@ fn daemon_executable() -> Option<PathBuf> {
     }
     let exe = std::env::current_exe().ok()?;
     let name = exe.file_name()?.to_string_lossy().to_string();
+    if name.starts_with("lex-align-client") {
+        // The standalone client binary has no daemon: use `lex-align` beside it or on PATH.
+        let sibling = exe.with_file_name("lex-align");
+        if sibling.is_file() {
+            return Some(sibling);
+        }
+        return std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("lex-align"))
+                .find(|p| p.is_file())
+        });
+    }
     name.starts_with("lex-align").then_some(exe)
 }
 

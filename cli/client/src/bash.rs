@@ -105,9 +105,9 @@ fn strip_prefixes(mut words: &[String]) -> &[String] {
         let Some(first) = words.first() else {
             return words;
         };
-        let is_assignment = first
-            .split_once('=')
-            .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let is_assignment = first.split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
         if is_assignment {
             words = &words[1..];
             continue;
@@ -148,44 +148,168 @@ fn is_pip(program: &str) -> bool {
 /// Options that take a value, per tool (a value glued with `=` or, for
 /// short options, directly after the letter is handled too).
 const PIP_VALUE_OPTS: &[&str] = &[
-    "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
-    "--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix", "--root", "--src",
-    "--upgrade-strategy", "--python-version", "--platform", "--implementation", "--abi",
-    "--only-binary", "--no-binary", "--progress-bar", "--trusted-host", "--cert", "--client-cert",
-    "--cache-dir", "--log", "--proxy", "--retries", "--timeout", "--exists-action",
-    "--global-option", "--config-settings", "-C", "--report", "--python", "-p", "--group",
-    "--index-strategy", "--keyring-provider", "--resolution", "--prerelease", "--link-mode",
-    "--reinstall-package", "--upgrade-package", "-P", "--no-build-isolation-package",
-    "--exclude-newer", "--extra", "--default-index", "--index", "--overrides", "--build-constraint",
-    "-b", "--directory", "--project", "--config-file", "--python-platform", "--torch-backend",
-    "--no-binary-package", "--no-build-package", "--refresh-package", "--target-python",
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-e",
+    "--editable",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "-t",
+    "--target",
+    "--prefix",
+    "--root",
+    "--src",
+    "--upgrade-strategy",
+    "--python-version",
+    "--platform",
+    "--implementation",
+    "--abi",
+    "--only-binary",
+    "--no-binary",
+    "--progress-bar",
+    "--trusted-host",
+    "--cert",
+    "--client-cert",
+    "--cache-dir",
+    "--log",
+    "--proxy",
+    "--retries",
+    "--timeout",
+    "--exists-action",
+    "--global-option",
+    "--config-settings",
+    "-C",
+    "--report",
+    "--python",
+    "-p",
+    "--group",
+    "--index-strategy",
+    "--keyring-provider",
+    "--resolution",
+    "--prerelease",
+    "--link-mode",
+    "--reinstall-package",
+    "--upgrade-package",
+    "-P",
+    "--no-build-isolation-package",
+    "--exclude-newer",
+    "--extra",
+    "--default-index",
+    "--index",
+    "--overrides",
+    "--build-constraint",
+    "-b",
+    "--directory",
+    "--project",
+    "--config-file",
+    "--python-platform",
+    "--torch-backend",
+    "--no-binary-package",
+    "--no-build-package",
+    "--refresh-package",
+    "--target-python",
 ];
 
 const UV_ADD_VALUE_OPTS: &[&str] = &[
-    "-r", "--requirements", "-c", "--constraints", "-m", "--marker", "--group", "--optional",
-    "--extra", "--rev", "--tag", "--branch", "--bounds", "--package", "--script", "--index",
-    "--default-index", "--index-url", "--extra-index-url", "-i", "-f", "--find-links",
-    "--index-strategy", "--keyring-provider", "--resolution", "--prerelease", "--link-mode",
-    "--python", "-p", "--directory", "--project", "--config-file", "--cache-dir",
-    "--upgrade-package", "-P", "--reinstall-package", "--exclude-newer", "--refresh-package",
-    "--no-binary-package", "--no-build-package", "--config-setting", "-C", "--color",
-    "--allow-insecure-host", "--no-sources-package",
+    "-r",
+    "--requirements",
+    "-c",
+    "--constraints",
+    "-m",
+    "--marker",
+    "--group",
+    "--optional",
+    "--extra",
+    "--rev",
+    "--tag",
+    "--branch",
+    "--bounds",
+    "--package",
+    "--script",
+    "--index",
+    "--default-index",
+    "--index-url",
+    "--extra-index-url",
+    "-i",
+    "-f",
+    "--find-links",
+    "--index-strategy",
+    "--keyring-provider",
+    "--resolution",
+    "--prerelease",
+    "--link-mode",
+    "--python",
+    "-p",
+    "--directory",
+    "--project",
+    "--config-file",
+    "--cache-dir",
+    "--upgrade-package",
+    "-P",
+    "--reinstall-package",
+    "--exclude-newer",
+    "--refresh-package",
+    "--no-binary-package",
+    "--no-build-package",
+    "--config-setting",
+    "-C",
+    "--color",
+    "--allow-insecure-host",
+    "--no-sources-package",
 ];
 
 const POETRY_VALUE_OPTS: &[&str] = &[
-    "-G", "--group", "-E", "--extras", "--optional", "--source", "--python", "--platform",
-    "--markers", "-C", "--directory", "-P", "--project",
+    "-G",
+    "--group",
+    "-E",
+    "--extras",
+    "--optional",
+    "--source",
+    "--python",
+    "--platform",
+    "--markers",
+    "-C",
+    "--directory",
+    "-P",
+    "--project",
 ];
 
 const PDM_VALUE_OPTS: &[&str] = &[
-    "-G", "--group", "-e", "--editable", "-p", "--project", "-L", "--lockfile", "-k",
-    "--skip", "--venv", "--strategy", "-S", "--update-strategy", "-u", "--config-setting",
+    "-G",
+    "--group",
+    "-e",
+    "--editable",
+    "-p",
+    "--project",
+    "-L",
+    "--lockfile",
+    "-k",
+    "--skip",
+    "--venv",
+    "--strategy",
+    "-S",
+    "--update-strategy",
+    "-u",
+    "--config-setting",
     "-C",
 ];
 
 const PIPX_VALUE_OPTS: &[&str] = &[
-    "--python", "--index-url", "-i", "--pip-args", "--suffix", "--preinstall", "--spec",
-    "--editable", "-e", "--fetch-python",
+    "--python",
+    "--index-url",
+    "-i",
+    "--pip-args",
+    "--suffix",
+    "--preinstall",
+    "--spec",
+    "--editable",
+    "-e",
+    "--fetch-python",
 ];
 
 /// Options that name a requirements file whose contents get installed.
@@ -270,21 +394,25 @@ fn is_local_or_url(arg: &str) -> bool {
 
 fn push_requirement(out: &mut Install, arg: &str, poetry_syntax: bool) {
     let arg = arg.trim();
-    if arg.is_empty() || is_local_or_url(arg) {
-        return;
-    }
     // `name @ url` direct references: judge the name only.
     if let Some((name, url)) = arg.split_once('@') {
-        if url.trim_start().contains("://") || url.trim_start().starts_with("git+") {
-            out.requirements.push(name.trim().to_string());
+        let name = name.trim();
+        let is_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-[],".contains(c));
+        if is_name && (url.contains("://") || url.trim_start().starts_with("git+")) {
+            out.requirements.push(name.to_string());
             return;
         }
-        if poetry_syntax {
+        if poetry_syntax && is_name {
             // Poetry: `name@^1.2`, `name@latest`, `name[extra]@~2`.
-            let (name, constraint) = (name.trim(), url.trim());
+            let constraint = url.trim();
             let spec = match constraint {
                 "" | "latest" | "*" => None,
-                c => lex_align_manifest::poetry_constraint_to_pep440(c).ok().flatten(),
+                c => lex_align_manifest::poetry_constraint_to_pep440(c)
+                    .ok()
+                    .flatten(),
             };
             out.requirements.push(match spec {
                 Some(s) => format!("{name}{s}"),
@@ -292,6 +420,9 @@ fn push_requirement(out: &mut Install, arg: &str, poetry_syntax: bool) {
             });
             return;
         }
+    }
+    if arg.is_empty() || is_local_or_url(arg) {
+        return;
     }
     out.requirements.push(arg.to_string());
 }
@@ -326,21 +457,39 @@ fn parse_simple(w: &[String]) -> Option<Install> {
             if !a.starts_with('-') {
                 break;
             }
-            i += if value_opts.contains(&a.as_str()) { 2 } else { 1 };
+            i += if value_opts.contains(&a.as_str()) {
+                2
+            } else {
+                1
+            };
         }
         i
     };
     match program {
         "uv" => {
-            let i = skip_globals(1, &["--directory", "--project", "--config-file", "--cache-dir", "--color", "-p", "--python"]);
+            let i = skip_globals(
+                1,
+                &[
+                    "--directory",
+                    "--project",
+                    "--config-file",
+                    "--cache-dir",
+                    "--color",
+                    "-p",
+                    "--python",
+                ],
+            );
             match word(w, i) {
                 "add" => Some(scan("uv add", &w[i + 1..], UV_ADD_VALUE_OPTS, false)),
                 "pip" if word(w, i + 1) == "install" => {
                     Some(scan("uv pip install", &w[i + 2..], PIP_VALUE_OPTS, false))
                 }
-                "tool" if word(w, i + 1) == "install" => {
-                    Some(scan("uv tool install", &w[i + 2..], UV_ADD_VALUE_OPTS, false))
-                }
+                "tool" if word(w, i + 1) == "install" => Some(scan(
+                    "uv tool install",
+                    &w[i + 2..],
+                    UV_ADD_VALUE_OPTS,
+                    false,
+                )),
                 // `uv run pip install …` runs pip inside the project environment.
                 "run" => {
                     let j = skip_globals(i + 1, UV_ADD_VALUE_OPTS);
@@ -350,18 +499,33 @@ fn parse_simple(w: &[String]) -> Option<Install> {
             }
         }
         p if is_pip(p) => {
-            let i = skip_globals(1, &["--python", "--cache-dir", "--log", "--proxy", "--cert", "--timeout", "--retries"]);
-            (word(w, i) == "install").then(|| scan("pip install", &w[i + 1..], PIP_VALUE_OPTS, false))
+            let i = skip_globals(
+                1,
+                &[
+                    "--python",
+                    "--cache-dir",
+                    "--log",
+                    "--proxy",
+                    "--cert",
+                    "--timeout",
+                    "--retries",
+                ],
+            );
+            (word(w, i) == "install")
+                .then(|| scan("pip install", &w[i + 1..], PIP_VALUE_OPTS, false))
         }
         p if is_python(p) => {
             // `python -m pip install …` (also `python3.12 -Im pip`).
-            let m = w.iter().position(|a| a == "-m" || a.ends_with('m') && a.starts_with('-') && !a.starts_with("--"))?;
+            let m = w.iter().position(|a| {
+                a == "-m" || a.ends_with('m') && a.starts_with('-') && !a.starts_with("--")
+            })?;
             let module = word(w, m + 1);
             if module != "pip" {
                 return None;
             }
             let i = skip_globals(m + 2, &["--python", "--cache-dir", "--log", "--proxy"]);
-            (word(w, i) == "install").then(|| scan("pip install", &w[i + 1..], PIP_VALUE_OPTS, false))
+            (word(w, i) == "install")
+                .then(|| scan("pip install", &w[i + 1..], PIP_VALUE_OPTS, false))
         }
         "poetry" => {
             let i = skip_globals(1, &["-C", "--directory", "-P", "--project"]);
@@ -373,7 +537,8 @@ fn parse_simple(w: &[String]) -> Option<Install> {
         }
         "pipx" => {
             let i = skip_globals(1, &[]);
-            (word(w, i) == "install").then(|| scan("pipx install", &w[i + 1..], PIPX_VALUE_OPTS, false))
+            (word(w, i) == "install")
+                .then(|| scan("pipx install", &w[i + 1..], PIPX_VALUE_OPTS, false))
         }
         "conda" | "mamba" | "micromamba" => None,
         _ => None,
@@ -393,7 +558,8 @@ mod tests {
 
     #[test]
     fn splits_chains_and_quotes() {
-        let c = split_commands("cd app && uv add 'httpx>=0.27' ; echo \"a b\" | cat # uv add x").unwrap();
+        let c = split_commands("cd app && uv add 'httpx>=0.27' ; echo \"a b\" | cat # uv add x")
+            .unwrap();
         assert_eq!(
             c,
             vec![
@@ -418,11 +584,14 @@ mod tests {
             ["ruff>=0.5", "cryptography>=41,<44"]
         );
         assert_eq!(reqs("uv --quiet add --optional socks pysocks"), ["pysocks"]);
-        assert_eq!(reqs("uv add --index=internal --bounds major httpx"), ["httpx"]);
+        assert_eq!(
+            reqs("uv add --index=internal --bounds major httpx"),
+            ["httpx"]
+        );
         assert_eq!(reqs("uv add -e ./lib"), Vec::<String>::new());
         assert_eq!(
             reqs("uv add 'pkg @ git+https://example.invalid/pkg'"),
-            ["pkg "].map(|s| s.trim().to_string())
+            ["pkg"]
         );
         let i = parse_installs("uv add -r requirements.txt -c constraints.txt");
         assert_eq!(i[0].requirement_files, ["requirements.txt"]);
@@ -432,17 +601,35 @@ mod tests {
     #[test]
     fn pip_variants() {
         assert_eq!(reqs("pip install -U pyqt5"), ["pyqt5"]);
-        assert_eq!(reqs("pip3 install --user 'Django>=4.2,<6'"), ["Django>=4.2,<6"]);
+        assert_eq!(
+            reqs("pip3 install --user 'Django>=4.2,<6'"),
+            ["Django>=4.2,<6"]
+        );
         assert_eq!(reqs("pip3.12 install flask==3.0.0"), ["flask==3.0.0"]);
-        assert_eq!(reqs("python -m pip install --upgrade requests"), ["requests"]);
-        assert_eq!(reqs("python3 -m pip install -i http://127.0.0.1:1/simple jinja2"), ["jinja2"]);
+        assert_eq!(
+            reqs("python -m pip install --upgrade requests"),
+            ["requests"]
+        );
+        assert_eq!(
+            reqs("python3 -m pip install -i http://127.0.0.1:1/simple jinja2"),
+            ["jinja2"]
+        );
         assert_eq!(reqs("/usr/bin/python3.11 -m pip install numpy"), ["numpy"]);
-        assert_eq!(reqs("uv pip install --system 'httpx[http2]>=0.27'"), ["httpx[http2]>=0.27"]);
+        assert_eq!(
+            reqs("uv pip install --system 'httpx[http2]>=0.27'"),
+            ["httpx[http2]>=0.27"]
+        );
         assert_eq!(reqs("sudo -H pip install requests"), ["requests"]);
         assert_eq!(reqs("PIP_NO_CACHE_DIR=1 pip install rich"), ["rich"]);
         assert_eq!(reqs("pip install --target=vendor six"), ["six"]);
-        assert_eq!(reqs("pip install -e . && pip install ."), Vec::<String>::new());
-        assert_eq!(reqs("pip install ./dist/pkg-1.0-py3-none-any.whl"), Vec::<String>::new());
+        assert_eq!(
+            reqs("pip install -e . && pip install ."),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reqs("pip install ./dist/pkg-1.0-py3-none-any.whl"),
+            Vec::<String>::new()
+        );
         assert_eq!(reqs("uv run pip install pyyaml"), ["pyyaml"]);
         let i = parse_installs("pip install -rrequirements/dev.txt --requirement=base.txt");
         assert_eq!(i[0].requirement_files, ["requirements/dev.txt", "base.txt"]);
@@ -450,20 +637,31 @@ mod tests {
 
     #[test]
     fn poetry_pdm_pipx() {
-        assert_eq!(reqs("poetry add requests@^2.28 'httpx'"), ["requests>=2.28,<3.0", "httpx"].map(String::from).map(|s| {
-            // Accept whatever exact spelling the shared converter gives for `^2.28`.
-            if s.starts_with("requests") {
-                format!("requests{}", lex_align_manifest::poetry_constraint_to_pep440("^2.28").unwrap().unwrap())
-            } else {
-                s
-            }
-        }));
+        assert_eq!(
+            reqs("poetry add requests@^2.28 'httpx'"),
+            ["requests>=2.28,<3.0", "httpx"].map(String::from).map(|s| {
+                // Accept whatever exact spelling the shared converter gives for `^2.28`.
+                if s.starts_with("requests") {
+                    format!(
+                        "requests{}",
+                        lex_align_manifest::poetry_constraint_to_pep440("^2.28")
+                            .unwrap()
+                            .unwrap()
+                    )
+                } else {
+                    s
+                }
+            })
+        );
         assert_eq!(reqs("poetry add --group dev pytest@latest"), ["pytest"]);
         assert_eq!(reqs("poetry add -G docs 'mkdocs>=1.5'"), ["mkdocs>=1.5"]);
         assert_eq!(reqs("pdm add -dG test pytest-cov"), ["pytest-cov"]);
         assert_eq!(reqs("pdm add -G web 'fastapi>=0.110'"), ["fastapi>=0.110"]);
         assert_eq!(reqs("pipx install --python python3.11 black"), ["black"]);
-        assert_eq!(reqs("pipx install --preinstall pyqt5 mytool"), ["pyqt5", "mytool"]);
+        assert_eq!(
+            reqs("pipx install --preinstall pyqt5 mytool"),
+            ["pyqt5", "mytool"]
+        );
     }
 
     #[test]
@@ -491,6 +689,9 @@ mod tests {
             "cd svc && uv add httpx; pip install 'requests==2.31.0' || poetry add pyqt5\nuv pip install rich",
         );
         let tools: Vec<&str> = i.iter().map(|i| i.tool.as_str()).collect();
-        assert_eq!(tools, ["uv add", "pip install", "poetry add", "uv pip install"]);
+        assert_eq!(
+            tools,
+            ["uv add", "pip install", "poetry add", "uv pip install"]
+        );
     }
 }

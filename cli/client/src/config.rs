@@ -91,8 +91,13 @@ impl Config {
 #[derive(Debug)]
 pub enum ConfigError {
     /// No `.lexalign.toml` in the directory or any parent.
-    NotFound { start: PathBuf },
-    Io { path: PathBuf, message: String },
+    NotFound {
+        start: PathBuf,
+    },
+    Io {
+        path: PathBuf,
+        message: String,
+    },
     /// Not valid TOML.
     Syntax {
         path: PathBuf,
@@ -100,7 +105,10 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    Missing { path: PathBuf, key: &'static str },
+    Missing {
+        path: PathBuf,
+        key: &'static str,
+    },
     /// A key with the wrong type or an unknown value.
     Invalid {
         path: PathBuf,
@@ -193,14 +201,13 @@ pub fn parse(text: &str, root: &Path) -> Result<Config, ConfigError> {
             }
         })?;
 
-    let invalid = |key: &str, value: &toml::Spanned<toml::Value>, message: String| {
-        ConfigError::Invalid {
+    let invalid =
+        |key: &str, value: &toml::Spanned<toml::Value>, message: String| ConfigError::Invalid {
             path: path.clone(),
             line: line_of(text, value.span().start),
             key: key.to_string(),
             message,
-        }
-    };
+        };
     let string = |key: &'static str| -> Result<Option<String>, ConfigError> {
         match table.get(key) {
             None => Ok(None),

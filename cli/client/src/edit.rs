@@ -20,7 +20,10 @@ pub fn simulate(tool: &str, input: &Value, current: Option<&str>) -> Option<Stri
             let mut text = current.unwrap_or("").to_string();
             for e in input.get("edits")?.as_array()? {
                 // MultiEdit may create a file when the first old_string is empty.
-                text = if current.is_none() && text.is_empty() && str_field(e, "old_string")?.is_empty() {
+                text = if current.is_none()
+                    && text.is_empty()
+                    && str_field(e, "old_string")?.is_empty()
+                {
                     str_field(e, "new_string")?
                 } else {
                     apply_one(&text, e)?
@@ -99,7 +102,11 @@ mod tests {
     #[test]
     fn edit_replaces_first_or_all() {
         let text = "a\nb\na\n";
-        let once = simulate("Edit", &json!({"old_string":"a","new_string":"c"}), Some(text));
+        let once = simulate(
+            "Edit",
+            &json!({"old_string":"a","new_string":"c"}),
+            Some(text),
+        );
         assert_eq!(once.as_deref(), Some("c\nb\na\n"));
         let all = simulate(
             "Edit",
@@ -107,8 +114,18 @@ mod tests {
             Some(text),
         );
         assert_eq!(all.as_deref(), Some("c\nb\nc\n"));
-        assert_eq!(simulate("Edit", &json!({"old_string":"zz","new_string":"c"}), Some(text)), None);
-        assert_eq!(simulate("Edit", &json!({"old_string":"a","new_string":"c"}), None), None);
+        assert_eq!(
+            simulate(
+                "Edit",
+                &json!({"old_string":"zz","new_string":"c"}),
+                Some(text)
+            ),
+            None
+        );
+        assert_eq!(
+            simulate("Edit", &json!({"old_string":"a","new_string":"c"}), None),
+            None
+        );
     }
 
     #[test]

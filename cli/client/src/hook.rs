@@ -128,7 +128,11 @@ pub fn bash_dependencies(command: &str, cwd: &Path) -> Vec<Dependency> {
     deps
 }
 
-fn pre_tool_output(decision: Option<&str>, reason: Option<String>, context: Option<String>) -> Value {
+fn pre_tool_output(
+    decision: Option<&str>,
+    reason: Option<String>,
+    context: Option<String>,
+) -> Value {
     let mut specific = serde_json::Map::new();
     specific.insert("hookEventName".into(), json!("PreToolUse"));
     if let Some(d) = decision {
@@ -176,7 +180,11 @@ pub fn decide_pre_tool_use(config: &Config, api: &Api, deps: &[Dependency]) -> H
     };
     let mut blocked = Vec::new();
     let mut notes = Vec::new();
-    for Checked { dependency, verdict } in &checked {
+    for Checked {
+        dependency,
+        verdict,
+    } in &checked
+    {
         let spec = label(dependency);
         let v = match verdict {
             Ok(v) => v,
@@ -219,13 +227,16 @@ pub fn decide_pre_tool_use(config: &Config, api: &Api, deps: &[Dependency]) -> H
         }
     }
     if !blocked.is_empty() {
-        let mut reason = String::from("lex-align: this change adds dependencies the registry blocks:\n");
+        let mut reason =
+            String::from("lex-align: this change adds dependencies the registry blocks:\n");
         reason.push_str(&blocked.join("\n"));
         if !notes.is_empty() {
             reason.push_str("\n\nAlso:\n");
             reason.push_str(&notes.join("\n"));
         }
-        reason.push_str("\n\nNothing was changed. Apply the fix above (or drop the package) and retry.");
+        reason.push_str(
+            "\n\nNothing was changed. Apply the fix above (or drop the package) and retry.",
+        );
         return HookOutput(Some(pre_tool_output(Some("deny"), Some(reason), None)));
     }
     if notes.is_empty() {
@@ -238,7 +249,13 @@ pub fn decide_pre_tool_use(config: &Config, api: &Api, deps: &[Dependency]) -> H
 fn unreachable_output(config: &Config, deps: &[Dependency], e: &ApiError) -> HookOutput {
     let names: Vec<String> = deps.iter().map(label).collect();
     // Authentication failures never fail open (W9).
-    let auth = matches!(e, ApiError::Server { status: 401 | 403, .. });
+    let auth = matches!(
+        e,
+        ApiError::Server {
+            status: 401 | 403,
+            ..
+        }
+    );
     if config.fail_open && !auth {
         let msg = format!(
             "lex-align could not check {} ({e}); fail_open=true, so the change proceeds UNCHECKED.",
@@ -291,11 +308,18 @@ pub fn session_start(event: &Value) -> HookOutput {
             lines.push_str(&format!("export LEXALIGN_AGENT_MODEL={}\n", shell_quote(m)));
         }
         if let Some(v) = &agent.version {
-            lines.push_str(&format!("export LEXALIGN_AGENT_VERSION={}\n", shell_quote(v)));
+            lines.push_str(&format!(
+                "export LEXALIGN_AGENT_VERSION={}\n",
+                shell_quote(v)
+            ));
         }
         if !lines.is_empty() {
             use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(env_file) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(env_file)
+            {
                 let _ = f.write_all(lines.as_bytes());
             }
         }
@@ -334,7 +358,9 @@ fn session_brief(config: &Config, api: &Api, agent: &AgentId) -> String {
                 Ok(items) => {
                     let mut names: Vec<String> = items
                         .iter()
-                        .filter_map(|i| i.get("package").and_then(Value::as_str).map(str::to_string))
+                        .filter_map(|i| {
+                            i.get("package").and_then(Value::as_str).map(str::to_string)
+                        })
                         .collect();
                     names.sort();
                     names.dedup();
@@ -347,7 +373,11 @@ fn session_brief(config: &Config, api: &Api, agent: &AgentId) -> String {
                 Err(e) => out.push_str(&format!("Pending approval requests: unavailable ({e}).\n")),
             }
             if let Ok(sec) = api.security_report() {
-                let sev = |k: &str| sec.pointer(&format!("/severity_distribution/{k}")).and_then(Value::as_i64).unwrap_or(0);
+                let sev = |k: &str| {
+                    sec.pointer(&format!("/severity_distribution/{k}"))
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                };
                 if sev("critical") + sev("high") > 0 {
                     out.push_str(&format!(
                         "CVE-driven denials recently: critical={} high={}.\n",
@@ -355,15 +385,23 @@ fn session_brief(config: &Config, api: &Api, agent: &AgentId) -> String {
                         sev("high")
                     ));
                 }
-                let alerts = sec.get("cve_alerts").and_then(Value::as_array).map_or(0, Vec::len);
+                let alerts = sec
+                    .get("cve_alerts")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
                 if alerts > 0 {
                     out.push_str(&format!("New CVE alerts on approved packages: {alerts}.\n"));
                 }
                 if let Some(hot) = sec.get("hot_registry_packages").and_then(Value::as_array) {
                     for h in hot.iter().take(5) {
                         let name = h.get("package").and_then(Value::as_str).unwrap_or("?");
-                        let cvss = h.get("max_cvss").and_then(Value::as_f64).map_or("?".into(), |c| format!("{c}"));
-                        out.push_str(&format!("Approved package with new CVE pressure: {name} (CVSS {cvss}).\n"));
+                        let cvss = h
+                            .get("max_cvss")
+                            .and_then(Value::as_f64)
+                            .map_or("?".into(), |c| format!("{c}"));
+                        out.push_str(&format!(
+                            "Approved package with new CVE pressure: {name} (CVSS {cvss}).\n"
+                        ));
                     }
                 }
             }
@@ -381,7 +419,9 @@ fn session_brief(config: &Config, api: &Api, agent: &AgentId) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -408,10 +448,22 @@ mod tests {
 
     #[test]
     fn model_ids() {
-        assert_eq!(parse_model_id("claude-opus-4-7-20251001"), ("opus".into(), Some("4.7".into())));
-        assert_eq!(parse_model_id("claude-sonnet-4-5-20250929"), ("sonnet".into(), Some("4.5".into())));
-        assert_eq!(parse_model_id("claude-3-5-sonnet-20241022"), ("sonnet".into(), Some("3.5".into())));
-        assert_eq!(parse_model_id("claude-haiku-4-5"), ("haiku".into(), Some("4.5".into())));
+        assert_eq!(
+            parse_model_id("claude-opus-4-7-20251001"),
+            ("opus".into(), Some("4.7".into()))
+        );
+        assert_eq!(
+            parse_model_id("claude-sonnet-4-5-20250929"),
+            ("sonnet".into(), Some("4.5".into()))
+        );
+        assert_eq!(
+            parse_model_id("claude-3-5-sonnet-20241022"),
+            ("sonnet".into(), Some("3.5".into()))
+        );
+        assert_eq!(
+            parse_model_id("claude-haiku-4-5"),
+            ("haiku".into(), Some("4.5".into()))
+        );
         assert_eq!(parse_model_id("opus"), ("opus".into(), None));
         assert_eq!(parse_model_id("12345"), ("12345".into(), None));
     }

@@ -19,7 +19,7 @@ pub mod verdict;
 
 use std::process::ExitCode;
 
-use clap::{Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -140,4 +140,34 @@ pub fn run(cmd: ClientCommand) -> ExitCode {
 /// As [`run`], with the numeric exit code (for tests and embedding).
 pub fn run_code(cmd: ClientCommand) -> i32 {
     commands::run(cmd)
+}
+
+/// The client as a stand-alone command line (`lex-align-client …`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "lex-align-client",
+    about = "lex-align client: check Python dependencies against the team's policy daemon."
+)]
+pub struct ClientCli {
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+/// Parses and runs client arguments (without the program name), e.g. the
+/// words after `lex-align client`. Usage errors print clap's message and
+/// give exit code 2; `--help` gives 0.
+pub fn run_args<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let argv = std::iter::once(std::ffi::OsString::from("lex-align-client"))
+        .chain(args.into_iter().map(Into::into));
+    match ClientCli::try_parse_from(argv) {
+        Ok(cli) => commands::run(cli.command) as u8,
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code() as u8
+        }
+    }
 }

@@ -104,7 +104,9 @@ impl GitIndexSource {
                 || (path.starts_with("requirements/") && path.matches('/').count() == 1);
             let name = path.rsplit('/').next().unwrap_or(path);
             if depth_ok
-                && (is_governed_manifest(name) || is_lock_file(name) || path.starts_with("requirements/"))
+                && (is_governed_manifest(name)
+                    || is_lock_file(name)
+                    || path.starts_with("requirements/"))
             {
                 wanted.push((path.to_string(), blob.unwrap_or_default().to_string()));
             }
@@ -302,11 +304,7 @@ pub struct Checked {
 
 /// Evaluates dependencies in one batch (identical items asked once). With
 /// `fail_open`, an unreachable server gives synthetic ALLOWED verdicts.
-pub fn evaluate(
-    api: &Api,
-    deps: &[Dependency],
-    fail_open: bool,
-) -> Result<Vec<Checked>, ApiError> {
+pub fn evaluate(api: &Api, deps: &[Dependency], fail_open: bool) -> Result<Vec<Checked>, ApiError> {
     let mut items: Vec<EvalItem> = Vec::new();
     let mut index: HashMap<EvalItem, usize> = HashMap::new();
     let mut slots: Vec<Option<usize>> = Vec::with_capacity(deps.len());
@@ -322,7 +320,13 @@ pub fn evaluate(
         Ok(r) => r,
         Err(e) if e.is_unreachable() && fail_open => items
             .iter()
-            .map(|i| Ok(Verdict::fail_open(&i.package, i.version.as_deref(), e.class())))
+            .map(|i| {
+                Ok(Verdict::fail_open(
+                    &i.package,
+                    i.version.as_deref(),
+                    e.class(),
+                ))
+            })
             .collect(),
         Err(e) => return Err(e),
     };
@@ -362,6 +366,9 @@ mod tests {
     #[test]
     fn normalizes_include_paths() {
         assert_eq!(normalize_rel("./requirements/../base.txt"), "base.txt");
-        assert_eq!(normalize_rel("requirements/dev.txt"), "requirements/dev.txt");
+        assert_eq!(
+            normalize_rel("requirements/dev.txt"),
+            "requirements/dev.txt"
+        );
     }
 }

@@ -58,9 +58,18 @@ fn level(code: &str) -> &'static str {
 }
 
 /// 1-based SARIF region of a span, columns in Unicode code points.
-fn region(texts: &BTreeMap<String, String>, file: &str, start: usize, end: usize, line: u32, column: u32) -> Value {
+fn region(
+    texts: &BTreeMap<String, String>,
+    file: &str,
+    start: usize,
+    end: usize,
+    line: u32,
+    column: u32,
+) -> Value {
     match texts.get(file) {
-        Some(text) if end <= text.len() && text.is_char_boundary(start) && text.is_char_boundary(end) => {
+        Some(text)
+            if end <= text.len() && text.is_char_boundary(start) && text.is_char_boundary(end) =>
+        {
             let line_col = |at: usize| {
                 let line = text[..at].matches('\n').count();
                 let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
@@ -93,7 +102,7 @@ pub fn sarif(
     root_uri: &str,
 ) -> Value {
     let mut rules: Vec<&'static str> = Vec::new();
-    let mut rule_index = |c: &'static str, rules: &mut Vec<&'static str>| {
+    let rule_index = |c: &'static str, rules: &mut Vec<&'static str>| {
         rules.iter().position(|r| *r == c).unwrap_or_else(|| {
             rules.push(c);
             rules.len() - 1
@@ -112,13 +121,21 @@ pub fn sarif(
                 if !d.direct && !d.via.is_empty() {
                     msg.push_str(&format!(" (pulled in by {})", d.via.join(", ")));
                 }
-                (code, msg, json!({
-                    "verdict": v.verdict, "package": v.package, "scope": d.scope.label(),
-                    "replacement": v.replacement, "suggested_requirement": v.suggested_requirement,
-                    "cve_ids": v.cve_ids, "fixed_versions": v.fixed_versions, "via": d.via,
-                }))
+                (
+                    code,
+                    msg,
+                    json!({
+                        "verdict": v.verdict, "package": v.package, "scope": d.scope.label(),
+                        "replacement": v.replacement, "suggested_requirement": v.suggested_requirement,
+                        "cve_ids": v.cve_ids, "fixed_versions": v.fixed_versions, "via": d.via,
+                    }),
+                )
             }
-            Err(e) => ("invalid-requirement", format!("{}: {e}", d.requirement), json!({"scope": d.scope.label()})),
+            Err(e) => (
+                "invalid-requirement",
+                format!("{}: {e}", d.requirement),
+                json!({"scope": d.scope.label()}),
+            ),
         };
         let idx = rule_index(code, &mut rules);
         results.push(json!({
@@ -146,8 +163,10 @@ pub fn sarif(
     }
     let rules: Vec<Value> = rules
         .iter()
-        .map(|r| json!({"id": r, "name": r, "shortDescription": {"text": rule_text(r)},
-                        "defaultConfiguration": {"level": level(r)}}))
+        .map(|r| {
+            json!({"id": r, "name": r, "shortDescription": {"text": rule_text(r)},
+                        "defaultConfiguration": {"level": level(r)}})
+        })
         .collect();
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

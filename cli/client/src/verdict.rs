@@ -3,7 +3,7 @@
 //! works too), plus `transport_error` for synthetic fail-open verdicts.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 pub const ALLOWED: &str = "ALLOWED";
 pub const PROVISIONAL: &str = "PROVISIONALLY_ALLOWED";
@@ -95,33 +95,35 @@ impl Verdict {
 
     /// The client's JSON: the original 14 keys in their order (the server's
     /// minus `auto_request_approval`, plus `transport_error`), then the
-    /// additive keys that carry the fix.
+    /// additive keys that carry the fix. Serialise it directly (a `Value`
+    /// would sort the keys).
+    pub fn client_view(&self) -> ClientVerdict<'_> {
+        ClientVerdict {
+            verdict: &self.verdict,
+            reason: &self.reason,
+            package: &self.package,
+            version: self.version.as_deref(),
+            resolved_version: self.resolved_version.as_deref(),
+            registry_status: self.registry_status.as_deref(),
+            replacement: self.replacement.as_deref(),
+            version_constraint: self.version_constraint.as_deref(),
+            license: self.license.as_deref(),
+            cve_ids: &self.cve_ids,
+            max_cvss: self.max_cvss,
+            is_requestable: self.is_requestable,
+            needs_rationale: self.needs_rationale,
+            transport_error: self.transport_error,
+            denial_category: self.denial_category.as_deref(),
+            requirement: self.requirement.as_deref(),
+            suggested_requirement: self.suggested_requirement.as_deref(),
+            fixed_versions: &self.fixed_versions,
+            advisories: &self.advisories,
+            upstream_error: self.upstream_error.as_deref(),
+        }
+    }
+
     pub fn client_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("verdict".into(), json!(self.verdict));
-        m.insert("reason".into(), json!(self.reason));
-        m.insert("package".into(), json!(self.package));
-        m.insert("version".into(), json!(self.version));
-        m.insert("resolved_version".into(), json!(self.resolved_version));
-        m.insert("registry_status".into(), json!(self.registry_status));
-        m.insert("replacement".into(), json!(self.replacement));
-        m.insert("version_constraint".into(), json!(self.version_constraint));
-        m.insert("license".into(), json!(self.license));
-        m.insert("cve_ids".into(), json!(self.cve_ids));
-        m.insert("max_cvss".into(), json!(self.max_cvss));
-        m.insert("is_requestable".into(), json!(self.is_requestable));
-        m.insert("needs_rationale".into(), json!(self.needs_rationale));
-        m.insert("transport_error".into(), json!(self.transport_error));
-        m.insert("denial_category".into(), json!(self.denial_category));
-        m.insert("requirement".into(), json!(self.requirement));
-        m.insert(
-            "suggested_requirement".into(),
-            json!(self.suggested_requirement),
-        );
-        m.insert("fixed_versions".into(), json!(self.fixed_versions));
-        m.insert("advisories".into(), json!(self.advisories));
-        m.insert("upstream_error".into(), json!(self.upstream_error));
-        Value::Object(m)
+        serde_json::to_value(self.client_view()).expect("JSON")
     }
 
     /// The smallest version that clears every advisory, when the daemon named fixes.
@@ -148,9 +150,9 @@ impl Verdict {
             return Some(format!("upgrade to `{}>={v}`", self.package));
         }
         match self.denial_category.as_deref() {
-            Some("not-found") => Some(
-                "check the spelling: the package index has no such package".into(),
-            ),
+            Some("not-found") => {
+                Some("check the spelling: the package index has no such package".into())
+            }
             Some("license") | Some("malicious") | Some("cve") => {
                 Some("remove it or pick another package".into())
             }
@@ -160,6 +162,31 @@ impl Verdict {
     }
 }
 
+/// The verdict keys the client prints, in the original's order.
+#[derive(Debug, Serialize)]
+pub struct ClientVerdict<'a> {
+    pub verdict: &'a str,
+    pub reason: &'a str,
+    pub package: &'a str,
+    pub version: Option<&'a str>,
+    pub resolved_version: Option<&'a str>,
+    pub registry_status: Option<&'a str>,
+    pub replacement: Option<&'a str>,
+    pub version_constraint: Option<&'a str>,
+    pub license: Option<&'a str>,
+    pub cve_ids: &'a [String],
+    pub max_cvss: Option<f64>,
+    pub is_requestable: bool,
+    pub needs_rationale: bool,
+    pub transport_error: bool,
+    pub denial_category: Option<&'a str>,
+    pub requirement: Option<&'a str>,
+    pub suggested_requirement: Option<&'a str>,
+    pub fixed_versions: &'a [FixedVersion],
+    pub advisories: &'a [Value],
+    pub upstream_error: Option<&'a str>,
+}
+
 /// Release-number comparison good enough to pick the highest of a few
 /// fixed versions (numeric parts compared as numbers, then text).
 fn version_lt(a: &str, b: &str) -> bool {
@@ -167,10 +194,7 @@ fn version_lt(a: &str, b: &str) -> bool {
         s.split(['.', '-', '+'])
             .map(|p| {
                 let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
-                (
-                    digits.parse().unwrap_or(0),
-                    p[digits.len()..].to_string(),
-                )
+                (digits.parse().unwrap_or(0), p[digits.len()..].to_string())
             })
             .collect()
     };
@@ -178,7 +202,7 @@ fn version_lt(a: &str, b: &str) -> bool {
 }
 
 /// `json.dumps(…, indent=2)` as Python writes it: non-ASCII escaped.
-pub fn to_python_json(v: &Value) -> String {
+pub fn to_python_json<T: Serialize + ?Sized>(v: &T) -> String {
     let pretty = serde_json::to_string_pretty(v).expect("JSON values serialise");
     ascii_escape(&pretty)
 }
@@ -212,12 +236,16 @@ mod tests {
     #[test]
     fn client_json_keeps_the_original_key_order() {
         let v = Verdict::fail_open("httpx", Some("1.0"), "ConnectError");
-        let j = v.client_json();
-        let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+        let text = to_python_json(&v.client_view());
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .map(|l| l.trim().split('"').nth(1).unwrap())
+            .collect();
         assert_eq!(keys[0], "verdict");
+        assert_eq!(keys[12], "needs_rationale");
         assert_eq!(keys[13], "transport_error");
-        assert_eq!(j["transport_error"], true);
-        let text = to_python_json(&j);
+        assert_eq!(v.client_json()["transport_error"], true);
         assert!(text.contains("\\u2014"), "em dash escaped: {text}");
         assert!(text.is_ascii());
     }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod http;
+pub mod lsp;
 pub mod metrics;
 pub mod proposer;
 pub mod registry_state;

@@ -41,6 +41,10 @@ const AUTO_RATIONALE: &str =
 /// Concurrent index lookups in one batch.
 const BATCH_INDEX_CONCURRENCY: usize = 32;
 
+/// Batches with at most this many distinct names query advisories per
+/// package; larger ones use querybatch (one request for all the names).
+const PER_PACKAGE_ADVISORY_MAX: usize = 64;
+
 pub struct Evaluator {
     pub registry: Arc<RegistryState>,
     pub upstream: Option<Upstream>,
@@ -79,9 +83,14 @@ impl Evaluator {
         match plan(req, reg) {
             Plan::Decided(v) => v,
             Plan::Fetch(needs) => {
+                if let Some(v) = memo::get(&loaded, req) {
+                    return v;
+                }
                 let deadline = tokio::time::Instant::now() + self.budget;
                 let facts = self.gather(req, reg, needs, deadline).await;
-                decide(req, reg, &facts, self.fail)
+                let v = decide(req, reg, &facts, self.fail);
+                memo::put(&loaded, req, &v);
+                v
             }
         }
     }
@@ -212,8 +221,24 @@ impl Evaluator {
             let Some(up) = self.upstream.as_ref() else {
                 return HashMap::new();
             };
-            (tokio::time::timeout_at(deadline, up.advisories_batch(&advisory_names)).await)
-                .unwrap_or_default()
+            if advisory_names.len() > PER_PACKAGE_ADVISORY_MAX {
+                return (tokio::time::timeout_at(deadline, up.advisories_batch(&advisory_names))
+                    .await)
+                    .unwrap_or_default();
+            }
+            // One query per package returns whole records: for a handful of
+            // names that is fewer round trips than querybatch followed by
+            // one detail fetch per advisory id (242 for 40 common packages).
+            // The endpoint's own bound limits concurrency.
+            let per_package = advisory_names.iter().map(|name| async move {
+                let facts = tokio::time::timeout_at(deadline, up.advisories(name)).await;
+                facts.ok().map(|f| (name.clone(), f))
+            });
+            futures_util::future::join_all(per_package)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
         };
         // Futures are built eagerly (no closure held across awaits) and
         // bounded by a semaphore.
@@ -345,5 +370,99 @@ pub fn audit_row(req: &EvalRequest, v: &Verdict, ctx: &CallContext) -> AuditRow 
         agent_model: ctx.agent_model.clone(),
         agent_version: ctx.agent_version.clone(),
         source: ctx.source.to_string(),
+    }
+}
+
+/// A short-lived per-thread memo of upstream-backed verdicts.
+///
+/// A verdict is a pure function of the request, the registry generation and
+/// the upstream facts, and those facts are already cached for hours; yet
+/// copying them out of the cache and re-running the licence and advisory
+/// gates is most of a warm evaluate's CPU. Entries live one second (far
+/// below any upstream TTL, so no verdict is noticeably staler than the
+/// cache already allows), belong to one registry generation (a reload
+/// empties the memo), and degraded verdicts are never kept (failures are
+/// not cached). Per thread: no lock on the hot path.
+mod memo {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    use std::sync::{Arc, Weak};
+    use std::time::{Duration, Instant};
+
+    use lex_align_engine::request::EvalRequest;
+    use lex_align_engine::verdict::Verdict;
+
+    use crate::registry_state::LoadedRegistry;
+
+    const TTL: Duration = Duration::from_secs(1);
+    /// Entries per thread before the memo starts over.
+    const CAP: usize = 4096;
+
+    struct Entry {
+        at: Instant,
+        package: String,
+        version: Option<String>,
+        requirement: Option<String>,
+        verdict: Verdict,
+    }
+
+    #[derive(Default)]
+    struct Memo {
+        /// A weak handle keeps the allocation, so the pointer cannot be
+        /// reused by a later generation while we compare against it.
+        registry: Weak<LoadedRegistry>,
+        map: HashMap<u64, Entry>,
+    }
+
+    thread_local! {
+        static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+    }
+
+    fn key(req: &EvalRequest) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&req.package, &req.version, &req.requirement).hash(&mut h);
+        h.finish()
+    }
+
+    pub(super) fn get(reg: &Arc<LoadedRegistry>, req: &EvalRequest) -> Option<Verdict> {
+        MEMO.with(|m| {
+            let m = m.borrow();
+            if m.registry.as_ptr() != Arc::as_ptr(reg) {
+                return None;
+            }
+            let e = m.map.get(&key(req))?;
+            (e.at.elapsed() < TTL
+                && e.package == req.package
+                && e.version == req.version
+                && e.requirement == req.requirement)
+                .then(|| e.verdict.clone())
+        })
+    }
+
+    pub(super) fn put(reg: &Arc<LoadedRegistry>, req: &EvalRequest, v: &Verdict) {
+        if v.upstream_error.is_some() {
+            return;
+        }
+        MEMO.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.registry.as_ptr() != Arc::as_ptr(reg) {
+                m.registry = Arc::downgrade(reg);
+                m.map.clear();
+            }
+            if m.map.len() >= CAP {
+                m.map.clear();
+            }
+            m.map.insert(
+                key(req),
+                Entry {
+                    at: Instant::now(),
+                    package: req.package.clone(),
+                    version: req.version.clone(),
+                    requirement: req.requirement.clone(),
+                    verdict: v.clone(),
+                },
+            );
+        });
     }
 }

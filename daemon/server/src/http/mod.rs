@@ -58,6 +58,7 @@ pub fn router(state: Shared) -> Router {
             post(evaluate::approval_request),
         )
         .route("/api/v1/health", get(misc::health))
+        .route("/api/v1/lsp", get(crate::lsp::upgrade))
         .route("/api/v1/registry", get(registry::get_registry))
         .route("/api/v1/registry/pending", get(registry::pending))
         .route("/api/v1/registry/proposals", post(registry::proposals))

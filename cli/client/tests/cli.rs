@@ -1,0 +1,299 @@
+//! check / request-approval / audit / status / precommit end to end with the
+//! real binary, a real daemon and a real git repository.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const PYPROJECT: &str = r#"[project]
+name = "svc"
+version = "0.1.0"
+dependencies = [
+    "httpx>=0.27",
+    "cryptography>=42",
+    "click",
+]
+
+[project.optional-dependencies]
+gui = ["PyQt5>=5.15"]
+
+[dependency-groups]
+dev = ["requests==2.31.0"]
+"#;
+
+#[test]
+fn check_exit_codes_and_requirements() {
+    let d = daemon();
+    let p = project(&d.url, false);
+    let out = run(p.path(), &["check", "--package", "httpx"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("{\n  \"verdict\": \"ALLOWED\""), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["transport_error"], false);
+
+    let out = run(p.path(), &["check", "--package", "pyqt5"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["verdict"], "DENIED");
+    assert_eq!(v["registry_status"], "banned");
+
+    // A full requirement is judged as a whole: >=41 admits 41.x, below the minimum.
+    let out = run(p.path(), &["check", "--package", "cryptography>=41"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["requirement"], "cryptography>=41");
+    assert!(v["suggested_requirement"].as_str().is_some(), "{v}");
+    let out = run(p.path(), &["check", "--package", "cryptography>=42"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Missing required flag: usage error, exit 2.
+    let out = run(p.path(), &["check"], "");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_when_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let p = project(&url, true);
+    let out = run(p.path(), &["check", "--package", "httpx"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["transport_error"], true);
+    assert!(v["reason"].as_str().unwrap().contains("fail_open=true"));
+
+    let p = project(&url, false);
+    let out = run(p.path(), &["check", "--package", "httpx"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("Error: Server unreachable"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn config_errors_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["check", "--package", "httpx"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No .lexalign.toml found"));
+    std::fs::write(
+        dir.path().join(".lexalign.toml"),
+        "project = \"svc\"\nfail_open = \"maybe\"\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["check", "--package", "httpx"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(".lexalign.toml:2:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn request_approval_records_or_refuses() {
+    let d = daemon();
+    let p = project(&d.url, true);
+    let out = run(
+        p.path(),
+        &[
+            "request-approval",
+            "--package",
+            "click",
+            "--rationale",
+            "CLI",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["status"], "PENDING_REVIEW");
+    let out = run(
+        p.path(),
+        &[
+            "request-approval",
+            "--package",
+            "pyqt5",
+            "--rationale",
+            "GUI",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("409"), "{}", stderr(&out));
+}
+
+#[test]
+fn audit_formats() {
+    let d = daemon();
+    let p = project(&d.url, true);
+    std::fs::write(p.path().join("pyproject.toml"), PYPROJECT).unwrap();
+    std::fs::write(
+        p.path().join("requirements.txt"),
+        "-r requirements-base.txt\nsix==1.16.0\n",
+    )
+    .unwrap();
+    std::fs::write(p.path().join("requirements-base.txt"), "Jinja2==3.1.2\n").unwrap();
+
+    let out = run(p.path(), &["audit"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("DENIED:"), "{text}");
+    assert!(text.contains("use instead: httpx"), "{text}");
+    assert!(!text.contains("\x1b["), "NO_COLOR respected");
+
+    let out = run(p.path(), &["audit", "--json"], "");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<String> = v["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["source"]["requirement"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "httpx>=0.27",
+        "pyqt5>=5.15",
+        "requests==2.31.0",
+        "six==1.16.0",
+        "jinja2==3.1.2",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    assert!(v["summary"]["denied"].as_u64().unwrap() >= 2);
+    let jinja = v["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["source"]["requirement"] == "jinja2==3.1.2")
+        .unwrap();
+    assert_eq!(jinja["source"]["file"], "requirements-base.txt");
+
+    let out = run(p.path(), &["audit", "--format", "sarif"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    let run0 = &s["runs"][0];
+    assert_eq!(run0["tool"]["driver"]["name"], "lex-align");
+    let results = run0["results"].as_array().unwrap();
+    let pyqt = results
+        .iter()
+        .find(|r| r["ruleId"] == "banned")
+        .expect("a banned result");
+    assert_eq!(pyqt["level"], "error");
+    let loc = &pyqt["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "pyproject.toml");
+    let line = PYPROJECT.lines().position(|l| l.contains("PyQt5")).unwrap() + 1;
+    assert_eq!(loc["region"]["startLine"], line);
+    let col = PYPROJECT
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("PyQt5")
+        .unwrap()
+        + 1;
+    assert_eq!(loc["region"]["startColumn"], col);
+    assert_eq!(loc["region"]["snippet"]["text"], "PyQt5>=5.15");
+    let rules = run0["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(
+        rules[pyqt["ruleIndex"].as_u64().unwrap() as usize]["id"],
+        "banned"
+    );
+}
+
+#[test]
+fn precommit_reads_the_git_index() {
+    let d = daemon();
+    let p = project(&d.url, false);
+    git(p.path(), &["init", "-q"]);
+    let good = "[project]\nname = \"svc\"\nversion = \"0.1.0\"\ndependencies = [\"httpx>=0.27\"]\n";
+    let bad = "[project]\nname = \"svc\"\nversion = \"0.1.0\"\ndependencies = [\n  \"httpx>=0.27\",\n  \"requests>=2.31\",\n]\n";
+    std::fs::write(p.path().join("pyproject.toml"), bad).unwrap();
+    git(p.path(), &["add", "pyproject.toml"]);
+    // The working tree is clean again, the index still has `requests`.
+    std::fs::write(p.path().join("pyproject.toml"), good).unwrap();
+    let out = run(p.path(), &["precommit"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("commit blocked"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("lex-align-blocked "))
+        .expect(&err);
+    assert!(line.contains("package=\"requests\""), "{line}");
+    assert!(line.contains("file=\"pyproject.toml\" line=6"), "{line}");
+    assert!(line.contains("fix=\"replace with `httpx`\""), "{line}");
+
+    let out = run(p.path(), &["precommit", "--json"], "");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["blocked"], true);
+    assert_eq!(v["violations"][0]["replacement"], "httpx");
+
+    // Stage the good file: the commit passes, and a real commit runs the hook.
+    git(p.path(), &["add", "pyproject.toml"]);
+    let out = run(p.path(), &["precommit"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let out = run(
+        p.path(),
+        &[
+            "init",
+            "--yes",
+            "--no-claude-md",
+            "--no-claude-hooks",
+            "--server-url",
+            &d.url,
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(p.path().join("requirements.txt"), "pyqt5\n").unwrap();
+    git(p.path(), &["add", "requirements.txt", "pyproject.toml"]);
+    let commit = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "add gui",
+        ])
+        .current_dir(p.path())
+        .env("LEXALIGN_NO_AUTOSTART", "1")
+        .output()
+        .unwrap();
+    assert!(
+        !commit.status.success(),
+        "the hook blocks the commit: {}",
+        String::from_utf8_lossy(&commit.stderr)
+    );
+    assert!(String::from_utf8_lossy(&commit.stderr).contains("pyqt5"));
+}
+
+#[test]
+fn status_reports_hooks_and_server() {
+    let d = daemon();
+    let p = project(&d.url, true);
+    std::fs::write(p.path().join("pyproject.toml"), PYPROJECT).unwrap();
+    let out = run(p.path(), &["status", "--json"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["server"]["reachable"], true);
+    assert_eq!(v["deps_total"], 5);
+    assert_eq!(v["hooks"]["claude"]["PreToolUse"], false);
+    let out = run(p.path(), &["status"], "");
+    assert!(
+        stdout(&out).contains("Server: reachable"),
+        "{}",
+        stdout(&out)
+    );
+}

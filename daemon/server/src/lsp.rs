@@ -1,0 +1,283 @@
+//! The daemon's language-server side: an in-process [`PolicyBackend`] over
+//! the live registry, the evaluator and the approval route, and the
+//! `GET /api/v1/lsp` upgrade that serves one LSP session per connection.
+//!
+//! Every editor on the machine connects here (through `lex-align lsp`), so
+//! they share one warm cache, one registry and one audit log.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use lex_align_engine::request::EvalRequest;
+use lex_align_engine::verdict::Verdict;
+use lex_align_lsp::{EvalItem, LspOptions, PolicyBackend, PolicyEvent, RuleInfo};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use tower::ServiceExt;
+
+use crate::http::{ApiError, Shared, ANONYMOUS, MAX_HEADER};
+use crate::service::CallContext;
+
+/// The `Upgrade` protocol token of an LSP session.
+pub const UPGRADE_PROTOCOL: &str = "lex-align-lsp";
+
+/// Audit `source` of evaluations made for an editor.
+pub const AUDIT_SOURCE: &str = "lsp";
+
+/// One LSP session's view of the daemon.
+pub struct DaemonBackend {
+    app: Shared,
+    /// The v1 API in-process: approval requests take exactly the HTTP path.
+    api: axum::Router,
+    events: broadcast::Sender<PolicyEvent>,
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+impl DaemonBackend {
+    /// Must run inside a Tokio runtime: it starts the task that turns
+    /// registry generations into [`PolicyEvent::RegistryReloaded`].
+    pub fn new(app: Shared) -> DaemonBackend {
+        let (events, _) = broadcast::channel(16);
+        let mut generations = app.registry.subscribe();
+        // Only swaps after this point matter: the session starts on the
+        // current registry.
+        generations.borrow_and_update();
+        let tx = events.clone();
+        let forwarder = tokio::spawn(async move {
+            while generations.changed().await.is_ok() {
+                // No receiver yet is fine: the session re-reads the registry
+                // on every check anyway.
+                let _ = tx.send(PolicyEvent::RegistryReloaded);
+            }
+        });
+        DaemonBackend {
+            api: crate::http::router(app.clone()),
+            app,
+            events,
+            forwarder,
+        }
+    }
+}
+
+impl Drop for DaemonBackend {
+    fn drop(&mut self) {
+        self.forwarder.abort();
+    }
+}
+
+/// The leading distribution name of a PEP 508 string, as written (audit rows
+/// keep `PyQt5`, not `pyqt5`, like the HTTP routes).
+fn written_name(requirement: &str) -> &str {
+    let r = requirement.trim_start();
+    let end = r
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .unwrap_or(r.len());
+    &r[..end]
+}
+
+#[async_trait]
+impl PolicyBackend for DaemonBackend {
+    async fn evaluate(&self, items: Vec<EvalItem>, project: &str) -> Result<Vec<Verdict>, String> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reqs = items
+            .iter()
+            .map(|item| {
+                EvalRequest::parse(
+                    written_name(&item.requirement),
+                    item.version.as_deref(),
+                    Some(&item.requirement),
+                )
+                .map_err(|e| format!("`{}`: {}: {}", item.requirement, e.field, e.message))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx = CallContext {
+            project: project.chars().take(MAX_HEADER).collect(),
+            requester: ANONYMOUS.to_string(),
+            agent_model: None,
+            agent_version: None,
+            source: AUDIT_SOURCE,
+        };
+        self.app
+            .evaluator
+            .evaluate_batch(&reqs, &ctx)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn registry_rule(&self, canonical: &str) -> Option<RuleInfo> {
+        let loaded = self.app.registry.current();
+        loaded.registry.rule(canonical).map(|r| RuleInfo {
+            status: r.status,
+            reason: r.reason.clone(),
+            replacement: r.replacement.clone(),
+            min_version: r.min_version.clone(),
+            max_version: r.max_version.clone(),
+        })
+    }
+
+    async fn request_approval(
+        &self,
+        package: &str,
+        rationale: &str,
+        project: &str,
+    ) -> Result<String, String> {
+        let body = json!({ "package": package, "rationale": rationale });
+        let req = Request::post("/api/v1/approval-requests")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-lexalign-project", project)
+            .body(Body::from(body.to_string()))
+            .map_err(|e| format!("invalid approval request: {e}"))?;
+        let resp = match self.api.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .map_err(|e| format!("reading the approval response: {e}"))?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status == StatusCode::ACCEPTED {
+            let id = value["request_id"].as_str().unwrap_or("?");
+            let state = value["status"].as_str().unwrap_or("PENDING_REVIEW");
+            Ok(format!(
+                "Approval request for {package} recorded ({state}, id {id})."
+            ))
+        } else {
+            Err(detail_text(&value["detail"])
+                .unwrap_or_else(|| format!("the daemon answered {status}")))
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<PolicyEvent> {
+        self.events.subscribe()
+    }
+}
+
+/// `{"detail": "…"}` or a pydantic-style list: the readable part.
+fn detail_text(detail: &Value) -> Option<String> {
+    match detail {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .filter_map(|i| i["msg"].as_str().map(str::to_string))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join("; "))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the comma-separated header `name` holds `token` (case-insensitive).
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// `GET /api/v1/lsp` with `Upgrade: lex-align-lsp`: answers 101 and serves
+/// an LSP session (JSON-RPC with Content-Length framing) on the connection.
+/// `X-LexAlign-Project` (optional) names the project for every evaluation.
+pub async fn upgrade(State(app): State<Shared>, mut req: Request) -> Response {
+    let headers = req.headers();
+    if !header_has_token(headers, header::UPGRADE, UPGRADE_PROTOCOL)
+        || !header_has_token(headers, header::CONNECTION, "upgrade")
+    {
+        let mut resp = ApiError::detail(
+            StatusCode::UPGRADE_REQUIRED,
+            format!(
+                "This endpoint serves LSP sessions: send `Connection: Upgrade` and `Upgrade: {UPGRADE_PROTOCOL}` \
+                 (editors use `lex-align lsp`, which does this)."
+            ),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static(UPGRADE_PROTOCOL));
+        return resp;
+    }
+    let project = headers
+        .get("x-lexalign-project")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .filter(|p| !p.is_empty());
+    if let Some(p) = project.as_ref().filter(|p| p.chars().count() > MAX_HEADER) {
+        return ApiError::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "X-LexAlign-Project is {} characters; at most {MAX_HEADER} are allowed.",
+                p.chars().count()
+            ),
+        )
+        .into_response();
+    }
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        // Only when the server does not support upgrades (HTTP/2, tests
+        // calling the router directly).
+        return ApiError::detail(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "This connection cannot be upgraded; use HTTP/1.1.",
+        )
+        .into_response();
+    };
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!("LSP upgrade failed: {e}");
+                return;
+            }
+        };
+        let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+        let backend: Arc<dyn PolicyBackend> = Arc::new(DaemonBackend::new(app));
+        let options = LspOptions {
+            project,
+            ..LspOptions::default()
+        };
+        tracing::debug!("LSP session started");
+        lex_align_lsp::serve_lsp_with(read, write, backend, options).await;
+        tracing::debug!("LSP session ended");
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, UPGRADE_PROTOCOL)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_names_keep_their_spelling() {
+        assert_eq!(written_name("PyQt5>=5.15"), "PyQt5");
+        assert_eq!(
+            written_name("  zope.interface[x] ; python_version>'3'"),
+            "zope.interface"
+        );
+        assert_eq!(written_name("typing_extensions"), "typing_extensions");
+    }
+
+    #[test]
+    fn detail_text_reads_both_shapes() {
+        assert_eq!(
+            detail_text(&json!("pyqt5 is banned")).as_deref(),
+            Some("pyqt5 is banned")
+        );
+        assert_eq!(
+            detail_text(&json!([{"msg": "Field required"}, {"msg": "too long"}])).as_deref(),
+            Some("Field required; too long")
+        );
+        assert_eq!(detail_text(&Value::Null), None);
+    }
+}

@@ -1,0 +1,407 @@
+//! `lex-align-bench`: the "Measured" figures of the daemon-core issue.
+//!
+//! Everything runs on 127.0.0.1: the fake index and fake OSV servers (the
+//! fixture projects and the PyPA advisory snapshot), the daemon (in process,
+//! or the release binary as a child for RSS), and `wrk` for the warm load.
+//! Every loop is bounded in count and time.
+
+mod daemon;
+mod wrk;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use lex_align_fakes::{pypa_snapshot_dir, FakeIndex, FakeOsv};
+
+use crate::daemon::Daemon;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmarks of the lex-align daemon against local fake upstreams")]
+struct Args {
+    /// The release `lex-align` binary: the warm load and RSS then measure
+    /// it as a child process (`lex-align daemon`); without it the warm load
+    /// runs against an in-process daemon and RSS is skipped.
+    #[arg(long)]
+    daemon_bin: Option<PathBuf>,
+    /// Seconds of each wrk run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// wrk connection counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    concurrency: Vec<u32>,
+    /// Samples for the cold single and batch figures (fresh daemon each).
+    #[arg(long, default_value_t = 10)]
+    samples: usize,
+    /// Artificial upstream latency for the cold figures, in ms.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+    /// Which parts to run.
+    #[arg(long, value_delimiter = ',', default_value = "warm,cold,batch,kill")]
+    only: Vec<String>,
+}
+
+/// One line of the final table.
+struct Figure {
+    what: String,
+    value: String,
+    target: String,
+    ok: Option<bool>,
+}
+
+fn figure(what: impl Into<String>, value: impl Into<String>, target: &str, ok: Option<bool>) -> Figure {
+    Figure {
+        what: what.into(),
+        value: value.into(),
+        target: target.into(),
+        ok,
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // Two workers like the daemon binary on this machine; the bench's own
+    // work (fakes aside, which run their own runtimes) is light.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let wants = |p: &str| args.only.iter().any(|o| o == p);
+    let mut figures = Vec::new();
+    let index = FakeIndex::start();
+    let osv = FakeOsv::start(&pypa_snapshot_dir());
+    eprintln!(
+        "fakes: index {} ({} projects), OSV {} ({} advisories)",
+        index.json_url(),
+        index.project_names().len(),
+        osv.url(),
+        osv.record_count()
+    );
+
+    if wants("warm") {
+        warm(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("cold") {
+        cold_single(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("batch") {
+        cold_batch(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("kill") {
+        match &args.daemon_bin {
+            Some(bin) => kill_under_load(bin, &index, &osv, &mut figures).await?,
+            None => eprintln!("kill -9 check skipped: needs --daemon-bin"),
+        }
+    }
+
+    println!();
+    println!("| measurement | value | target | met |");
+    println!("|---|---|---|---|");
+    for f in &figures {
+        let met = match f.ok {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!("| {} | {} | {} | {} |", f.what, f.value, f.target, met);
+    }
+    if figures.iter().any(|f| f.ok == Some(false)) {
+        println!("\nsome targets were not met");
+    }
+    Ok(())
+}
+
+async fn warm(
+    args: &Args,
+    index: &FakeIndex,
+    osv: &FakeOsv,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    index.set_latency(Duration::ZERO);
+    osv.set_latency(Duration::ZERO);
+    let d = match &args.daemon_bin {
+        Some(bin) => Daemon::child(bin, index, osv).await?,
+        None => Daemon::in_process(index, osv).await?,
+    };
+    let kind = if d.pid().is_some() {
+        "release binary"
+    } else {
+        "in-process"
+    };
+    eprintln!("warm: daemon ({kind}) at {}", d.base);
+    if let Some(rss) = d.rss_kb() {
+        figures.push(rss_figure("RSS idle (after start)", rss));
+    }
+
+    // Fill the caches: every URL once, and check each answers 200.
+    let client = reqwest::Client::new();
+    let paths = daemon::mixed_paths();
+    for p in &paths {
+        let r = client
+            .get(format!("{}{p}", d.base))
+            .header("X-LexAlign-Project", "bench")
+            .send()
+            .await?;
+        if r.status() != 200 {
+            bail!("warm-up {p}: HTTP {} {}", r.status(), r.text().await?);
+        }
+    }
+    let script = wrk::write_script(&d.dir, &paths)?;
+    let mut wrk_completed = 0u64;
+    for &c in &args.concurrency {
+        let res = wrk::run(&d.base, &script, c, args.duration).await?;
+        wrk_completed += res.requests;
+        eprintln!("wrk c={c}: {res:?}");
+        let errors = res.errors();
+        figures.push(figure(
+            format!("warm evaluate c={c}: throughput"),
+            format!("{:.0} req/s", res.rps),
+            if c == 64 { ">= 25,000/s" } else { "" },
+            (c == 64).then_some(res.rps >= 25_000.0),
+        ));
+        figures.push(figure(
+            format!("warm evaluate c={c}: p50 / p99"),
+            format!("{} / {}", fmt_us(res.p50_us), fmt_us(res.p99_us)),
+            if c == 8 { "p99 < 2 ms" } else { "" },
+            (c == 8).then_some(res.p99_us < 2000.0),
+        ));
+        figures.push(figure(
+            format!("warm evaluate c={c}: errors"),
+            format!("{errors} of {}", res.requests),
+            "0",
+            Some(errors == 0),
+        ));
+    }
+    if let Some(rss) = d.rss_kb() {
+        figures.push(rss_figure("RSS after the load", rss));
+        if let Some(hwm) = d.status_kb("VmHWM") {
+            figures.push(rss_figure("RSS peak (VmHWM)", hwm));
+        }
+    }
+
+    // Durability: every evaluation the daemon answered has its row.
+    let metrics = d.metrics(&client).await?;
+    let rows_metric = daemon::metric(&metrics, "lexalign_audit_rows_total").unwrap_or(-1.0) as u64;
+    let answered = daemon::metric(
+        &metrics,
+        "lexalign_http_request_duration_seconds_count{route=\"evaluate\"}",
+    )
+    .unwrap_or(-1.0) as u64;
+    let audit_errors = daemon::metric(&metrics, "lexalign_audit_errors_total").unwrap_or(-1.0);
+    let rows_db = d.row_count()?;
+    let verify: serde_json::Value = client
+        .get(format!("{}/api/v1/audit/verify", d.base))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let chain_ok = verify["ok"].as_bool() == Some(true);
+    let durable = rows_db == answered
+        && rows_db == rows_metric
+        && audit_errors == 0.0
+        && rows_db >= wrk_completed + paths.len() as u64
+        && chain_ok;
+    figures.push(figure(
+        "audit rows durable after the warm runs",
+        format!(
+            "{rows_db} rows in SQLite; daemon answered {answered} evaluations, \
+             counted {rows_metric} rows, {audit_errors} audit errors; wrk saw {} + {} warm-up; chain {}",
+            wrk_completed,
+            paths.len(),
+            if chain_ok { "verifies" } else { "BROKEN" }
+        ),
+        "rows == answered, chain ok",
+        Some(durable),
+    ));
+    d.stop().await;
+    Ok(())
+}
+
+fn rss_figure(what: &str, kb: u64) -> Figure {
+    figure(
+        what,
+        format!("{:.1} MB", kb as f64 / 1024.0),
+        "< 30 MB",
+        Some(kb < 30 * 1024),
+    )
+}
+
+fn fmt_us(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = v.iter().cloned().fold(0.0, f64::max);
+    format!("min {min:.1}, max {max:.1}, n={}", v.len())
+}
+
+/// Unregistered packages the index has: each cold sample asks one.
+const COLD_PACKAGES: [&str; 10] = [
+    "attrs", "rich", "tqdm", "urllib3", "numpy", "pillow", "lxml", "idna", "six", "click",
+];
+
+async fn cold_single(
+    args: &Args,
+    index: &FakeIndex,
+    osv: &FakeOsv,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let latency = Duration::from_millis(args.latency_ms);
+    index.set_latency(latency);
+    osv.set_latency(latency);
+    let mut took = Vec::new();
+    for i in 0..args.samples.max(1) {
+        let pkg = COLD_PACKAGES[i % COLD_PACKAGES.len()];
+        // Fresh daemon: fresh SQLite file, fresh memory caches.
+        let d = Daemon::in_process(index, osv).await?;
+        let client = reqwest::Client::new();
+        // Open the connection first: the figure is the daemon's, not TCP's.
+        client
+            .get(format!("{}/api/v1/health", d.base))
+            .send()
+            .await?;
+        let start = Instant::now();
+        let r = client
+            .get(format!("{}/api/v1/evaluate?package={pkg}", d.base))
+            .header("X-LexAlign-Project", "bench")
+            .send()
+            .await?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        if status != 200 || !body["upstream_error"].is_null() {
+            bail!("cold evaluate of {pkg}: HTTP {status} {body}");
+        }
+        eprintln!("cold {pkg}: {ms:.1} ms ({})", body["verdict"]);
+        took.push(ms);
+        d.stop().await;
+    }
+    let m = median(took.clone());
+    figures.push(figure(
+        format!(
+            "cold evaluate, unknown package, {} ms upstream latency (median)",
+            args.latency_ms
+        ),
+        format!("{m:.1} ms ({})", spread(&took)),
+        "<= 60 ms",
+        Some(m <= 60.0),
+    ));
+    index.set_latency(Duration::ZERO);
+    osv.set_latency(Duration::ZERO);
+    Ok(())
+}
+
+async fn cold_batch(
+    args: &Args,
+    index: &FakeIndex,
+    osv: &FakeOsv,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let latency = Duration::from_millis(args.latency_ms);
+    index.set_latency(latency);
+    osv.set_latency(latency);
+    // 40 distinct packages the index has, registered or not.
+    let mut names = index.project_names();
+    names.sort();
+    names.truncate(40);
+    if names.len() < 40 {
+        bail!("the fake index has only {} projects", names.len());
+    }
+    let body = serde_json::json!({ "packages": names });
+    let mut took = Vec::new();
+    for _ in 0..args.samples.max(1) {
+        let d = Daemon::in_process(index, osv).await?;
+        let client = reqwest::Client::new();
+        client
+            .get(format!("{}/api/v1/health", d.base))
+            .send()
+            .await?;
+        let start = Instant::now();
+        let r = client
+            .post(format!("{}/api/v1/evaluate/batch", d.base))
+            .header("X-LexAlign-Project", "bench")
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: serde_json::Value = r.json().await?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        let results = v["results"].as_array().context("batch: no results")?;
+        let degraded = results
+            .iter()
+            .filter(|r| !r["upstream_error"].is_null())
+            .count();
+        if status != 200 || results.len() != 40 || degraded > 0 {
+            bail!("cold batch: HTTP {status}, {} results, {degraded} with upstream_error: {v}", results.len());
+        }
+        eprintln!("cold batch of 40: {ms:.1} ms");
+        took.push(ms);
+        d.stop().await;
+    }
+    let m = median(took.clone());
+    figures.push(figure(
+        format!(
+            "cold batch of 40, {} ms upstream latency (median)",
+            args.latency_ms
+        ),
+        format!("{m:.1} ms ({})", spread(&took)),
+        "< 300 ms",
+        Some(m < 300.0),
+    ));
+    index.set_latency(Duration::ZERO);
+    osv.set_latency(Duration::ZERO);
+    Ok(())
+}
+
+/// `kill -9` under load: every response wrk received has its row.
+async fn kill_under_load(
+    bin: &std::path::Path,
+    index: &FakeIndex,
+    osv: &FakeOsv,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let d = Daemon::child(bin, index, osv).await?;
+    let paths = daemon::mixed_paths();
+    let script = wrk::write_script(&d.dir, &paths)?;
+    let pid = d.pid().context("child daemon has a pid")?;
+    let base = d.base.clone();
+    let load = tokio::spawn(async move { wrk::run(&base, &script, 64, 4).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // SIGKILL: no shutdown path runs.
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("kill -9 {pid} failed");
+    }
+    let res = load.await??;
+    let acknowledged = res.requests.saturating_sub(res.non_2xx);
+    let rows = d.row_count()?;
+    figures.push(figure(
+        "kill -9 under load (c=64): rows vs acknowledged",
+        format!("{rows} rows in SQLite, wrk received {acknowledged} 200s"),
+        "rows >= acknowledged",
+        Some(rows >= acknowledged),
+    ));
+    d.stop().await;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Runs Debian's `wrk` with a Lua script rotating through the mixed URLs and
+//! parses its summary.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+/// Requests are formatted once in `init`; `request` only rotates, so the Lua
+/// side costs little of the machine's two cores.
+pub fn write_script(dir: &Path, paths: &[String]) -> anyhow::Result<PathBuf> {
+    let list = paths
+        .iter()
+        .map(|p| format!("  {:?},", p))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let script = format!(
+        r#"local paths = {{
+{list}
+}}
+local reqs = {{}}
+local i = 0
+function init(args)
+  for k, p in ipairs(paths) do
+    reqs[k] = wrk.format("GET", p, {{ ["X-LexAlign-Project"] = "bench", ["X-LexAlign-Agent-Model"] = "wrk" }})
+  end
+  -- Threads start at different offsets so the mix is the same at any moment.
+  i = math.random(#reqs)
+end
+function request()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+"#
+    );
+    let path = dir.join("mixed.lua");
+    std::fs::write(&path, script)?;
+    Ok(path)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct WrkResult {
+    pub requests: u64,
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub non_2xx: u64,
+    pub socket_errors: u64,
+}
+
+impl WrkResult {
+    pub fn errors(&self) -> u64 {
+        self.non_2xx + self.socket_errors
+    }
+}
+
+pub async fn run(base: &str, script: &Path, conns: u32, secs: u64) -> anyhow::Result<WrkResult> {
+    let threads = conns.clamp(1, 2);
+    let out = tokio::process::Command::new("wrk")
+        .arg(format!("-t{threads}"))
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"))
+        .arg("--latency")
+        .arg("-s")
+        .arg(script)
+        .arg(format!("{base}/"))
+        .output()
+        .await
+        .context("cannot run wrk (apt-get install -y wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "wrk failed: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    parse(&text).with_context(|| format!("unexpected wrk output:\n{text}"))
+}
+
+fn duration_us(s: &str) -> Option<f64> {
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))?;
+    let n: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => n,
+        "ms" => n * 1e3,
+        "s" => n * 1e6,
+        "m" => n * 60e6,
+        _ => return None,
+    })
+}
+
+pub fn parse(text: &str) -> Option<WrkResult> {
+    let mut r = WrkResult::default();
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["50%", v] => r.p50_us = duration_us(v)?,
+            ["99%", v] => r.p99_us = duration_us(v)?,
+            [n, "requests", "in", ..] => r.requests = n.parse().ok()?,
+            ["Requests/sec:", v] => r.rps = v.parse().ok()?,
+            ["Non-2xx", "or", "3xx", "responses:", n] => r.non_2xx = n.parse().ok()?,
+            ["Socket", "errors:", rest @ ..] => {
+                // connect 0, read 0, write 0, timeout 0
+                r.socket_errors = rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum();
+            }
+            _ => {}
+        }
+    }
+    (r.requests > 0).then_some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_wrk_summary() {
+        let text = "Running 1s test @ http://127.0.0.1:1/\n  2 threads and 8 connections\n  Latency Distribution\n     50%  120.00us\n     75%  200.00us\n     90%  300.00us\n     99%    1.50ms\n  12345 requests in 1.00s, 9.00MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.00\nTransfer/sec:      9.00MB\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.requests, 12345);
+        assert_eq!(r.p50_us, 120.0);
+        assert_eq!(r.p99_us, 1500.0);
+        assert_eq!(r.socket_errors, 3);
+        assert_eq!(r.non_2xx, 4);
+        assert_eq!(r.errors(), 7);
+        assert_eq!(r.rps, 12345.0);
+    }
+}
