@@ -154,6 +154,16 @@ async fn a_daemon_that_dies_mid_session_ends_lex_align_lsp_with_a_message() {
     open_and_wait(&mut client, project.path()).await;
 
     daemon.kill();
+    // The editor is told in its own UI, not only in the server's log.
+    let note = client.notification("window/showMessage").await;
+    assert_eq!(note["type"], 1, "{note}");
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap()
+            .contains("lost the lex-align daemon"),
+        "{note}"
+    );
     let (status, stderr) = exit_of(child).await;
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
     assert!(

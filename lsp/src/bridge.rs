@@ -12,7 +12,9 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::net::TcpStream;
 
 /// The `Upgrade` protocol token the daemon answers.
@@ -99,44 +101,53 @@ where
     O: AsyncWrite + Unpin,
 {
     let (socket, early) = connect(base_url, project).await?;
-    if !early.is_empty() {
-        editor_out.write_all(&early).await?;
-        editor_out.flush().await?;
-    }
     let (from_daemon, to_daemon) = socket.into_split();
     let exit_sent = AtomicBool::new(false);
+    let at_boundary = AtomicBool::new(true);
 
-    let upstream = forward_frames(editor_in, to_daemon, &exit_sent);
-    let downstream = copy_flushing(from_daemon, &mut editor_out);
-    tokio::pin!(upstream, downstream);
-
-    tokio::select! {
-        up = &mut upstream => {
-            // The editor is done: the daemon ends the session on EOF; give it
-            // a moment to send its last messages, but never wait forever.
-            if let Ok(Err(e)) = tokio::time::timeout(CLOSE_GRACE, &mut downstream).await {
-                tracing::debug!("daemon stream after editor EOF: {e}");
+    // The futures borrow the editor's output; they end with this block.
+    let lost = {
+        let upstream = forward_frames(editor_in, to_daemon, &exit_sent);
+        let downstream = copy_frames(
+            early.as_slice().chain(from_daemon),
+            &mut editor_out,
+            &at_boundary,
+        );
+        tokio::pin!(upstream, downstream);
+        tokio::select! {
+            up = &mut upstream => {
+                // The editor is done: the daemon ends the session on EOF;
+                // give it a moment to send its last messages, never forever.
+                if let Ok(Err(e)) = tokio::time::timeout(CLOSE_GRACE, &mut downstream).await {
+                    tracing::debug!("daemon stream after editor EOF: {e}");
+                }
+                return up.map_err(|e| {
+                    io::Error::new(e.kind(), format!("reading from the editor: {e}"))
+                });
             }
-            up.map_err(|e| io::Error::new(e.kind(), format!("reading from the editor: {e}")))
+            down = &mut downstream => down,
         }
-        down = &mut downstream => {
-            if exit_sent.load(Ordering::SeqCst) {
-                // The session ended because the editor said `exit`.
-                return Ok(());
-            }
-            let why = match down {
-                Ok(()) => "the daemon closed the connection".to_string(),
-                Err(e) => format!("the connection to the daemon failed: {e}"),
-            };
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                format!(
-                    "lost the lex-align daemon at {base_url} mid-session ({why}). \
-                     Restart the language server from the editor: `lex-align lsp` starts the daemon again."
-                ),
-            ))
+    };
+    if exit_sent.load(Ordering::SeqCst) {
+        // The session ended because the editor said `exit`.
+        return Ok(());
+    }
+    let why = match lost {
+        Ok(()) => "the daemon closed the connection".to_string(),
+        Err(e) => format!("the connection to the daemon failed: {e}"),
+    };
+    let message = format!(
+        "lost the lex-align daemon at {base_url} mid-session ({why}). \
+         Restart the language server from the editor: `lex-align lsp` starts the daemon again."
+    );
+    // Tell the user in the editor too, when the stream is between messages.
+    if at_boundary.load(Ordering::SeqCst) {
+        let note = show_error(&format!("lex-align: {message}"));
+        if let Err(e) = write_frame(&mut editor_out, &note).await {
+            tracing::debug!("could not tell the editor: {e}");
         }
     }
+    Err(io::Error::new(io::ErrorKind::ConnectionAborted, message))
 }
 
 /// Opens the connection and performs the upgrade handshake. Returns the
@@ -274,55 +285,75 @@ fn status_code(head: &str) -> io::Result<u16> {
     }
 }
 
-/// Editor → daemon, one LSP frame at a time (so `exit` is noticed). On EOF
-/// the daemon's side is half-closed, which ends the session there.
+/// One LSP frame as read: the header block as sent and the body.
+struct Frame {
+    head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Reads the next frame; `None` at end of stream.
+async fn read_frame<R: AsyncBufRead + Unpin>(input: &mut R) -> io::Result<Option<Frame>> {
+    let mut head = Vec::with_capacity(128);
+    let mut length = None;
+    loop {
+        let start = head.len();
+        if input.read_until(b'\n', &mut head).await? == 0 {
+            if head.is_empty() {
+                return Ok(None);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ended inside an LSP message header",
+            ));
+        }
+        let text = String::from_utf8_lossy(&head[start..]);
+        let text = text.trim_end();
+        if text.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = text.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let Some(length) = length.filter(|l| *l <= MAX_FRAME) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "an LSP message without a valid Content-Length header",
+        ));
+    };
+    let mut body = vec![0u8; length];
+    input.read_exact(&mut body).await?;
+    Ok(Some(Frame { head, body }))
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(output: &mut W, frame: &Frame) -> io::Result<()> {
+    output.write_all(&frame.head).await?;
+    output.write_all(&frame.body).await?;
+    output.flush().await
+}
+
+/// Editor → daemon, frame by frame (so `exit` is noticed). On EOF the
+/// daemon's side is half-closed, which ends the session there.
 async fn forward_frames<I, W>(input: I, mut output: W, exit_sent: &AtomicBool) -> io::Result<()>
 where
     I: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut input = BufReader::new(input);
-    let mut head = Vec::with_capacity(128);
-    loop {
-        head.clear();
-        let mut length = None;
-        loop {
-            let start = head.len();
-            if input.read_until(b'\n', &mut head).await? == 0 {
-                if !head.is_empty() {
-                    tracing::debug!("editor closed mid-frame");
-                }
-                let _ = output.shutdown().await;
-                return Ok(());
+    let result = async {
+        while let Some(frame) = read_frame(&mut input).await? {
+            if is_exit(&frame.body) {
+                exit_sent.store(true, Ordering::SeqCst);
             }
-            let line = &head[start..];
-            let text = String::from_utf8_lossy(line);
-            let text = text.trim_end();
-            if text.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = text.split_once(':') {
-                if name.trim().eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-            }
+            write_frame(&mut output, &frame).await?;
         }
-        let Some(length) = length.filter(|l| *l <= MAX_FRAME) else {
-            let _ = output.shutdown().await;
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "an LSP message without a valid Content-Length header",
-            ));
-        };
-        let mut body = vec![0u8; length];
-        input.read_exact(&mut body).await?;
-        if is_exit(&body) {
-            exit_sent.store(true, Ordering::SeqCst);
-        }
-        output.write_all(&head).await?;
-        output.write_all(&body).await?;
-        output.flush().await?;
+        Ok(())
     }
+    .await;
+    let _ = output.shutdown().await;
+    result
 }
 
 fn is_exit(body: &[u8]) -> bool {
@@ -335,20 +366,40 @@ fn is_exit(body: &[u8]) -> bool {
         .is_some_and(|v| v.get("method").and_then(|m| m.as_str()) == Some("exit"))
 }
 
-/// Daemon → editor: bytes as they come, flushed at once.
-async fn copy_flushing<R, W>(mut from: R, to: &mut W) -> io::Result<()>
+/// Daemon → editor, whole frames only, so that when the daemon goes away
+/// the editor's stream is at a message boundary (`at_boundary`) and the
+/// bridge can still tell the user.
+async fn copy_frames<R, W>(from: R, to: &mut W, at_boundary: &AtomicBool) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut from = BufReader::with_capacity(64 * 1024, from);
     loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
+        // Wait for the next byte before leaving the boundary.
+        if from.fill_buf().await?.is_empty() {
             return Ok(());
         }
-        to.write_all(&buf[..n]).await?;
-        to.flush().await?;
+        at_boundary.store(false, Ordering::SeqCst);
+        let Some(frame) = read_frame(&mut from).await? else {
+            return Ok(());
+        };
+        write_frame(to, &frame).await?;
+        at_boundary.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A `window/showMessage` error notification, framed.
+fn show_error(message: &str) -> Frame {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "jsonrpc": "2.0",
+        "method": "window/showMessage",
+        "params": { "type": 1, "message": message },
+    }))
+    .unwrap_or_default();
+    Frame {
+        head: format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes(),
+        body,
     }
 }
 
@@ -469,6 +520,17 @@ mod tests {
         let e = bridge(&url, None, bridge_in, &mut out).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted);
         assert!(e.to_string().contains("lost the lex-align daemon"), "{e}");
+        // The editor is told, as a framed window/showMessage error.
+        let out = String::from_utf8(out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert_eq!(head, format!("Content-Length: {}", body.len()));
+        let note: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(note["method"], "window/showMessage");
+        assert_eq!(note["params"]["type"], 1);
+        assert!(note["params"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("lex-align: lost the lex-align daemon"));
         assert!(e.to_string().contains("Restart the language server"), "{e}");
         let head = daemon.await.unwrap();
         assert!(!head.contains("X-LexAlign-Project"), "{head}");

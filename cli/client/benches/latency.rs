@@ -15,12 +15,46 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PKGS: &[&str] = &[
-    "httpx", "requests", "cryptography", "Django", "Jinja2", "PyYAML", "python-dateutil",
-    "typing_extensions", "charset-normalizer", "urllib3", "numpy", "Flask", "Werkzeug", "pillow",
-    "attrs", "certifi", "idna", "six", "packaging", "setuptools", "pip", "wheel", "click",
-    "MarkupSafe", "SQLAlchemy", "pydantic", "aiohttp", "paramiko", "tqdm", "h11", "pycparser",
-    "ansible-core", "mutagen", "wasmtime", "psycopg2-binary", "PyMuPDF", "mysql-connector-python",
-    "PyQt5", "Django", "Flask",
+    "httpx",
+    "requests",
+    "cryptography",
+    "Django",
+    "Jinja2",
+    "PyYAML",
+    "python-dateutil",
+    "typing_extensions",
+    "charset-normalizer",
+    "urllib3",
+    "numpy",
+    "Flask",
+    "Werkzeug",
+    "pillow",
+    "attrs",
+    "certifi",
+    "idna",
+    "six",
+    "packaging",
+    "setuptools",
+    "pip",
+    "wheel",
+    "click",
+    "MarkupSafe",
+    "SQLAlchemy",
+    "pydantic",
+    "aiohttp",
+    "paramiko",
+    "tqdm",
+    "h11",
+    "pycparser",
+    "ansible-core",
+    "mutagen",
+    "wasmtime",
+    "psycopg2-binary",
+    "PyMuPDF",
+    "mysql-connector-python",
+    "PyQt5",
+    "Django",
+    "Flask",
 ];
 
 fn time(dir: &Path, args: &[&str], stdin: &str, runs: usize) -> (Duration, Duration) {
@@ -36,7 +70,12 @@ fn time(dir: &Path, args: &[&str], stdin: &str, runs: usize) -> (Duration, Durat
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait().unwrap();
         if i >= 3 {
             samples.push(start.elapsed());
@@ -74,20 +113,35 @@ fn main() {
     common::git(root, &["add", "pyproject.toml"]);
     let runs = 30;
 
-    report("check --package httpx", time(root, &["check", "--package", "httpx"], "", runs));
-    report("audit --json (40 direct)", time(root, &["audit", "--json"], "", runs));
-    report("precommit (40 direct, staged)", time(root, &["precommit"], "", runs));
+    report(
+        "check --package httpx",
+        time(root, &["check", "--package", "httpx"], "", runs),
+    );
+    report(
+        "audit --json (40 direct)",
+        time(root, &["audit", "--json"], "", runs),
+    );
+    report(
+        "precommit (40 direct, staged)",
+        time(root, &["precommit"], "", runs),
+    );
 
     let edit = format!(
         r#"{{"cwd":"{0}","hook_event_name":"PreToolUse","tool_name":"Edit","tool_input":{{"file_path":"{0}/pyproject.toml","old_string":"  \"httpx\",\n","new_string":"  \"httpx\",\n  \"click>=8\",\n"}}}}"#,
         root.display()
     );
-    report("hook pre-tool-use (Edit pyproject.toml)", time(root, &["hook", "pre-tool-use"], &edit, runs));
+    report(
+        "hook pre-tool-use (Edit pyproject.toml)",
+        time(root, &["hook", "pre-tool-use"], &edit, runs),
+    );
     let uv = format!(
         r#"{{"cwd":"{}","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{{"command":"uv add httpx 'click>=8'"}}}}"#,
         root.display()
     );
-    report("hook pre-tool-use (uv add)", time(root, &["hook", "pre-tool-use"], &uv, runs));
+    report(
+        "hook pre-tool-use (uv add)",
+        time(root, &["hook", "pre-tool-use"], &uv, runs),
+    );
 
     // A uv.lock of 150 packages: the 40 direct ones plus 110 transitive
     // entries that reuse real package names at other versions.
@@ -117,6 +171,12 @@ fn main() {
     }
     std::fs::write(root.join("uv.lock"), lock).unwrap();
     common::git(root, &["add", "uv.lock"]);
-    report("audit --json (uv.lock, 150 packages)", time(root, &["audit", "--json"], "", runs));
-    report("precommit (uv.lock, 150 packages)", time(root, &["precommit"], "", runs));
+    report(
+        "audit --json (uv.lock, 150 packages)",
+        time(root, &["audit", "--json"], "", runs),
+    );
+    report(
+        "precommit (uv.lock, 150 packages)",
+        time(root, &["precommit"], "", runs),
+    );
 }

@@ -129,6 +129,9 @@ impl PolicyBackend for DaemonBackend {
         project: &str,
     ) -> Result<String, String> {
         let body = json!({ "package": package, "rationale": rationale });
+        // From bytes: folder names need not be ASCII (the route reads UTF-8).
+        let project = HeaderValue::from_bytes(project.as_bytes())
+            .map_err(|_| format!("project name {project:?} cannot be sent as a header"))?;
         let req = Request::post("/api/v1/approval-requests")
             .header(header::CONTENT_TYPE, "application/json")
             .header("x-lexalign-project", project)

@@ -50,7 +50,12 @@ struct Figure {
     ok: Option<bool>,
 }
 
-fn figure(what: impl Into<String>, value: impl Into<String>, target: &str, ok: Option<bool>) -> Figure {
+fn figure(
+    what: impl Into<String>,
+    value: impl Into<String>,
+    target: &str,
+    ok: Option<bool>,
+) -> Figure {
     Figure {
         what: what.into(),
         value: value.into(),
@@ -200,8 +205,14 @@ async fn warm(
         .json()
         .await?;
     let chain_ok = verify["ok"].as_bool() == Some(true);
-    let durable = rows_db == answered
-        && rows_db == rows_metric
+    // Every answered evaluation has its row. A few more rows than answers
+    // is expected: when wrk stops it drops connections whose rows were
+    // already queued, and those rows commit without a response (at most one
+    // per open connection).
+    let in_flight_bound: u64 = args.concurrency.iter().map(|&c| u64::from(c)).sum();
+    let durable = rows_db >= answered
+        && rows_db >= rows_metric
+        && rows_db <= answered + in_flight_bound
         && audit_errors == 0.0
         && rows_db >= wrk_completed + paths.len() as u64
         && chain_ok;
@@ -214,7 +225,7 @@ async fn warm(
             paths.len(),
             if chain_ok { "verifies" } else { "BROKEN" }
         ),
-        "rows == answered, chain ok",
+        "rows >= answered, chain ok",
         Some(durable),
     ));
     d.stop().await;
@@ -351,7 +362,10 @@ async fn cold_batch(
             .filter(|r| !r["upstream_error"].is_null())
             .count();
         if status != 200 || results.len() != 40 || degraded > 0 {
-            bail!("cold batch: HTTP {status}, {} results, {degraded} with upstream_error: {v}", results.len());
+            bail!(
+                "cold batch: HTTP {status}, {} results, {degraded} with upstream_error: {v}",
+                results.len()
+            );
         }
         eprintln!("cold batch of 40: {ms:.1} ms");
         took.push(ms);

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the release binaries and runs every benchmark of the daemon-core
+# issue against local fake upstreams on 127.0.0.1, printing a table.
+# Extra arguments go to lex-align-bench (e.g. --duration 5 --samples 5).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release -p lex-align -p lex-align-bench
+exec target/release/lex-align-bench --daemon-bin target/release/lex-align "$@"
