@@ -225,7 +225,7 @@ fn init(opts: InitOptions) -> i32 {
                 "Skipped pre-commit install: this directory is not a git repo (run `git init` then `lex-align-client init` again)."
             ),
             Ok(HookOutcome::Framework(p)) => println!(
-                "Skipped {}: the pre-commit framework manages it. Add to .pre-commit-config.yaml:\n  - repo: local\n    hooks:\n      - id: lex-align\n        name: lex-align dependency policy\n        entry: lex-align precommit\n        language: system\n        pass_filenames: false",
+                "Skipped {}: the pre-commit framework manages it. Add to .pre-commit-config.yaml:\n  - repo: local\n    hooks:\n      - id: lex-align\n        name: lex-align dependency policy\n        entry: lex-align client precommit\n        language: system\n        pass_filenames: false",
                 p.display()
             ),
             Err(e) => code = error(e),

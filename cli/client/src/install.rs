@@ -50,8 +50,20 @@ pub fn program() -> String {
     }
 }
 
+/// How to invoke a client command through `program`: the `lex-align`
+/// binary takes client commands under `client` (always wired, whatever
+/// top-level aliases exist); `lex-align-client` takes them directly.
+pub fn client_invocation(program: &str) -> String {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if base == "lex-align" {
+        format!("{} client", shell_quote(program))
+    } else {
+        shell_quote(program)
+    }
+}
+
 pub fn hook_command(program: &str, event: &str) -> String {
-    format!("{} hook {event}", shell_quote(program))
+    format!("{} hook {event}", client_invocation(program))
 }
 
 /// Is this a command lex-align installed for `event` (any install path,
@@ -61,7 +73,11 @@ fn is_our_command(cmd: &str, event: Option<&str>) -> bool {
         || cmd.starts_with("python3 .claude/lex-align-hook.py ");
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let ours = words.len() >= 3 && {
-        let prog = words[..words.len() - 2].join(" ");
+        let mut prog_words = &words[..words.len() - 2];
+        if prog_words.len() > 1 && prog_words.last() == Some(&"client") {
+            prog_words = &prog_words[..prog_words.len() - 1];
+        }
+        let prog = prog_words.join(" ");
         let prog = prog.trim_matches('\'').trim_matches('"');
         let base = prog.rsplit('/').next().unwrap_or(prog);
         base.starts_with("lex-align") && words[words.len() - 2] == "hook"
@@ -396,10 +412,11 @@ pub fn git_hooks_dir(root: &Path) -> Option<PathBuf> {
 
 pub fn precommit_block(program: &str) -> String {
     let q = shell_quote(program);
+    let run = client_invocation(program);
     format!(
         "{HOOK_BEGIN}\n\
-if [ -x {q} ]; then\n  {q} precommit || exit $?\n\
-elif command -v lex-align >/dev/null 2>&1; then\n  lex-align precommit || exit $?\n\
+if [ -x {q} ]; then\n  {run} precommit || exit $?\n\
+elif command -v lex-align >/dev/null 2>&1; then\n  lex-align client precommit || exit $?\n\
 else\n  echo \"[lex-align] WARNING: lex-align is not installed; dependency policy was NOT checked for this commit.\" >&2\n\
 fi\n{HOOK_END}\n"
     )
