@@ -33,7 +33,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ServerCommand,
     },
-    /// The `lex-align-client` commands (not implemented yet).
+    /// The original `lex-align-client` commands (`check`, `audit`, `hook`, … also work at top level).
     Client(ClientArgs),
 }
 
@@ -202,6 +202,19 @@ pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
     if let Some(sub) = persona {
         argv[0] = "lex-align".into();
         argv.insert(1, sub.into());
+    } else if is_client_command(&argv) {
+        // `lex-align check …` is `lex-align client check …`; only `audit
+        // verify` stays with the audit-log tools.
+        argv.insert(1, "client".into());
     }
     argv
+}
+
+fn is_client_command(argv: &[std::ffi::OsString]) -> bool {
+    let word = |i: usize| argv.get(i).and_then(|a| a.to_str());
+    match word(1) {
+        Some("audit") => word(2) != Some("verify"),
+        Some(w) => lex_align_client::top_level_commands().contains(&w),
+        None => false,
+    }
 }

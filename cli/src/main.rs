@@ -41,14 +41,7 @@ fn run(command: Command) -> u8 {
             ServerCommand::Init(a) => init(&a.target),
             ServerCommand::Common(c) => common(c),
         },
-        Command::Client(a) => {
-            let what = a.args.first().map(String::as_str).unwrap_or("");
-            eprintln!(
-                "lex-align-client {what}: not implemented yet in this build. \
-                 The original Python client (`pip install lex-align==2.2.8`) works against this daemon."
-            );
-            2
-        }
+        Command::Client(a) => lex_align_client::run_args(a.args),
     }
 }
 

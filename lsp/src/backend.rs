@@ -41,6 +41,19 @@ impl RuleInfo {
     }
 }
 
+/// An operator's proposed registry rule, as sent by the
+/// `lexAlign.proposeRule` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProposal {
+    /// The package as written or canonical; the registry normalises it.
+    pub name: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub replacement: Option<String>,
+    /// Why the operator proposes it (kept with the proposal).
+    pub rationale: Option<String>,
+}
+
 /// Something changed on the policy side: open documents are re-judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyEvent {
@@ -65,6 +78,13 @@ pub trait PolicyBackend: Send + Sync + 'static {
         rationale: &str,
         project: &str,
     ) -> Result<String, String>;
+
+    /// Propose a registry rule (operator mode), through the same path as the
+    /// daemon's `POST /api/v1/registry/proposals`; the `Ok` text is shown.
+    async fn propose_rule(&self, proposal: &RuleProposal, project: &str) -> Result<String, String> {
+        let _ = (proposal, project);
+        Err("this lex-align server does not take registry proposals".to_string())
+    }
 
     /// Registry reloads, approval decisions and CVE alerts.
     fn subscribe(&self) -> broadcast::Receiver<PolicyEvent>;

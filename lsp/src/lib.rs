@@ -12,8 +12,10 @@ mod analysis;
 mod backend;
 pub mod bridge;
 mod convert;
+mod docs;
 mod fixes;
 mod server;
+mod settings;
 
 use std::sync::Arc;
 
@@ -21,8 +23,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp_server::{LspService, Server};
 
 pub use analysis::Code;
-pub use backend::{EvalItem, PolicyBackend, PolicyEvent, RuleInfo};
-pub use server::{escape_markdown, LspOptions, FIX_ALL_KIND, REQUEST_APPROVAL_COMMAND};
+pub use docs::{diagnostics_html, DIAGNOSTICS_MD};
+pub use backend::{EvalItem, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
+pub use server::{
+    escape_markdown, FIX_ALL_KIND, PROPOSE_RULE_COMMAND, PROPOSE_RULE_KIND,
+    REQUEST_APPROVAL_COMMAND,
+};
+pub use settings::{scope_name, LspOptions, DEFAULT_DOCS_BASE_URL, SCOPE_NAMES};
 
 /// Every diagnostic code the server emits, in documentation order.
 pub const CODES: [Code; 11] = [

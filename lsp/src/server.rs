@@ -19,6 +19,7 @@ use std::time::Duration;
 use lex_align_engine::verdict::{Decision, Verdict};
 use lex_align_manifest::{replace_requirement, Dependency};
 use serde::Deserialize;
+use lex_align_engine::registry::Status;
 use serde_json::{json, Value};
 use tower::Service;
 use tower_lsp_server::jsonrpc::{self, Request, Response};
@@ -27,78 +28,20 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService};
 
 use crate::analysis::{self, Code, DocKind, Parsed, Problem, Severity, Verdicts};
-use crate::backend::{EvalItem, PolicyBackend};
+use crate::backend::{EvalItem, PolicyBackend, RuleProposal};
 use crate::convert::{self, Encoding};
 use crate::fixes;
+use crate::settings::LspOptions;
 
 /// The command that files an approval request.
 pub const REQUEST_APPROVAL_COMMAND: &str = "lexAlign.requestApproval";
+/// The command that proposes a registry rule (operator mode).
+pub const PROPOSE_RULE_COMMAND: &str = "lexAlign.proposeRule";
 /// The code action kind of "apply every safe fix".
 pub const FIX_ALL_KIND: &str = "source.fixAll.lexAlign";
-
-/// Settings: from [`crate::serve_lsp_with`], then `initializationOptions`,
-/// then `workspace/configuration` section `lexAlign` (camelCase keys).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct LspOptions {
-    /// Base of the diagnostic code links; `#<code>` is appended.
-    pub docs_base_url: String,
-    /// Quiet period before a document is sent for full evaluation.
-    pub debounce_ms: u64,
-    /// Project name sent with evaluations; default: the document's folder name.
-    pub project: Option<String>,
-    /// From this many evaluation items on, the first full evaluation of a
-    /// document reports `$/progress`.
-    pub progress_threshold: usize,
-}
-
-impl Default for LspOptions {
-    fn default() -> Self {
-        LspOptions {
-            docs_base_url: concat!("file://", env!("CARGO_MANIFEST_DIR"), "/DIAGNOSTICS.md")
-                .to_string(),
-            debounce_ms: 150,
-            project: None,
-            progress_threshold: 20,
-        }
-    }
-}
-
-impl LspOptions {
-    /// Overlays the keys present in `value` onto `self`.
-    fn merge(&mut self, value: &Value) {
-        let Value::Object(map) = value else { return };
-        let mut current = serde_json::to_value(SerOptions::from(&*self)).unwrap_or(Value::Null);
-        if let Value::Object(cur) = &mut current {
-            for (k, v) in map {
-                cur.insert(k.clone(), v.clone());
-            }
-        }
-        if let Ok(merged) = serde_json::from_value::<LspOptions>(current) {
-            *self = merged;
-        }
-    }
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SerOptions {
-    docs_base_url: String,
-    debounce_ms: u64,
-    project: Option<String>,
-    progress_threshold: usize,
-}
-
-impl From<&LspOptions> for SerOptions {
-    fn from(o: &LspOptions) -> Self {
-        SerOptions {
-            docs_base_url: o.docs_base_url.clone(),
-            debounce_ms: o.debounce_ms,
-            project: o.project.clone(),
-            progress_threshold: o.progress_threshold,
-        }
-    }
-}
+/// The code action kind of the operator's "propose registry rule" actions:
+/// a refactor of the policy, not a fix of the file.
+pub const PROPOSE_RULE_KIND: &str = "refactor.lexAlign.proposeRule";
 
 struct Doc {
     text: String,
@@ -182,10 +125,41 @@ impl Shared {
         std::fs::read_to_string(path).ok()
     }
 
+    /// The document's dependencies, limited to the `scopes` setting.
     fn parse(&self, snap: &Snapshot) -> Parsed {
-        analysis::parse(snap.kind, snap.path.as_deref(), &snap.text, &|p| {
+        let mut parsed = analysis::parse(snap.kind, snap.path.as_deref(), &snap.text, &|p| {
             self.read_file(p)
-        })
+        });
+        let options = read(&self.options);
+        if !options.scopes.is_empty() {
+            parsed.direct.retain(|d| options.checks(&d.scope));
+            // A lock file's packages count under `lock`, and only through
+            // a direct dependency that is still checked.
+            if options.checks(&lex_align_manifest::Scope::Lock) {
+                let direct = &parsed.direct;
+                parsed
+                    .transitive
+                    .retain(|t| direct.iter().any(|d| t.via.contains(&d.canonical)));
+            } else {
+                parsed.transitive.clear();
+            }
+        }
+        parsed
+    }
+
+    /// Overlays client settings; what could not be used is logged to the
+    /// client, so a typo in a setting does not go unnoticed.
+    async fn merge_settings(&self, value: &Value) {
+        let problems = {
+            let mut opts = read(&self.options);
+            let problems = opts.merge(value);
+            write(&self.options, opts);
+            problems
+        };
+        for p in problems {
+            tracing::warn!("{p}");
+            self.client.log_message(MessageType::WARNING, p).await;
+        }
     }
 
     fn project(&self, path: Option<&Path>) -> String {
@@ -470,6 +444,21 @@ impl Shared {
         }
     }
 
+    /// Settings changed: re-publish every open document from its cached
+    /// verdicts (asking only for what is missing).
+    fn republish_all(self: &Arc<Self>) {
+        let uris: Vec<Uri> = {
+            let mut docs = lock(&self.docs);
+            for doc in docs.values_mut() {
+                doc.generation = self.next_generation.fetch_add(1, AtomicOrdering::SeqCst);
+            }
+            docs.keys().cloned().collect()
+        };
+        for uri in uris {
+            self.schedule(uri, false);
+        }
+    }
+
     /// The verdict for `dep`, from the cache or asked now (hover, code actions).
     async fn verdict_for(&self, uri: &Uri, project: &str, item: EvalItem) -> Option<Verdict> {
         if let Some(v) = lock(&self.docs)
@@ -504,9 +493,7 @@ impl Shared {
         }];
         if let Ok(values) = self.client.configuration(items).await {
             if let Some(v) = values.first() {
-                let mut opts = read(&self.options);
-                opts.merge(v);
-                write(&self.options, opts);
+                self.merge_settings(v).await;
             }
         }
     }
@@ -680,6 +667,52 @@ impl Server {
         }
     }
 
+    /// The `lexAlign.proposeRule` argument `{name, status, reason?,
+    /// replacement?, rationale?, project?}`; only honoured in operator mode.
+    fn proposal_args(&self, arg: Option<Value>) -> jsonrpc::Result<(RuleProposal, String)> {
+        let options = read(&self.shared.options);
+        if !options.operator {
+            return Err(jsonrpc::Error::invalid_params(
+                "registry proposals from the editor need the setting lexAlign.operator = true",
+            ));
+        }
+        #[derive(Deserialize)]
+        struct Args {
+            name: String,
+            status: String,
+            reason: Option<String>,
+            replacement: Option<String>,
+            rationale: Option<String>,
+            project: Option<String>,
+        }
+        let args: Args = arg
+            .and_then(|a| serde_json::from_value(a).ok())
+            .ok_or_else(|| {
+                jsonrpc::Error::invalid_params(
+                    "expected one argument {name, status, reason?, replacement?, rationale?, project?}",
+                )
+            })?;
+        let status = Status::parse(&args.status).ok_or_else(|| {
+            jsonrpc::Error::invalid_params(format!(
+                "status {:?} is not one of preferred, approved, deprecated, version-constrained, banned",
+                args.status
+            ))
+        })?;
+        let project = args
+            .project
+            .filter(|p| !p.trim().is_empty())
+            .or(options.project)
+            .unwrap_or_else(|| "default".to_string());
+        let proposal = RuleProposal {
+            name: args.name,
+            status,
+            reason: args.reason,
+            replacement: args.replacement,
+            rationale: args.rationale,
+        };
+        Ok((proposal, project))
+    }
+
     fn workspace_edit(uri: &Uri, edits: Vec<TextEdit>) -> WorkspaceEdit {
         WorkspaceEdit {
             changes: Some(HashMap::from([(uri.clone(), edits)])),
@@ -744,9 +777,7 @@ impl LanguageServer for Server {
                 .unwrap_or(false),
         );
         if let Some(init) = &params.initialization_options {
-            let mut opts = read(&self.shared.options);
-            opts.merge(init);
-            write(&self.shared.options, opts);
+            self.shared.merge_settings(init).await;
         }
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
@@ -764,13 +795,17 @@ impl LanguageServer for Server {
                         code_action_kinds: Some(vec![
                             CodeActionKind::QUICKFIX,
                             CodeActionKind::new(FIX_ALL_KIND),
+                            CodeActionKind::new(PROPOSE_RULE_KIND),
                         ]),
                         work_done_progress_options: WorkDoneProgressOptions::default(),
                         resolve_provider: None,
                     },
                 )),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: vec![REQUEST_APPROVAL_COMMAND.to_string()],
+                    commands: vec![
+                        REQUEST_APPROVAL_COMMAND.to_string(),
+                        PROPOSE_RULE_COMMAND.to_string(),
+                    ],
                     work_done_progress_options: WorkDoneProgressOptions::default(),
                 }),
                 ..ServerCapabilities::default()
@@ -793,12 +828,12 @@ impl LanguageServer for Server {
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
         if let Some(section) = params.settings.get("lexAlign") {
-            let mut opts = read(&self.shared.options);
-            opts.merge(section);
-            write(&self.shared.options, opts);
+            self.shared.merge_settings(section).await;
         } else {
             self.shared.configure_from_client().await;
         }
+        // `scopes` may have changed what is shown; verdicts stay valid.
+        self.shared.republish_all();
     }
 
     async fn hover(&self, params: HoverParams) -> jsonrpc::Result<Option<Hover>> {
@@ -964,6 +999,50 @@ impl LanguageServer for Server {
             }
         }
 
+        if wants(PROPOSE_RULE_KIND) && read(&self.shared.options).operator {
+            for dep in parsed
+                .direct
+                .iter()
+                .filter(|d| d.source.span.start <= end && start <= d.source.span.end)
+            {
+                let current = self
+                    .shared
+                    .backend
+                    .registry_rule(&dep.canonical)
+                    .map(|r| r.status);
+                for status in [Status::Preferred, Status::Approved, Status::Banned] {
+                    if current == Some(status) {
+                        continue;
+                    }
+                    let title = format!(
+                        "lex-align: propose registry rule for {} ({})",
+                        dep.canonical,
+                        status.as_str()
+                    );
+                    let args = json!({
+                        "name": dep.canonical,
+                        "status": status.as_str(),
+                        "reason": format!("Proposed from the editor (project {project})."),
+                        "project": project,
+                    });
+                    actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                        title: title.clone(),
+                        kind: Some(CodeActionKind::new(PROPOSE_RULE_KIND)),
+                        diagnostics: None,
+                        edit: None,
+                        command: Some(Command {
+                            title,
+                            command: PROPOSE_RULE_COMMAND.to_string(),
+                            arguments: Some(vec![args]),
+                        }),
+                        is_preferred: Some(false),
+                        disabled: None,
+                        data: None,
+                    }));
+                }
+            }
+        }
+
         if wants(FIX_ALL_KIND) {
             let mut edits = Vec::new();
             for dep in &parsed.direct {
@@ -993,34 +1072,48 @@ impl LanguageServer for Server {
         &self,
         params: ExecuteCommandParams,
     ) -> jsonrpc::Result<Option<LSPAny>> {
-        if params.command != REQUEST_APPROVAL_COMMAND {
-            return Err(jsonrpc::Error::invalid_params(format!(
-                "unknown command {}",
-                params.command
-            )));
-        }
-        #[derive(Deserialize)]
-        struct Args {
-            package: String,
-            rationale: String,
-            project: String,
-        }
-        let args: Args = params
-            .arguments
-            .into_iter()
-            .next()
-            .and_then(|a| serde_json::from_value(a).ok())
-            .ok_or_else(|| {
-                jsonrpc::Error::invalid_params(
-                    "expected one argument {package, rationale, project}",
+        let arg = params.arguments.into_iter().next();
+        let (subject, outcome) = match params.command.as_str() {
+            REQUEST_APPROVAL_COMMAND => {
+                #[derive(Deserialize)]
+                struct Args {
+                    package: String,
+                    rationale: String,
+                    project: String,
+                }
+                let args: Args = arg
+                    .and_then(|a| serde_json::from_value(a).ok())
+                    .ok_or_else(|| {
+                        jsonrpc::Error::invalid_params(
+                            "expected one argument {package, rationale, project}",
+                        )
+                    })?;
+                let outcome = self
+                    .shared
+                    .backend
+                    .request_approval(&args.package, &args.rationale, &args.project)
+                    .await;
+                (format!("approval request for {}", args.package), outcome)
+            }
+            PROPOSE_RULE_COMMAND => {
+                let (proposal, project) = self.proposal_args(arg)?;
+                let outcome = self.shared.backend.propose_rule(&proposal, &project).await;
+                (
+                    format!(
+                        "registry proposal for {} ({})",
+                        proposal.name,
+                        proposal.status.as_str()
+                    ),
+                    outcome,
                 )
-            })?;
-        match self
-            .shared
-            .backend
-            .request_approval(&args.package, &args.rationale, &args.project)
-            .await
-        {
+            }
+            other => {
+                return Err(jsonrpc::Error::invalid_params(format!(
+                    "unknown command {other}"
+                )))
+            }
+        };
+        match outcome {
             Ok(message) => {
                 self.shared
                     .client
@@ -1029,7 +1122,7 @@ impl LanguageServer for Server {
                 Ok(Some(Value::String(message)))
             }
             Err(e) => {
-                let message = format!("approval request for {} failed: {e}", args.package);
+                let message = format!("{subject} failed: {e}");
                 self.shared
                     .client
                     .show_message(MessageType::ERROR, &message)

@@ -12,7 +12,7 @@ fn starter_registry_loads() {
     let c = r.rule("Cryptography").unwrap();
     assert_eq!(c.status, Status::VersionConstrained);
     assert_eq!(c.min_version.as_deref(), Some("42.0.0"));
-    assert_eq!(c.line, Some(21));
+    assert_eq!(c.line, Some(22));
     assert_eq!(version_constraint(c).as_deref(), Some(">=42.0.0"));
     assert_eq!(version_constraint(r.rule("httpx").unwrap()), None);
     assert_eq!(
