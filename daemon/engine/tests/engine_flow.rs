@@ -131,6 +131,6 @@ fn proposer_edit_of_the_starter_file_keeps_its_comments() {
         "  attrs:\n    status: approved\n    reason: Operator approved after review.\n"
     );
     let reg = Registry::from_yaml(&out).unwrap();
-    assert_eq!(reg.rule("attrs").unwrap().line, Some(25));
+    assert_eq!(reg.rule("attrs").unwrap().line, Some(26));
     assert_eq!(reg.packages.len(), 5);
 }
