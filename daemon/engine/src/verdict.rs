@@ -106,6 +106,8 @@ pub struct FixedVersion {
 impl Verdict {
     /// The `denial_category` column value: `""` for non-denials (as the original).
     pub fn audit_category(&self) -> &'static str {
-        self.denial_category.map(DenialCategory::as_str).unwrap_or("")
+        self.denial_category
+            .map(DenialCategory::as_str)
+            .unwrap_or("")
     }
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use lex_align_engine::request::EvalRequest;
 use lex_align_engine::verdict::Verdict;
-use lex_align_lsp::{EvalItem, LspOptions, PolicyBackend, PolicyEvent, RuleInfo};
+use lex_align_lsp::{EvalItem, LspOptions, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tower::ServiceExt;
@@ -28,6 +28,39 @@ pub const UPGRADE_PROTOCOL: &str = "lex-align-lsp";
 
 /// Audit `source` of evaluations made for an editor.
 pub const AUDIT_SOURCE: &str = "lsp";
+
+/// Where the daemon serves the diagnostic code reference.
+pub const DOCS_PATH: &str = "/docs/diagnostics";
+
+/// `GET /docs/diagnostics`: the reference every diagnostic's
+/// `codeDescription` links to (`#<code>` anchors).
+pub async fn diagnostics_docs() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        lex_align_lsp::diagnostics_html(),
+    )
+        .into_response()
+}
+
+/// The docs link base for a session: the address the editor reached the
+/// daemon by (its `Host` header), else the configured bind address.
+fn docs_base_url(headers: &HeaderMap, bind_addr: &str) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.as_str().to_string());
+    let authority = host.unwrap_or_else(|| {
+        // A wildcard bind is not an address to browse to.
+        bind_addr
+            .replacen("0.0.0.0:", "127.0.0.1:", 1)
+            .replacen("[::]:", "[::1]:", 1)
+    });
+    format!("http://{authority}{DOCS_PATH}")
+}
 
 /// One LSP session's view of the daemon.
 pub struct DaemonBackend {
@@ -61,6 +94,35 @@ impl DaemonBackend {
             events,
             forwarder,
         }
+    }
+}
+
+impl DaemonBackend {
+    /// A JSON POST through the in-process v1 router, exactly as the HTTP
+    /// route would take it; returns the status and the JSON body.
+    async fn post(
+        &self,
+        path: &str,
+        project: &str,
+        body: Value,
+    ) -> Result<(StatusCode, Value), String> {
+        // From bytes: folder names need not be ASCII (the routes read UTF-8).
+        let project = HeaderValue::from_bytes(project.as_bytes())
+            .map_err(|_| format!("project name {project:?} cannot be sent as a header"))?;
+        let req = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-lexalign-project", project)
+            .body(Body::from(body.to_string()))
+            .map_err(|e| format!("invalid request to {path}: {e}"))?;
+        let resp = match self.api.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .map_err(|e| format!("reading the answer of {path}: {e}"))?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 }
 
@@ -129,29 +191,48 @@ impl PolicyBackend for DaemonBackend {
         project: &str,
     ) -> Result<String, String> {
         let body = json!({ "package": package, "rationale": rationale });
-        // From bytes: folder names need not be ASCII (the route reads UTF-8).
-        let project = HeaderValue::from_bytes(project.as_bytes())
-            .map_err(|_| format!("project name {project:?} cannot be sent as a header"))?;
-        let req = Request::post("/api/v1/approval-requests")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("x-lexalign-project", project)
-            .body(Body::from(body.to_string()))
-            .map_err(|e| format!("invalid approval request: {e}"))?;
-        let resp = match self.api.clone().oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .map_err(|e| format!("reading the approval response: {e}"))?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let (status, value) = self.post("/api/v1/approval-requests", project, body).await?;
         if status == StatusCode::ACCEPTED {
             let id = value["request_id"].as_str().unwrap_or("?");
             let state = value["status"].as_str().unwrap_or("PENDING_REVIEW");
             Ok(format!(
                 "Approval request for {package} recorded ({state}, id {id})."
             ))
+        } else {
+            Err(detail_text(&value["detail"])
+                .unwrap_or_else(|| format!("the daemon answered {status}")))
+        }
+    }
+
+    async fn propose_rule(&self, proposal: &RuleProposal, project: &str) -> Result<String, String> {
+        let mut body = json!({ "name": proposal.name, "status": proposal.status.as_str() });
+        for (key, value) in [
+            ("reason", &proposal.reason),
+            ("replacement", &proposal.replacement),
+            ("rationale", &proposal.rationale),
+        ] {
+            if let Some(v) = value {
+                body[key] = Value::String(v.clone());
+            }
+        }
+        let (status, value) = self
+            .post("/api/v1/registry/proposals", project, body)
+            .await?;
+        if status == StatusCode::OK {
+            let outcome = value["status"].as_str().unwrap_or("?");
+            let backend = value["backend"].as_str().unwrap_or("?");
+            let mut message = format!(
+                "Registry proposal {} → {}: {outcome} ({backend}).",
+                proposal.name,
+                proposal.status.as_str()
+            );
+            for key in ["detail", "url"] {
+                if let Some(v) = value[key].as_str().filter(|v| !v.is_empty()) {
+                    message.push(' ');
+                    message.push_str(v);
+                }
+            }
+            Ok(message)
         } else {
             Err(detail_text(&value["detail"])
                 .unwrap_or_else(|| format!("the daemon answered {status}")))
@@ -222,6 +303,7 @@ pub async fn upgrade(State(app): State<Shared>, mut req: Request) -> Response {
         )
         .into_response();
     }
+    let docs_base_url = docs_base_url(headers, &app.config.bind_addr());
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         // Only when the server does not support upgrades (HTTP/2, tests
         // calling the router directly).
@@ -243,6 +325,7 @@ pub async fn upgrade(State(app): State<Shared>, mut req: Request) -> Response {
         let backend: Arc<dyn PolicyBackend> = Arc::new(DaemonBackend::new(app));
         let options = LspOptions {
             project,
+            docs_base_url,
             ..LspOptions::default()
         };
         tracing::debug!("LSP session started");

@@ -59,6 +59,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/v1/health", get(misc::health))
         .route("/api/v1/lsp", get(crate::lsp::upgrade))
+        .route(crate::lsp::DOCS_PATH, get(crate::lsp::diagnostics_docs))
         .route("/api/v1/registry", get(registry::get_registry))
         .route("/api/v1/registry/pending", get(registry::pending))
         .route("/api/v1/registry/proposals", post(registry::proposals))
