@@ -635,6 +635,267 @@ async fn request_approval_runs_through_execute_command_and_progress_is_reported(
     client.shutdown().await;
 }
 
+fn titles(actions: &Value) -> Vec<String> {
+    actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_propose_registry_rules_from_any_dependency() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = file_uri(&dir.path().join("requirements.txt"));
+    let text = "leftpad==0.1.0\npyqt5\n";
+    let at = |needle: &str| {
+        let p = position(text, text.find(needle).unwrap(), false);
+        json!({"textDocument": {"uri": uri}, "range": {"start": p, "end": p}, "context": {"diagnostics": []}})
+    };
+
+    // Without operator mode: no proposals offered, and the command refuses.
+    let backend = EngineBackend::new();
+    let (mut client, init) = TestClient::start(backend.clone(), false).await;
+    assert!(init["capabilities"]["executeCommandProvider"]["commands"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("lexAlign.proposeRule")));
+    open(&mut client, &uri, text, 1).await;
+    client
+        .diagnostics_until(&uri, |p| has_code(p, "provisional"))
+        .await;
+    let actions = client.request("textDocument/codeAction", at("leftpad")).await;
+    assert!(
+        !titles(&actions).iter().any(|t| t.contains("propose")),
+        "{actions}"
+    );
+    let refused = client
+        .request_raw(
+            "workspace/executeCommand",
+            json!({"command": "lexAlign.proposeRule", "arguments": [{"name": "leftpad", "status": "banned"}]}),
+        )
+        .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lexAlign.operator"),
+        "{refused}"
+    );
+    assert!(backend.proposals.lock().unwrap().is_empty());
+    client.shutdown().await;
+
+    // Operator mode: every dependency gets proposals for the statuses it
+    // does not have yet, not only denied ones.
+    let backend = EngineBackend::new();
+    let (mut client, _) =
+        TestClient::start_with(backend.clone(), false, json!({"operator": true, "project": "svc"}))
+            .await;
+    open(&mut client, &uri, text, 1).await;
+    client
+        .diagnostics_until(&uri, |p| has_code(p, "provisional") && has_code(p, "banned"))
+        .await;
+    let actions = client.request("textDocument/codeAction", at("leftpad")).await;
+    let proposals: Vec<String> = titles(&actions)
+        .into_iter()
+        .filter(|t| t.starts_with("lex-align: propose registry rule"))
+        .collect();
+    assert_eq!(
+        proposals,
+        vec![
+            "lex-align: propose registry rule for leftpad (preferred)",
+            "lex-align: propose registry rule for leftpad (approved)",
+            "lex-align: propose registry rule for leftpad (banned)",
+        ]
+    );
+    let banned_pyqt5 = client.request("textDocument/codeAction", at("pyqt5")).await;
+    let pyqt5: Vec<String> = titles(&banned_pyqt5)
+        .into_iter()
+        .filter(|t| t.contains("propose"))
+        .collect();
+    assert_eq!(
+        pyqt5,
+        vec![
+            "lex-align: propose registry rule for pyqt5 (preferred)",
+            "lex-align: propose registry rule for pyqt5 (approved)",
+        ],
+        "the current status is not offered"
+    );
+    // Only asked for quick fixes: no proposals.
+    let mut quickfix_only = at("leftpad");
+    quickfix_only["context"]["only"] = json!(["quickfix"]);
+    let quick = client.request("textDocument/codeAction", quickfix_only).await;
+    assert!(!titles(&quick).iter().any(|t| t.contains("propose")), "{quick}");
+
+    let ban = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"] == "lex-align: propose registry rule for leftpad (banned)")
+        .unwrap();
+    assert_eq!(ban["kind"], "refactor.lexAlign.proposeRule");
+    let command = &ban["command"];
+    assert_eq!(command["command"], "lexAlign.proposeRule");
+    assert_eq!(command["arguments"][0]["name"], "leftpad");
+    assert_eq!(command["arguments"][0]["status"], "banned");
+    let result = client
+        .request(
+            "workspace/executeCommand",
+            json!({"command": command["command"], "arguments": command["arguments"]}),
+        )
+        .await;
+    assert_eq!(result, "Proposal applied: leftpad is now banned.");
+    let shown = client.notification("window/showMessage").await;
+    assert_eq!(shown["message"], result);
+    assert_eq!(shown["type"], 3, "info");
+    {
+        let proposals = backend.proposals.lock().unwrap();
+        assert_eq!(proposals.len(), 1);
+        let (p, project) = &proposals[0];
+        assert_eq!(p.name, "leftpad");
+        assert_eq!(p.status.as_str(), "banned");
+        assert_eq!(project, "svc");
+        assert!(p.reason.as_deref().unwrap().contains("svc"), "{p:?}");
+    }
+    // The applied rule reaches the open document without a reopen.
+    let publishes = client
+        .diagnostics_until(&uri, |p| {
+            summary(p)
+                .iter()
+                .filter(|d| d.0 == "banned")
+                .count()
+                == 2
+        })
+        .await;
+    assert_eq!(
+        summary(publishes.last().unwrap()),
+        vec![
+            diag("banned", ERROR, (0, 0, 0, 14)),
+            diag("banned", ERROR, (1, 0, 1, 5)),
+        ]
+    );
+
+    // A rule the registry would reject is refused with its reason.
+    let bad = client
+        .request_raw(
+            "workspace/executeCommand",
+            json!({"command": "lexAlign.proposeRule", "arguments": [{"name": "leftpad", "status": "deprecated-ish"}]}),
+        )
+        .await;
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"deprecated-ish\" is not one of"),
+        "{bad}"
+    );
+    assert_eq!(backend.proposals.lock().unwrap().len(), 1);
+    client.shutdown().await;
+}
+
+const SCOPED: &str = r#"[build-system]
+requires = ["pyqt5"]
+
+[project]
+name = "demo"
+dependencies = ["requests>=2.28"]
+
+[dependency-groups]
+dev = ["leftpad==0.1.0"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_limit_the_diagnostics_and_server_url_is_accepted_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = file_uri(&dir.path().join("pyproject.toml"));
+    let backend = EngineBackend::new();
+    // `serverUrl` is the bridge's setting; `colour` and a bad scope are
+    // mistakes the user should hear about.
+    let (mut client, _) = TestClient::start_with(
+        backend.clone(),
+        false,
+        json!({"colour": "blue", "serverUrl": "http://127.0.0.1:1", "scopes": ["runtime", "group", "dev"]}),
+    )
+    .await;
+    let first = client.notification("window/logMessage").await;
+    let second = client.notification("window/logMessage").await;
+    assert_eq!(first["type"], 2, "a warning: {first}");
+    let messages = [
+        first["message"].as_str().unwrap(),
+        second["message"].as_str().unwrap(),
+    ];
+    assert!(
+        messages.iter().any(|m| m.contains("lexAlign.colour")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("\"dev\" is not a scope")),
+        "{messages:?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("serverUrl")),
+        "{messages:?}"
+    );
+
+    open(&mut client, &uri, SCOPED, 1).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "provisional"))
+        .await;
+    // Build requirements are out of scope: pyqt5 is neither shown nor judged.
+    assert_eq!(
+        summary(publishes.last().unwrap()),
+        vec![
+            diag("deprecated", ERROR, span_of(SCOPED, "requests>=2.28")),
+            diag("provisional", WARNING, span_of(SCOPED, "leftpad==0.1.0")),
+        ]
+    );
+    assert!(
+        !backend
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .any(|i| i.requirement.starts_with("pyqt5")),
+        "out-of-scope dependencies are not evaluated"
+    );
+
+    // Only runtime now, then every scope again (an empty list): each
+    // settings change re-publishes the open document.
+    client
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"lexAlign": {"scopes": ["runtime"]}}}),
+        )
+        .await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| !has_code(p, "provisional"))
+        .await;
+    assert_eq!(
+        summary(publishes.last().unwrap()),
+        vec![diag("deprecated", ERROR, span_of(SCOPED, "requests>=2.28"))]
+    );
+    client
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"lexAlign": {"scopes": []}}}),
+        )
+        .await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "banned") && has_code(p, "provisional"))
+        .await;
+    assert_eq!(
+        summary(publishes.last().unwrap()),
+        vec![
+            diag("banned", ERROR, span_of(SCOPED, "pyqt5")),
+            diag("deprecated", ERROR, span_of(SCOPED, "requests>=2.28")),
+            diag("provisional", WARNING, span_of(SCOPED, "leftpad==0.1.0")),
+        ]
+    );
+    client.shutdown().await;
+}
+
 #[test]
 fn markdown_from_upstream_is_escaped() {
     assert_eq!(

@@ -355,6 +355,30 @@ mod tests {
     }
 
     #[test]
+    fn docs_links_use_the_address_the_editor_reached() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            docs_base_url(&headers, "0.0.0.0:8765"),
+            "http://127.0.0.1:8765/docs/diagnostics"
+        );
+        assert_eq!(
+            docs_base_url(&headers, "[::]:9000"),
+            "http://[::1]:9000/docs/diagnostics"
+        );
+        headers.insert(header::HOST, HeaderValue::from_static("lexalign.internal:8080"));
+        assert_eq!(
+            docs_base_url(&headers, "0.0.0.0:8765"),
+            "http://lexalign.internal:8080/docs/diagnostics"
+        );
+        // Not an authority: the bind address instead of a broken link.
+        headers.insert(header::HOST, HeaderValue::from_static("a b/c"));
+        assert_eq!(
+            docs_base_url(&headers, "127.0.0.1:8765"),
+            "http://127.0.0.1:8765/docs/diagnostics"
+        );
+    }
+
+    #[test]
     fn detail_text_reads_both_shapes() {
         assert_eq!(
             detail_text(&json!("pyqt5 is banned")).as_deref(),

@@ -61,6 +61,10 @@ async fn start() -> TestServer {
 }
 
 async fn session(server: &TestServer, project: Option<&str>) -> LspClient {
+    session_with(server, project, json!({ "debounceMs": 50 })).await
+}
+
+async fn session_with(server: &TestServer, project: Option<&str>, init: Value) -> LspClient {
     let (stream, head) = upgrade(&server.base, project).await;
     assert!(
         head.starts_with("HTTP/1.1 101 "),
@@ -71,7 +75,7 @@ async fn session(server: &TestServer, project: Option<&str>) -> LspClient {
     assert!(lower.contains("\r\nconnection: upgrade\r\n"), "{head}");
     let (read, write) = stream.into_split();
     let mut client = LspClient::new(read, write);
-    let init = client.initialize().await;
+    let init = client.initialize_with(init).await;
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-16");
     client
 }
@@ -132,6 +136,33 @@ async fn diagnostics_fix_and_registry_reload_over_the_daemon_transport() {
         .find(|d| d["code"] == "banned")
         .unwrap();
     assert_eq!(banned["source"], "lex-align");
+    // The code's documentation is served by the daemon itself, at the
+    // address the editor reached it by.
+    let href = banned["codeDescription"]["href"].as_str().unwrap();
+    assert_eq!(href, format!("{}/docs/diagnostics#banned", server.base));
+    let page = server
+        .client
+        .get(href.split('#').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(
+        page.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let html = page.text().await.unwrap();
+    for code in lex_align_lsp::CODES {
+        assert!(
+            html.contains(&format!("<h2 id=\"{0}\">{0}</h2>", code.as_str())),
+            "an anchor for {} in the page",
+            code.as_str()
+        );
+    }
+    assert!(
+        html.contains("The registry bans the package (<code>status: banned</code>)."),
+        "the section text, rendered"
+    );
     assert!(
         banned["message"]
             .as_str()
@@ -343,4 +374,102 @@ async fn the_lsp_route_requires_the_upgrade() {
     };
     let head = String::from_utf8_lossy(&head[..n]);
     assert!(head.starts_with("HTTP/1.1 422 "), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_propose_rules_through_the_proposals_route() {
+    let server = start().await;
+    let mut client = session_with(
+        &server,
+        Some("lsp-proj"),
+        json!({ "debounceMs": 50, "operator": true, "serverUrl": server.base }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let uri = file_uri(&dir.path().join("pyproject.toml"));
+    client
+        .notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "toml", "version": 1, "text": PYPROJECT}}),
+        )
+        .await;
+    client
+        .diagnostics_until(&uri, |p| has_code(p, "not-found"))
+        .await;
+
+    // click is preferred and clean: it still gets the operator's proposals.
+    let actions = client
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": {"uri": uri},
+                "range": {"start": position_of(PYPROJECT, "click"), "end": position_of(PYPROJECT, "click")},
+                "context": {"diagnostics": [], "only": ["refactor"]}
+            }),
+        )
+        .await;
+    let titles: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        vec![
+            "lex-align: propose registry rule for click (approved)",
+            "lex-align: propose registry rule for click (banned)",
+        ]
+    );
+    let command = &actions[1]["command"];
+    let result = client
+        .request(
+            "workspace/executeCommand",
+            json!({"command": command["command"], "arguments": command["arguments"]}),
+        )
+        .await;
+    let text = result.as_str().unwrap();
+    // The registry file is writable, so the local_file proposer applies it.
+    assert!(
+        text.starts_with("Registry proposal click → banned: applied (local_file)."),
+        "{text}"
+    );
+    let shown = client.notification("window/showMessage").await;
+    assert_eq!(shown["message"], text);
+
+    let yaml = std::fs::read_to_string(&server.registry_path).unwrap();
+    assert!(yaml.starts_with("# LSP session test registry."), "{yaml}");
+    let (_, registry) = server.get_bare("/api/v1/registry").await;
+    assert_eq!(registry["packages"]["click"]["status"], "banned", "{registry}");
+    assert_eq!(
+        registry["packages"]["click"]["reason"],
+        "Proposed from the editor (project lsp-proj)."
+    );
+
+    // The proposer's reload re-judges the open document.
+    let p = client
+        .diagnostics_until(&uri, |p| {
+            summary(p).contains(&diag(PYPROJECT, "click>=8.1", "banned", ERROR))
+        })
+        .await;
+    assert_eq!(p["version"], 1);
+
+    // The route's validation is the command's: a version-constrained rule
+    // without bounds is refused, and the registry is unchanged.
+    let resp = client
+        .request_raw(
+            "workspace/executeCommand",
+            json!({"command": "lexAlign.proposeRule", "arguments": [{"name": "httpx", "status": "version-constrained", "project": "lsp-proj"}]}),
+        )
+        .await;
+    let message = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("registry proposal for httpx (version-constrained) failed: "),
+        "{resp}"
+    );
+    let shown = client.notification("window/showMessage").await;
+    assert_eq!(shown["type"], 1, "shown as an error: {shown}");
+    let (_, registry) = server.get_bare("/api/v1/registry").await;
+    assert_eq!(registry["packages"]["httpx"]["status"], "preferred");
+    client.shutdown().await;
 }

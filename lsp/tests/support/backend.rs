@@ -11,10 +11,10 @@ use lex_align_engine::advisory::{parse_osv_yaml, OsvRecord};
 use lex_align_engine::evaluate::{
     decide, plan, AdvisoryFacts, Facts, FailPolicy, IndexFacts, LicenseMetadata, Plan, Release,
 };
-use lex_align_engine::registry::Registry;
+use lex_align_engine::registry::{validate_rule, Registry};
 use lex_align_engine::request::EvalRequest;
 use lex_align_engine::verdict::Verdict;
-use lex_align_lsp::{EvalItem, PolicyBackend, PolicyEvent, RuleInfo};
+use lex_align_lsp::{EvalItem, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
 use tokio::sync::{broadcast, Semaphore};
 
 pub const REGISTRY: &str = r#"
@@ -71,6 +71,9 @@ pub struct EngineBackend {
     pub registry: Mutex<Registry>,
     events: broadcast::Sender<PolicyEvent>,
     pub approvals: Mutex<Vec<(String, String, String)>>,
+    /// Operator proposals (with their project), applied to the registry
+    /// as the daemon's `local_file` proposer does.
+    pub proposals: Mutex<Vec<(RuleProposal, String)>>,
     /// Evaluations of these packages wait for a permit (stale-result tests).
     pub slow: Mutex<HashSet<String>>,
     pub gate: Arc<Semaphore>,
@@ -86,6 +89,7 @@ impl EngineBackend {
             registry: Mutex::new(Registry::from_yaml(REGISTRY).expect("test registry parses")),
             events,
             approvals: Mutex::new(Vec::new()),
+            proposals: Mutex::new(Vec::new()),
             slow: Mutex::new(HashSet::new()),
             gate: Arc::new(Semaphore::new(0)),
             calls: Mutex::new(Vec::new()),
@@ -213,6 +217,32 @@ impl PolicyBackend for EngineBackend {
         ));
         Ok(format!(
             "Approval request for {package} recorded (pending review)."
+        ))
+    }
+
+    async fn propose_rule(&self, proposal: &RuleProposal, project: &str) -> Result<String, String> {
+        let mut fields = serde_json::json!({ "status": proposal.status.as_str() });
+        if let Some(r) = &proposal.reason {
+            fields["reason"] = r.clone().into();
+        }
+        if let Some(r) = &proposal.replacement {
+            fields["replacement"] = r.clone().into();
+        }
+        let rule = validate_rule(&proposal.name, &fields).map_err(|e| e.message)?;
+        self.proposals
+            .lock()
+            .unwrap()
+            .push((proposal.clone(), project.to_string()));
+        let canonical = rule.name.clone();
+        self.registry
+            .lock()
+            .unwrap()
+            .packages
+            .insert(canonical.clone(), rule);
+        let _ = self.events.send(PolicyEvent::RegistryReloaded);
+        Ok(format!(
+            "Proposal applied: {canonical} is now {}.",
+            proposal.status.as_str()
         ))
     }
 

@@ -61,6 +61,15 @@ impl TestClient {
     /// Starts a server over an in-memory duplex pipe and performs the
     /// handshake. `utf8`: offer UTF-8 positions.
     pub async fn start(backend: Arc<dyn PolicyBackend>, utf8: bool) -> (TestClient, Value) {
+        Self::start_with(backend, utf8, json!({ "progressThreshold": 3 })).await
+    }
+
+    /// [`TestClient::start`] with explicit `initializationOptions`.
+    pub async fn start_with(
+        backend: Arc<dyn PolicyBackend>,
+        utf8: bool,
+        init_options: Value,
+    ) -> (TestClient, Value) {
         let (client_end, server_end) = tokio::io::duplex(1 << 16);
         let (server_read, server_write) = tokio::io::split(server_end);
         let options = LspOptions {
@@ -112,7 +121,7 @@ impl TestClient {
                 "initialize",
                 json!({
                     "processId": null,
-                    "initializationOptions": { "progressThreshold": 3 },
+                    "initializationOptions": init_options,
                     "rootUri": null,
                     "capabilities": {
                         "general": general,

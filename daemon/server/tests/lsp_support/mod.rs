@@ -131,13 +131,18 @@ impl LspClient {
 
     /// `initialize` (UTF-16 positions, versioned diagnostics) + `initialized`.
     pub async fn initialize(&mut self) -> Value {
+        self.initialize_with(json!({ "debounceMs": 50 })).await
+    }
+
+    /// [`LspClient::initialize`] with explicit `initializationOptions`.
+    pub async fn initialize_with(&mut self, init_options: Value) -> Value {
         let init = self
             .request(
                 "initialize",
                 json!({
                     "processId": null,
                     "rootUri": null,
-                    "initializationOptions": { "debounceMs": 50 },
+                    "initializationOptions": init_options,
                     "capabilities": {
                         "workspace": { "configuration": true },
                         "textDocument": { "publishDiagnostics": { "versionSupport": true } }
