@@ -32,6 +32,10 @@ pub struct Config {
     pub osv_url: Option<String>,
     pub offline_advisories: Option<PathBuf>,
     pub fail_policy: FailPolicy,
+    /// How hard each audit group commit syncs. `Normal` (default): an
+    /// acknowledged row survives a crash or `kill -9` of the daemon; `Full`
+    /// also survives power loss, at one disk sync per group commit.
+    pub audit_sync: lex_align_store::Synchronous,
     pub evaluate_budget: Duration,
     pub proposer: ProposerChoice,
     /// Poll interval for the registry file (fallback to file watching);
@@ -78,6 +82,7 @@ impl Config {
             osv_url: None,
             offline_advisories: None,
             fail_policy: FailPolicy::Open,
+            audit_sync: lex_align_store::Synchronous::Normal,
             evaluate_budget: Duration::from_millis(4000),
             proposer: ProposerChoice::Auto,
             reload_interval: Some(Duration::from_secs(300)),
@@ -185,6 +190,18 @@ impl Config {
                     return Err(err(
                         "LEXALIGN_FAIL_POLICY",
                         format!("{p:?} is not a fail policy; use `open` or `closed`"),
+                    ))
+                }
+            };
+        }
+        if let Some(p) = var("LEXALIGN_AUDIT_SYNC") {
+            c.audit_sync = match p.to_ascii_lowercase().as_str() {
+                "normal" => lex_align_store::Synchronous::Normal,
+                "full" => lex_align_store::Synchronous::Full,
+                _ => {
+                    return Err(err(
+                        "LEXALIGN_AUDIT_SYNC",
+                        format!("{p:?} is not a sync mode; use `normal` (survives crashes) or `full` (also survives power loss)"),
                     ))
                 }
             };

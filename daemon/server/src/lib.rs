@@ -88,12 +88,18 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
             )
         })?;
     }
-    let store = Arc::new(Store::open(&config.database_path).with_context(|| {
-        format!(
-            "DATABASE_PATH: cannot open the audit database {}",
-            config.database_path.display()
-        )
-    })?);
+    let options = lex_align_store::StoreOptions {
+        synchronous: config.audit_sync,
+        ..Default::default()
+    };
+    let store = Arc::new(
+        Store::open_with(&config.database_path, options).with_context(|| {
+            format!(
+                "DATABASE_PATH: cannot open the audit database {}",
+                config.database_path.display()
+            )
+        })?,
+    );
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(RegistryState::load(
         config.registry_path.clone(),
