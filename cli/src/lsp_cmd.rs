@@ -4,7 +4,7 @@
 //! editors on a machine share one daemon, cache, registry and audit log.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use lex_align_lsp::bridge::{bridge_stdio, DaemonAddr};
@@ -88,33 +88,6 @@ fn resolve_url(
     (url.trim().trim_end_matches('/').to_string(), source)
 }
 
-/// The host and port of a server URL on this machine; `None` for others.
-fn local_host_port(url: &str) -> Option<(String, u16)> {
-    let addr = DaemonAddr::parse(url).ok()?;
-    let (host, port) = addr.authority.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port.parse().ok()?;
-    matches!(host, "127.0.0.1" | "localhost" | "::1" | "0.0.0.0").then(|| (host.to_string(), port))
-}
-
-fn autostart_allowed() -> bool {
-    !matches!(
-        std::env::var("LEXALIGN_NO_AUTOSTART").as_deref(),
-        Ok("1") | Ok("true") | Ok("yes")
-    )
-}
-
-/// Where a started daemon logs: `$LEXALIGN_DATA_DIR`, else `~/.lexalign`.
-fn data_dir() -> PathBuf {
-    match std::env::var_os("LEXALIGN_DATA_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir)
-            .join(".lexalign"),
-    }
-}
-
 pub fn run(args: LspArgs) -> u8 {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (config_path, config) = match find_project_config(&cwd) {
@@ -179,71 +152,25 @@ async fn ensure_daemon(url: &str, source: &str) -> Result<(), String> {
             ))
         }
     };
-    let Some((host, port)) = local_host_port(url) else {
+    if lex_align_client::api::local_address(url).is_none() {
         return Err(format!(
             "cannot reach the lex-align daemon at {url} (from {source}): {refused}. \
              It is on another machine, so it is not started from here: check that it is up and reachable."
         ));
-    };
-    if !autostart_allowed() {
-        return Err(format!(
-            "no lex-align daemon at {url} ({refused}) and LEXALIGN_NO_AUTOSTART is set: start it with `lex-align daemon`"
-        ));
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("no daemon at {url} and cannot locate lex-align to start one: {e}"))?;
-    let dir = data_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let log_path = dir.join("daemon.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.arg("daemon")
-        .env("BIND_HOST", &host)
-        .env("BIND_PORT", port.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    #[cfg(unix)]
-    {
-        // Its own process group: the editor stopping its language server
-        // must not stop the daemon other editors share.
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    cmd.spawn()
-        .map_err(|e| format!("could not start `{} daemon`: {e}", exe.display()))?;
-
-    let health = format!("{url}/api/v1/health");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + START_WAIT;
-    while Instant::now() < deadline {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            eprintln!(
-                "lex-align lsp: started the local daemon on {host}:{port} (log: {})",
-                log_path.display()
-            );
-            return Ok(());
+    let url = url.to_string();
+    let started = tokio::task::spawn_blocking(move || {
+        lex_align_client::api::start_local_daemon(&url, START_WAIT)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    match started {
+        Ok(note) => {
+            eprintln!("lex-align lsp: {note}");
+            Ok(())
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(e) => Err(format!("no lex-align daemon answering ({refused}): {e}")),
     }
-    Err(format!(
-        "started `lex-align daemon` for {url}, but it did not answer within {} s; see {}",
-        START_WAIT.as_secs(),
-        log_path.display()
-    ))
 }
 
 #[cfg(test)]
@@ -297,20 +224,5 @@ mod tests {
         std::fs::write(dir.path().join(".lexalign.toml"), "server_url = [\n").unwrap();
         let e = find_project_config(dir.path()).unwrap_err();
         assert!(e.contains("is not valid TOML"), "{e}");
-    }
-
-    #[test]
-    fn only_local_urls_are_started() {
-        assert_eq!(
-            local_host_port("http://127.0.0.1:8765"),
-            Some(("127.0.0.1".into(), 8765))
-        );
-        assert_eq!(
-            local_host_port("http://localhost"),
-            Some(("localhost".into(), 80))
-        );
-        assert_eq!(local_host_port("http://[::1]:9"), Some(("::1".into(), 9)));
-        assert_eq!(local_host_port("http://lexalign.corp:8765"), None);
-        assert_eq!(local_host_port("https://127.0.0.1:8765"), None);
     }
 }

@@ -341,65 +341,71 @@ impl Api {
     /// Starts `<this executable> daemon` for a local `server_url` and waits
     /// for it to answer; `Err` says what happened.
     fn start_local_daemon(&self) -> Result<(), String> {
-        let Some((host, port)) = local_address(&self.base) else {
-            return Err("server_url is not on this machine, so it was not started".into());
-        };
-        let Some(exe) = daemon_executable() else {
-            return Err("start it with `lex-align daemon`".into());
-        };
-        let data_dir = data_dir();
-        let _ = std::fs::create_dir_all(&data_dir);
-        let log_path = data_dir.join("daemon.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = std::process::Command::new(&exe);
-        cmd.arg("daemon")
-            .env("BIND_HOST", &host)
-            .env("BIND_PORT", port.to_string())
-            .stdin(std::process::Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        #[cfg(unix)]
-        {
-            // Own process group: a Ctrl-C on the terminal must not stop the daemon.
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
-        cmd.spawn()
-            .map_err(|e| format!("could not start {} daemon: {e}", exe.display()))?;
-        let wait = self.timeout.min(Duration::from_secs(3));
-        let deadline = Instant::now() + wait;
-        let probe = ureq::AgentBuilder::new()
-            .timeout(Duration::from_millis(300))
-            .build();
-        while Instant::now() < deadline {
-            if probe
-                .get(&format!("{}/api/v1/health", self.base))
-                .call()
-                .is_ok()
-            {
-                *self.autostart_note.borrow_mut() = Some(format!(
-                    "started the local lex-align daemon on {host}:{port} (log: {})",
-                    log_path.display()
-                ));
-                eprintln!(
-                    "[lex-align] started the local daemon on {host}:{port} (log: {})",
-                    log_path.display()
-                );
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(40));
-        }
-        Err(format!(
-            "started the local daemon but it did not answer within {:.1} s (see {})",
-            wait.as_secs_f64(),
-            log_path.display()
-        ))
+        let note = start_local_daemon(&self.base, self.timeout.min(Duration::from_secs(3)))?;
+        eprintln!("[lex-align] {note}");
+        *self.autostart_note.borrow_mut() = Some(note);
+        Ok(())
     }
+}
+
+/// Starts `lex-align daemon` in the background for a `server_url` on this
+/// machine (own process group, log in the data dir) and waits up to `wait`
+/// for its health check. `Ok` carries a note for the user. Shared by the
+/// client commands and `lex-align lsp`.
+pub fn start_local_daemon(base: &str, wait: Duration) -> Result<String, String> {
+    let base = base.trim_end_matches('/');
+    let Some((host, port)) = local_address(base) else {
+        return Err("server_url is not on this machine, so it was not started".into());
+    };
+    if !autostart_allowed() {
+        return Err("LEXALIGN_NO_AUTOSTART is set: start it with `lex-align daemon`".into());
+    }
+    let Some(exe) = daemon_executable() else {
+        return Err("start it with `lex-align daemon`".into());
+    };
+    let data_dir = data_dir();
+    let _ = std::fs::create_dir_all(&data_dir);
+    let log_path = data_dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("daemon")
+        .env("BIND_HOST", &host)
+        .env("BIND_PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    #[cfg(unix)]
+    {
+        // Own process group: a Ctrl-C on the terminal, or an editor stopping
+        // its language server, must not stop the daemon others share.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    cmd.spawn()
+        .map_err(|e| format!("could not start {} daemon: {e}", exe.display()))?;
+    let deadline = Instant::now() + wait;
+    let probe = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(300))
+        .build();
+    while Instant::now() < deadline {
+        if probe.get(&format!("{base}/api/v1/health")).call().is_ok() {
+            return Ok(format!(
+                "started the local daemon on {host}:{port} (log: {})",
+                log_path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    Err(format!(
+        "started the local daemon but it did not answer within {:.1} s (see {})",
+        wait.as_secs_f64(),
+        log_path.display()
+    ))
 }
 
 fn transport_io(e: &std::io::Error) -> ApiError {
@@ -434,7 +440,7 @@ pub fn local_address(url: &str) -> Option<(String, u16)> {
     matches!(host, "127.0.0.1" | "localhost" | "::1" | "0.0.0.0").then(|| (host.to_string(), port))
 }
 
-fn autostart_allowed() -> bool {
+pub fn autostart_allowed() -> bool {
     !matches!(
         std::env::var("LEXALIGN_NO_AUTOSTART").as_deref(),
         Ok("1") | Ok("true") | Ok("yes")
