@@ -93,7 +93,10 @@ pub fn render(md: &str) -> String {
     for line in md.lines() {
         if let Some(block) = code.as_mut() {
             if line.trim_start().starts_with("```") {
-                html.push_str(&format!("<pre><code>{}</code></pre>\n", escape(&block.join("\n"))));
+                html.push_str(&format!(
+                    "<pre><code>{}</code></pre>\n",
+                    escape(&block.join("\n"))
+                ));
                 code = None;
             } else {
                 block.push(line);
@@ -132,7 +135,10 @@ pub fn render(md: &str) -> String {
         }
     }
     if let Some(block) = code {
-        html.push_str(&format!("<pre><code>{}</code></pre>\n", escape(&block.join("\n"))));
+        html.push_str(&format!(
+            "<pre><code>{}</code></pre>\n",
+            escape(&block.join("\n"))
+        ));
     }
     flush(&mut html, &mut paragraph, &mut list);
     html

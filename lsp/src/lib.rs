@@ -23,8 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp_server::{LspService, Server};
 
 pub use analysis::Code;
-pub use docs::{diagnostics_html, DIAGNOSTICS_MD};
 pub use backend::{EvalItem, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
+pub use docs::{diagnostics_html, DIAGNOSTICS_MD};
 pub use server::{
     escape_markdown, FIX_ALL_KIND, PROPOSE_RULE_COMMAND, PROPOSE_RULE_KIND,
     REQUEST_APPROVAL_COMMAND,

@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use lex_align_engine::registry::Status;
 use lex_align_engine::verdict::{Decision, Verdict};
 use lex_align_manifest::{replace_requirement, Dependency};
 use serde::Deserialize;
-use lex_align_engine::registry::Status;
 use serde_json::{json, Value};
 use tower::Service;
 use tower_lsp_server::jsonrpc::{self, Request, Response};
@@ -37,6 +37,8 @@ use crate::settings::LspOptions;
 pub const REQUEST_APPROVAL_COMMAND: &str = "lexAlign.requestApproval";
 /// The command that proposes a registry rule (operator mode).
 pub const PROPOSE_RULE_COMMAND: &str = "lexAlign.proposeRule";
+/// Items per evaluation call when progress is reported.
+const PROGRESS_CHUNK: usize = 25;
 /// The code action kind of "apply every safe fix".
 pub const FIX_ALL_KIND: &str = "source.fixAll.lexAlign";
 /// The code action kind of the operator's "propose registry rule" actions:
@@ -197,7 +199,8 @@ impl Shared {
                 evaluated: false,
             },
         );
-        self.schedule(uri, true);
+        // Opening is not typing: judge at once, no debounce.
+        self.schedule(uri, false);
     }
 
     fn did_change(self: &Arc<Self>, params: DidChangeTextDocumentParams) {
@@ -338,32 +341,50 @@ impl Shared {
             }),
         )
         .await;
-        // Batches, so the editor can show the work advancing.
-        let mut out = Vec::with_capacity(total);
+        // Batches, so the editor can show the work advancing; all in flight
+        // at once, so progress costs no extra round trips upstream.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, chunk) in items.chunks(PROGRESS_CHUNK).enumerate() {
+            let backend = Arc::clone(&self.backend);
+            let chunk = chunk.to_vec();
+            let project = project.to_string();
+            tasks.spawn(async move {
+                let n = chunk.len();
+                let result = backend
+                    .evaluate(chunk, &project)
+                    .await
+                    .and_then(|v| check_len(v, n));
+                (i, result)
+            });
+        }
+        let mut chunks: Vec<Option<Vec<Verdict>>> = vec![None; tasks.len()];
+        let mut done = 0;
         let mut result = Ok(());
-        for chunk in items.chunks(25) {
-            match self
-                .backend
-                .evaluate(chunk.to_vec(), project)
-                .await
-                .and_then(|v| check_len(v, chunk.len()))
-            {
-                Ok(v) => out.extend(v),
-                Err(e) => {
+        while let Some(joined) = tasks.join_next().await {
+            let (i, verdicts) = match joined {
+                Ok((i, Ok(v))) => (i, v),
+                Ok((_, Err(e))) => {
                     result = Err(e);
                     break;
                 }
-            }
+                Err(e) => {
+                    result = Err(format!("evaluation task failed: {e}"));
+                    break;
+                }
+            };
+            done += verdicts.len();
+            chunks[i] = Some(verdicts);
             self.progress(
                 &token,
                 WorkDoneProgress::Report(WorkDoneProgressReport {
                     cancellable: Some(false),
-                    message: Some(format!("{}/{total} dependencies", out.len())),
-                    percentage: Some((out.len() * 100 / total.max(1)) as u32),
+                    message: Some(format!("{done}/{total} dependencies")),
+                    percentage: Some((done * 100 / total.max(1)) as u32),
                 }),
             )
             .await;
         }
+        let out: Vec<Verdict> = chunks.into_iter().flatten().flatten().collect();
         self.progress(
             &token,
             WorkDoneProgress::End(WorkDoneProgressEnd {

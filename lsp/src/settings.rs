@@ -123,7 +123,9 @@ impl LspOptions {
                 // server is already reached when it sees it.
                 "serverUrl" => true,
                 _ => {
-                    problems.push(format!("lexAlign.{key} is not a lex-align setting; ignored"));
+                    problems.push(format!(
+                        "lexAlign.{key} is not a lex-align setting; ignored"
+                    ));
                     true
                 }
             };
@@ -179,7 +181,9 @@ mod tests {
         assert!(LspOptions::default().checks(&Scope::Build), "empty = all");
 
         // null keeps values; an empty project goes back to the folder name.
-        assert!(o.merge(&json!({"debounceMs": null, "project": ""})).is_empty());
+        assert!(o
+            .merge(&json!({"debounceMs": null, "project": ""}))
+            .is_empty());
         assert_eq!(o.debounce_ms, 40);
         assert_eq!(o.project, None);
     }

@@ -665,7 +665,9 @@ async fn operators_propose_registry_rules_from_any_dependency() {
     client
         .diagnostics_until(&uri, |p| has_code(p, "provisional"))
         .await;
-    let actions = client.request("textDocument/codeAction", at("leftpad")).await;
+    let actions = client
+        .request("textDocument/codeAction", at("leftpad"))
+        .await;
     assert!(
         !titles(&actions).iter().any(|t| t.contains("propose")),
         "{actions}"
@@ -689,14 +691,21 @@ async fn operators_propose_registry_rules_from_any_dependency() {
     // Operator mode: every dependency gets proposals for the statuses it
     // does not have yet, not only denied ones.
     let backend = EngineBackend::new();
-    let (mut client, _) =
-        TestClient::start_with(backend.clone(), false, json!({"operator": true, "project": "svc"}))
-            .await;
+    let (mut client, _) = TestClient::start_with(
+        backend.clone(),
+        false,
+        json!({"operator": true, "project": "svc"}),
+    )
+    .await;
     open(&mut client, &uri, text, 1).await;
     client
-        .diagnostics_until(&uri, |p| has_code(p, "provisional") && has_code(p, "banned"))
+        .diagnostics_until(&uri, |p| {
+            has_code(p, "provisional") && has_code(p, "banned")
+        })
         .await;
-    let actions = client.request("textDocument/codeAction", at("leftpad")).await;
+    let actions = client
+        .request("textDocument/codeAction", at("leftpad"))
+        .await;
     let proposals: Vec<String> = titles(&actions)
         .into_iter()
         .filter(|t| t.starts_with("lex-align: propose registry rule"))
@@ -725,8 +734,13 @@ async fn operators_propose_registry_rules_from_any_dependency() {
     // Only asked for quick fixes: no proposals.
     let mut quickfix_only = at("leftpad");
     quickfix_only["context"]["only"] = json!(["quickfix"]);
-    let quick = client.request("textDocument/codeAction", quickfix_only).await;
-    assert!(!titles(&quick).iter().any(|t| t.contains("propose")), "{quick}");
+    let quick = client
+        .request("textDocument/codeAction", quickfix_only)
+        .await;
+    assert!(
+        !titles(&quick).iter().any(|t| t.contains("propose")),
+        "{quick}"
+    );
 
     let ban = actions
         .as_array()
@@ -761,11 +775,7 @@ async fn operators_propose_registry_rules_from_any_dependency() {
     // The applied rule reaches the open document without a reopen.
     let publishes = client
         .diagnostics_until(&uri, |p| {
-            summary(p)
-                .iter()
-                .filter(|d| d.0 == "banned")
-                .count()
-                == 2
+            summary(p).iter().filter(|d| d.0 == "banned").count() == 2
         })
         .await;
     assert_eq!(
@@ -830,7 +840,9 @@ async fn scopes_limit_the_diagnostics_and_server_url_is_accepted_quietly() {
         "{messages:?}"
     );
     assert!(
-        messages.iter().any(|m| m.contains("\"dev\" is not a scope")),
+        messages
+            .iter()
+            .any(|m| m.contains("\"dev\" is not a scope")),
         "{messages:?}"
     );
     assert!(
@@ -883,7 +895,9 @@ async fn scopes_limit_the_diagnostics_and_server_url_is_accepted_quietly() {
         )
         .await;
     let publishes = client
-        .diagnostics_until(&uri, |p| has_code(p, "banned") && has_code(p, "provisional"))
+        .diagnostics_until(&uri, |p| {
+            has_code(p, "banned") && has_code(p, "provisional")
+        })
         .await;
     assert_eq!(
         summary(publishes.last().unwrap()),

@@ -179,4 +179,9 @@ fn main() {
         "precommit (uv.lock, 150 packages)",
         time(root, &["precommit"], "", runs),
     );
+    // For profiling by hand (strace, perf) against the same warm daemon.
+    if std::env::var_os("LEXALIGN_BENCH_HOLD").is_some() {
+        eprintln!("holding: project {} daemon {}", root.display(), d.url);
+        std::thread::sleep(Duration::from_secs(3600));
+    }
 }

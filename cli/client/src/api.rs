@@ -98,11 +98,14 @@ pub struct Api {
 
 impl Api {
     pub fn new(config: &Config, agent: AgentId, timeout: Duration) -> Api {
-        let http = ureq::AgentBuilder::new()
+        let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(timeout.min(Duration::from_secs(2)))
             .timeout(timeout)
-            .redirects(0)
-            .build();
+            .redirects(0);
+        if config.server_url.starts_with("https://") {
+            builder = builder.tls_config(native_tls_config());
+        }
+        let http = builder.build();
         Api {
             base: config.server_url.trim_end_matches('/').to_string(),
             project: config.project.clone(),
@@ -406,6 +409,28 @@ pub fn start_local_daemon(base: &str, wait: Duration) -> Result<String, String> 
         wait.as_secs_f64(),
         log_path.display()
     ))
+}
+
+/// rustls with the system's trust store (a company CA included), for an
+/// https `server_url`; plain http never pays for loading it.
+fn native_tls_config() -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs().unwrap_or_else(|e| {
+        eprintln!("[lex-align] cannot read the system's TLS certificates: {e}");
+        Vec::new()
+    });
+    let (valid, _invalid) = roots.add_parsable_certificates(found);
+    if valid == 0 {
+        eprintln!("[lex-align] no usable system TLS certificates: https requests will fail");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+    .expect("the ring provider supports TLS 1.2 and 1.3")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    std::sync::Arc::new(config)
 }
 
 fn transport_io(e: &std::io::Error) -> ApiError {

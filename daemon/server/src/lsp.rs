@@ -122,7 +122,10 @@ impl DaemonBackend {
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
             .map_err(|e| format!("reading the answer of {path}: {e}"))?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 }
 
@@ -191,7 +194,9 @@ impl PolicyBackend for DaemonBackend {
         project: &str,
     ) -> Result<String, String> {
         let body = json!({ "package": package, "rationale": rationale });
-        let (status, value) = self.post("/api/v1/approval-requests", project, body).await?;
+        let (status, value) = self
+            .post("/api/v1/approval-requests", project, body)
+            .await?;
         if status == StatusCode::ACCEPTED {
             let id = value["request_id"].as_str().unwrap_or("?");
             let state = value["status"].as_str().unwrap_or("PENDING_REVIEW");
@@ -365,7 +370,10 @@ mod tests {
             docs_base_url(&headers, "[::]:9000"),
             "http://[::1]:9000/docs/diagnostics"
         );
-        headers.insert(header::HOST, HeaderValue::from_static("lexalign.internal:8080"));
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_static("lexalign.internal:8080"),
+        );
         assert_eq!(
             docs_base_url(&headers, "0.0.0.0:8765"),
             "http://lexalign.internal:8080/docs/diagnostics"

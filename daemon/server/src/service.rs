@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
+
 use lex_align_engine::evaluate::{
     decide, plan, select_version, AdvisoryFacts, Facts, FailPolicy, IndexFacts, Needs, Plan,
 };
@@ -63,6 +65,24 @@ fn timed_out(budget: Duration) -> String {
     )
 }
 
+/// A verdict with its JSON body, serialised once and shared by every
+/// request the memo answers with it.
+#[derive(Debug)]
+pub struct Judged {
+    pub verdict: Verdict,
+    /// `serde_json` of `verdict`: the body of `GET /api/v1/evaluate`.
+    pub body: Bytes,
+}
+
+impl Judged {
+    fn new(verdict: Verdict) -> Judged {
+        let body = serde_json::to_vec(&verdict)
+            .expect("a verdict of strings, numbers and lists serialises")
+            .into();
+        Judged { verdict, body }
+    }
+}
+
 impl Evaluator {
     /// Judge one validated request and record it. Upstream trouble never
     /// fails the call; only an audit-log failure does.
@@ -71,28 +91,43 @@ impl Evaluator {
         req: &EvalRequest,
         ctx: &CallContext,
     ) -> Result<Verdict, ServiceError> {
-        let verdict = self.judge(req).await;
-        self.record(req, &verdict, ctx).await?;
-        Ok(verdict)
+        Ok(self.evaluate_shared(req, ctx).await?.verdict.clone())
+    }
+
+    /// [`Evaluator::evaluate`] returning the shared verdict and its body
+    /// (the hot path of `GET /api/v1/evaluate`: no copy, no serialisation).
+    pub async fn evaluate_shared(
+        &self,
+        req: &EvalRequest,
+        ctx: &CallContext,
+    ) -> Result<Arc<Judged>, ServiceError> {
+        let judged = self.judge_shared(req).await;
+        self.record(req, &judged.verdict, ctx).await?;
+        Ok(judged)
     }
 
     /// Judge without recording (the approval-request pre-check).
     pub async fn judge(&self, req: &EvalRequest) -> Verdict {
+        self.judge_shared(req).await.verdict.clone()
+    }
+
+    async fn judge_shared(&self, req: &EvalRequest) -> Arc<Judged> {
         let loaded = self.registry.current();
+        if let Some(j) = memo::get(&loaded, req) {
+            return j;
+        }
         let reg = &loaded.registry;
-        match plan(req, reg) {
+        let v = match plan(req, reg) {
             Plan::Decided(v) => v,
             Plan::Fetch(needs) => {
-                if let Some(v) = memo::get(&loaded, req) {
-                    return v;
-                }
                 let deadline = tokio::time::Instant::now() + self.budget;
                 let facts = self.gather(req, reg, needs, deadline).await;
-                let v = decide(req, reg, &facts, self.fail);
-                memo::put(&loaded, req, &v);
-                v
+                decide(req, reg, &facts, self.fail)
             }
-        }
+        };
+        let j = Arc::new(Judged::new(v));
+        memo::put(&loaded, req, &j);
+        j
     }
 
     async fn gather(
@@ -373,12 +408,14 @@ pub fn audit_row(req: &EvalRequest, v: &Verdict, ctx: &CallContext) -> AuditRow 
     }
 }
 
-/// A short-lived per-thread memo of upstream-backed verdicts.
+/// A short-lived per-thread memo of verdicts (with their serialised body).
 ///
 /// A verdict is a pure function of the request, the registry generation and
 /// the upstream facts, and those facts are already cached for hours; yet
 /// copying them out of the cache and re-running the licence and advisory
-/// gates is most of a warm evaluate's CPU. Entries live one second (far
+/// gates is most of a warm evaluate's CPU, and serialising the verdict again
+/// the next largest part. Registry-decided verdicts are kept too (no
+/// upstream facts; the generation check covers them). Entries live one second (far
 /// below any upstream TTL, so no verdict is noticeably staler than the
 /// cache already allows), belong to one registry generation (a reload
 /// empties the memo), and degraded verdicts are never kept (failures are
@@ -391,8 +428,8 @@ mod memo {
     use std::time::{Duration, Instant};
 
     use lex_align_engine::request::EvalRequest;
-    use lex_align_engine::verdict::Verdict;
 
+    use super::Judged;
     use crate::registry_state::LoadedRegistry;
 
     const TTL: Duration = Duration::from_secs(1);
@@ -404,7 +441,7 @@ mod memo {
         package: String,
         version: Option<String>,
         requirement: Option<String>,
-        verdict: Verdict,
+        judged: Arc<Judged>,
     }
 
     #[derive(Default)]
@@ -425,7 +462,7 @@ mod memo {
         h.finish()
     }
 
-    pub(super) fn get(reg: &Arc<LoadedRegistry>, req: &EvalRequest) -> Option<Verdict> {
+    pub(super) fn get(reg: &Arc<LoadedRegistry>, req: &EvalRequest) -> Option<Arc<Judged>> {
         MEMO.with(|m| {
             let m = m.borrow();
             if m.registry.as_ptr() != Arc::as_ptr(reg) {
@@ -436,12 +473,12 @@ mod memo {
                 && e.package == req.package
                 && e.version == req.version
                 && e.requirement == req.requirement)
-                .then(|| e.verdict.clone())
+                .then(|| e.judged.clone())
         })
     }
 
-    pub(super) fn put(reg: &Arc<LoadedRegistry>, req: &EvalRequest, v: &Verdict) {
-        if v.upstream_error.is_some() {
+    pub(super) fn put(reg: &Arc<LoadedRegistry>, req: &EvalRequest, j: &Arc<Judged>) {
+        if j.verdict.upstream_error.is_some() {
             return;
         }
         MEMO.with(|m| {
@@ -460,7 +497,7 @@ mod memo {
                     package: req.package.clone(),
                     version: req.version.clone(),
                     requirement: req.requirement.clone(),
-                    verdict: v.clone(),
+                    judged: j.clone(),
                 },
             );
         });

@@ -147,10 +147,7 @@ async fn diagnostics_fix_and_registry_reload_over_the_daemon_transport() {
         .await
         .unwrap();
     assert_eq!(page.status().as_u16(), 200);
-    assert_eq!(
-        page.headers()["content-type"],
-        "text/html; charset=utf-8"
-    );
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let html = page.text().await.unwrap();
     for code in lex_align_lsp::CODES {
         assert!(
@@ -440,7 +437,10 @@ async fn operators_propose_rules_through_the_proposals_route() {
     let yaml = std::fs::read_to_string(&server.registry_path).unwrap();
     assert!(yaml.starts_with("# LSP session test registry."), "{yaml}");
     let (_, registry) = server.get_bare("/api/v1/registry").await;
-    assert_eq!(registry["packages"]["click"]["status"], "banned", "{registry}");
+    assert_eq!(
+        registry["packages"]["click"]["status"], "banned",
+        "{registry}"
+    );
     assert_eq!(
         registry["packages"]["click"]["reason"],
         "Proposed from the editor (project lsp-proj)."

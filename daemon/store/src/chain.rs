@@ -61,10 +61,20 @@ pub(crate) struct CanonicalRow<'a> {
 }
 
 pub(crate) fn row_hash(prev_hash: &str, row: &CanonicalRow<'_>) -> String {
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(serde_json::to_vec(row).expect("a row of strings and numbers serialises"));
-    hex::encode(h.finalize())
+    thread_local! {
+        // One buffer per thread (the writer's, a verify's), reused: the
+        // row's JSON is built without an allocation and hashed in one go.
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        serde_json::to_writer(&mut *buf, row).expect("a row of strings and numbers serialises");
+        let mut h = Sha256::new();
+        h.update(prev_hash.as_bytes());
+        h.update(buf.as_slice());
+        hex::encode(h.finalize())
+    })
 }
 
 /// Result of [`crate::Store::verify`].

@@ -145,6 +145,9 @@ struct Inner {
     opts: StoreOptions,
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Dropping the sender stops the checkpointer.
+    checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -153,6 +156,10 @@ impl Drop for Inner {
         // Closing the channel lets the writer finish what is queued and exit.
         self.tx.lock().map(|mut t| t.take()).ok();
         if let Some(h) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = h.join();
+        }
+        self.checkpoint_stop.lock().map(|mut t| t.take()).ok();
+        if let Some(h) = self.checkpointer.lock().ok().and_then(|mut w| w.take()) {
             let _ = h.join();
         }
     }
@@ -215,27 +222,38 @@ impl Store {
                 "SQLite refused WAL mode (got {mode}); concurrent reads will wait for writes"
             );
         }
-        conn.execute_batch(match opts.synchronous {
-            Synchronous::Full => "PRAGMA synchronous = FULL",
-            Synchronous::Normal => "PRAGMA synchronous = NORMAL",
-        })?;
-        // Index pages stay hot across group commits (the default is 2 MB).
-        conn.execute_batch("PRAGMA cache_size = -65536")?;
+        let synchronous = match opts.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
 
+        let gate = writer::Gate::default();
         let (tx, rx) = mpsc::channel();
         let max_batch = opts.max_batch.max(1);
+        let writer_gate = gate.clone();
         let handle = std::thread::Builder::new()
             .name("lex-align-store-writer".into())
-            .spawn(move || writer::run(conn, rx, max_batch))
+            .spawn(move || writer::run(conn, rx, max_batch, writer_gate))
             .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let ckpt_path = path.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name("lex-align-store-checkpoint".into())
+            .spawn(move || writer::run_checkpointer(ckpt_path, synchronous, gate, stop_rx))
+            .map_err(|e| {
+                StoreError::Write(format!("cannot start the checkpoint thread: {e}"))
+            })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
                 opts,
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(handle)),
+                checkpoint_stop: Mutex::new(Some(stop_tx)),
+                checkpointer: Mutex::new(Some(checkpointer)),
                 readers: Mutex::new(Vec::new()),
             }),
         })

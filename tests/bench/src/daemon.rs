@@ -158,7 +158,19 @@ impl Daemon {
             .local_addr()?
             .port();
         let log = std::fs::File::create(tmp.path().join("daemon.log"))?;
-        let child = tokio::process::Command::new(bin)
+        // LEXALIGN_BENCH_WRAP runs the daemon under a tool, e.g.
+        // "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out".
+        let wrap = std::env::var("LEXALIGN_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(tool) => {
+                let mut c = tokio::process::Command::new(tool);
+                c.args(words).arg(bin);
+                c
+            }
+            None => tokio::process::Command::new(bin),
+        };
+        let child = cmd
             .arg("daemon")
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -193,9 +205,9 @@ impl Daemon {
                     break;
                 }
             }
-            if start.elapsed() > Duration::from_secs(20) {
+            if start.elapsed() > Duration::from_secs(60) {
                 let log = std::fs::read_to_string(d.dir.join("daemon.log")).unwrap_or_default();
-                bail!("{} did not answer within 20 s:\n{log}", bin.display());
+                bail!("{} did not answer within 60 s:\n{log}", bin.display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -256,7 +268,7 @@ impl Daemon {
                         .args(["-TERM", &pid.to_string()])
                         .status();
                 }
-                if tokio::time::timeout(Duration::from_secs(10), c.wait())
+                if tokio::time::timeout(Duration::from_secs(60), c.wait())
                     .await
                     .is_err()
                 {
@@ -272,4 +284,22 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// Cumulative `(upper bound in seconds, count)` of the daemon's own latency
+/// histogram for `GET /api/v1/evaluate` (handler time: no TCP, no wrk).
+pub fn evaluate_buckets(text: &str) -> Vec<(f64, u64)> {
+    const PREFIX: &str = "lexalign_http_request_duration_seconds_bucket{route=\"evaluate\",le=\"";
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(PREFIX)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect()
 }

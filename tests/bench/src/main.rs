@@ -158,9 +158,29 @@ async fn warm(
     let script = wrk::write_script(&d.dir, &paths)?;
     let mut wrk_completed = 0u64;
     for &c in &args.concurrency {
+        let before = daemon::evaluate_buckets(&d.metrics(&client).await?);
         let res = wrk::run(&d.base, &script, c, args.duration).await?;
+        let after = daemon::evaluate_buckets(&d.metrics(&client).await?);
         wrk_completed += res.requests;
         eprintln!("wrk c={c}: {res:?}");
+        // Where the tail comes from: the daemon's own handler time against
+        // what wrk saw (the difference is the kernel, scheduling and wrk).
+        let share = |le: f64| {
+            let at = |v: &[(f64, u64)]| v.iter().find(|(b, _)| *b == le).map(|(_, n)| *n);
+            let total = |v: &[(f64, u64)]| v.last().map(|(_, n)| *n);
+            match (at(&before), at(&after), total(&before), total(&after)) {
+                (Some(b), Some(a), Some(tb), Some(ta)) if ta > tb => {
+                    format!("{:.2} %", 100.0 * (a - b) as f64 / (ta - tb) as f64)
+                }
+                _ => "?".into(),
+            }
+        };
+        figures.push(figure(
+            format!("warm evaluate c={c}: handler time <= 1 ms / <= 2.5 ms (daemon histogram)"),
+            format!("{} / {}", share(0.001), share(0.0025)),
+            "",
+            None,
+        ));
         let errors = res.errors();
         figures.push(figure(
             format!("warm evaluate c={c}: throughput"),

@@ -99,12 +99,20 @@ pub async fn evaluate(
         query_get(&pairs, "requirement"),
     )
     .map_err(ApiError::Invalid)?;
-    let verdict = app
+    let judged = app
         .evaluator
-        .evaluate(&req, &ctx)
+        .evaluate_shared(&req, &ctx)
         .await
         .map_err(service_error)?;
-    Ok(json_response(StatusCode::OK, &verdict))
+    // The body was serialised once, when the verdict was made.
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        judged.body.clone(),
+    )
+        .into_response())
 }
 
 /// One batch item's input, for per-item errors.
