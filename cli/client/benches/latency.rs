@@ -5,6 +5,8 @@
 //! Each figure is the median (and p90) of whole-process runs of the real binary.
 //!
 //! Run: cargo bench -p lex-align-client --bench latency
+//! With `LEXALIGN_BENCH_HOLD=1` the daemon and project stay up afterwards
+//! (paths printed on stderr) for profiling by hand with perf or strace.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -87,7 +89,7 @@ fn time(dir: &Path, args: &[&str], stdin: &str, runs: usize) -> (Duration, Durat
 
 fn report(name: &str, (p50, p90): (Duration, Duration)) {
     println!(
-        "{name:<48} median {:>7.2} ms   p90 {:>7.2} ms",
+        "{name:<52} median {:>7.2} ms   p90 {:>7.2} ms",
         p50.as_secs_f64() * 1e3,
         p90.as_secs_f64() * 1e3
     );
@@ -125,6 +127,13 @@ fn main() {
         "precommit (40 direct, staged)",
         time(root, &["precommit"], "", runs),
     );
+    // Working tree differs from the index: the staged blob comes from git.
+    std::fs::write(root.join("pyproject.toml"), format!("{py}# unstaged edit\n")).unwrap();
+    report(
+        "precommit (40 direct, partly staged: git cat-file)",
+        time(root, &["precommit"], "", runs),
+    );
+    std::fs::write(root.join("pyproject.toml"), &py).unwrap();
 
     let edit = format!(
         r#"{{"cwd":"{0}","hook_event_name":"PreToolUse","tool_name":"Edit","tool_input":{{"file_path":"{0}/pyproject.toml","old_string":"  \"httpx\",\n","new_string":"  \"httpx\",\n  \"click>=8\",\n"}}}}"#,

@@ -297,3 +297,144 @@ fn status_reports_hooks_and_server() {
         stdout(&out)
     );
 }
+
+/// Packages the fixture lock pulls in that the fixture index does not carry.
+fn add_lock_only_projects(d: &Daemon) {
+    use lex_align_fakes::{FakeProject, FakeRelease};
+    d.index.add_project(
+        FakeProject::new("cffi").release(
+            FakeRelease::new("1.17.1")
+                .license("MIT")
+                .classifier("License :: OSI Approved :: MIT License"),
+        ),
+    );
+    d.index.add_project(
+        FakeProject::new("itsdangerous").release(
+            FakeRelease::new("2.1.2")
+                .license_expression("BSD-3-Clause")
+                .classifier("License :: OSI Approved :: BSD License"),
+        ),
+    );
+}
+
+fn lock_project(d: &Daemon) -> tempfile::TempDir {
+    let p = project(&d.url, false);
+    for f in ["pyproject.toml", "uv.lock"] {
+        std::fs::copy(data(&format!("lock_project/{f}")), p.path().join(f)).unwrap();
+    }
+    p
+}
+
+fn by_package<'a>(verdicts: &'a [Value], canonical: &str) -> &'a Value {
+    verdicts
+        .iter()
+        .find(|v| {
+            v["package"]
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case(canonical))
+        })
+        .unwrap_or_else(|| panic!("{canonical} in {verdicts:#?}"))
+}
+
+#[test]
+fn audit_attributes_lock_packages_to_direct_dependencies() {
+    let d = daemon();
+    add_lock_only_projects(&d);
+    let p = lock_project(&d);
+    let lock_text = std::fs::read_to_string(p.path().join("uv.lock")).unwrap();
+    let line_of = |name: &str| {
+        lock_text
+            .lines()
+            .position(|l| l == format!("name = \"{name}\""))
+            .unwrap()
+            + 1
+    };
+
+    let out = run(p.path(), &["audit", "--format", "json"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let verdicts = v["verdicts"].as_array().unwrap();
+    // 2 direct + the 8 locked packages they pull in (the project's own
+    // entry and the direct ones' lock entries are not counted again).
+    assert_eq!(v["deps_total"], 10, "{v:#}");
+
+    let flask = by_package(verdicts, "flask");
+    assert_eq!(flask["source"]["direct"], true);
+    assert_eq!(flask["source"]["file"], "pyproject.toml");
+    assert_eq!(flask["source"]["locked_version"], "2.2.4");
+
+    // Two levels below `pyjwt[crypto]` (through its extra): the
+    // version-constrained registry rule denies the locked 41.0.7.
+    let crypto = by_package(verdicts, "cryptography");
+    assert_eq!(crypto["verdict"], "DENIED", "{crypto:#}");
+    assert_eq!(crypto["registry_status"], "version-constrained");
+    assert_eq!(crypto["version"], "41.0.7");
+    let src = &crypto["source"];
+    assert_eq!(src["direct"], false);
+    assert_eq!(src["via"], serde_json::json!(["pyjwt"]));
+    assert_eq!(src["file"], "uv.lock");
+    assert_eq!(src["line"], line_of("cryptography"));
+    assert_eq!(src["requirement"], "cryptography==41.0.7");
+    assert_eq!(by_package(verdicts, "pycparser")["source"]["via"], serde_json::json!(["pyjwt"]));
+
+    // Vulnerable in the PyPA snapshot (below the denial threshold): the
+    // advisories reach the report, attributed to flask.
+    let werkzeug = by_package(verdicts, "werkzeug");
+    assert_eq!(werkzeug["source"]["via"], serde_json::json!(["flask"]));
+    assert!(werkzeug["max_cvss"].as_f64().unwrap() >= 7.0, "{werkzeug:#}");
+    let cves: Vec<&str> = werkzeug["cve_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(cves.contains(&"CVE-2023-25577"), "{cves:?}");
+    // Reached by two paths (jinja2 and werkzeug), both under flask only.
+    assert_eq!(by_package(verdicts, "markupsafe")["source"]["via"], serde_json::json!(["flask"]));
+    assert!(v["summary"]["denied"].as_u64().unwrap() >= 1);
+
+    // The text report says where the denied package comes from.
+    let out = run(p.path(), &["audit"], "");
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("at: uv.lock:{}, via pyjwt", line_of("cryptography"))),
+        "{text}"
+    );
+}
+
+#[test]
+fn precommit_checks_the_staged_lock_file() {
+    let d = daemon();
+    add_lock_only_projects(&d);
+    let p = lock_project(&d);
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "pyproject.toml", "uv.lock"]);
+    let out = run(p.path(), &["precommit", "--json"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let violations = v["violations"].as_array().unwrap();
+    let crypto = by_package(violations, "cryptography");
+    assert_eq!(crypto["file"], "uv.lock");
+    assert_eq!(crypto["via"], serde_json::json!(["pyjwt"]));
+    assert_eq!(crypto["category"], "version-constraint");
+
+    // Upgrading cryptography in the lock but leaving the old lock staged
+    // still blocks: the commit would contain the staged one.
+    let fixed = std::fs::read_to_string(p.path().join("uv.lock"))
+        .unwrap()
+        .replace("version = \"41.0.7\"", "version = \"42.0.0\"");
+    std::fs::write(p.path().join("uv.lock"), &fixed).unwrap();
+    let out = run(p.path(), &["precommit", "--json"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    git(p.path(), &["add", "uv.lock"]);
+    let out = run(p.path(), &["precommit", "--json"], "");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        v["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["package"] != "cryptography"),
+        "{v:#}"
+    );
+}

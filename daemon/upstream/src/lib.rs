@@ -65,7 +65,7 @@ impl UpstreamConfig {
             osv_url: None,
             offline_advisories: None,
             timeout: Duration::from_secs(5),
-            concurrency: 16,
+            concurrency: 32,
             retries: 2,
             project_ttl: Duration::from_secs(10 * 60),
             release_ttl: Duration::from_secs(7 * 24 * 3600),

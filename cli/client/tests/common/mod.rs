@@ -40,7 +40,7 @@ packages:
 pub struct Daemon {
     pub url: String,
     pub dir: tempfile::TempDir,
-    _index: FakeIndex,
+    pub index: FakeIndex,
     _osv: FakeOsv,
     _rt: tokio::runtime::Runtime,
 }
@@ -80,7 +80,7 @@ pub fn daemon() -> Daemon {
     Daemon {
         url,
         dir,
-        _index: index,
+        index,
         _osv: osv,
         _rt: rt,
     }
