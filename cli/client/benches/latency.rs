@@ -128,7 +128,11 @@ fn main() {
         time(root, &["precommit"], "", runs),
     );
     // Working tree differs from the index: the staged blob comes from git.
-    std::fs::write(root.join("pyproject.toml"), format!("{py}# unstaged edit\n")).unwrap();
+    std::fs::write(
+        root.join("pyproject.toml"),
+        format!("{py}# unstaged edit\n"),
+    )
+    .unwrap();
     report(
         "precommit (40 direct, partly staged: git cat-file)",
         time(root, &["precommit"], "", runs),

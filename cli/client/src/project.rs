@@ -87,7 +87,8 @@ fn wanted_path(path: &str) -> bool {
     let depth_ok = !path.contains('/')
         || (path.starts_with("requirements/") && path.matches('/').count() == 1);
     let name = path.rsplit('/').next().unwrap_or(path);
-    depth_ok && (is_governed_manifest(name) || is_lock_file(name) || path.starts_with("requirements/"))
+    depth_ok
+        && (is_governed_manifest(name) || is_lock_file(name) || path.starts_with("requirements/"))
 }
 
 impl GitIndexSource {
@@ -610,7 +611,10 @@ mod tests {
             .filter(|r| !r.is_empty())
             .map(|r| {
                 let (meta, path) = r.split_once('\t').unwrap();
-                (path.to_string(), meta.split(' ').nth(1).unwrap().to_string())
+                (
+                    path.to_string(),
+                    meta.split(' ').nth(1).unwrap().to_string(),
+                )
             })
             .collect()
     }
@@ -638,7 +642,10 @@ mod tests {
             ("services/api/pyproject.toml", "[project]\nname = \"api\"\n"),
             ("services/api/uv.lock", "version = 1\n"),
             ("README.md", "hello\n"),
-            ("a-rather-long-directory-name/with/a/deep/path/file.txt", "x"),
+            (
+                "a-rather-long-directory-name/with/a/deep/path/file.txt",
+                "x",
+            ),
         ];
         for (path, text) in files {
             let p = root.join(path);
@@ -693,7 +700,10 @@ mod tests {
         );
         let src = GitIndexSource::load(&root).unwrap();
         assert_eq!(src.read("pyproject.toml").as_deref(), Some("staged\n"));
-        assert_eq!(src.read("requirements/dev.txt").as_deref(), Some("pytest\n"));
+        assert_eq!(
+            src.read("requirements/dev.txt").as_deref(),
+            Some("pytest\n")
+        );
         assert_eq!(src.read("notes.txt"), None);
     }
 

@@ -375,29 +375,42 @@ fn audit_attributes_lock_packages_to_direct_dependencies() {
     assert_eq!(src["file"], "uv.lock");
     assert_eq!(src["line"], line_of("cryptography"));
     assert_eq!(src["requirement"], "cryptography==41.0.7");
-    assert_eq!(by_package(verdicts, "pycparser")["source"]["via"], serde_json::json!(["pyjwt"]));
+    assert_eq!(
+        by_package(verdicts, "pycparser")["source"]["via"],
+        serde_json::json!(["pyjwt"])
+    );
 
     // Vulnerable in the PyPA snapshot (below the denial threshold): the
     // advisories reach the report, attributed to flask.
     let werkzeug = by_package(verdicts, "werkzeug");
     assert_eq!(werkzeug["source"]["via"], serde_json::json!(["flask"]));
-    assert!(werkzeug["max_cvss"].as_f64().unwrap() >= 7.0, "{werkzeug:#}");
+    assert!(
+        werkzeug["max_cvss"].as_f64().unwrap() >= 7.0,
+        "{werkzeug:#}"
+    );
     let cves: Vec<&str> = werkzeug["cve_ids"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(cves.contains(&"CVE-2023-25577"), "{cves:?}");
+    // PYSEC-2023-58 is CVE-2023-25577 (multipart DoS, fixed in 2.2.3).
+    assert!(cves.contains(&"PYSEC-2023-58"), "{cves:?}");
     // Reached by two paths (jinja2 and werkzeug), both under flask only.
-    assert_eq!(by_package(verdicts, "markupsafe")["source"]["via"], serde_json::json!(["flask"]));
+    assert_eq!(
+        by_package(verdicts, "markupsafe")["source"]["via"],
+        serde_json::json!(["flask"])
+    );
     assert!(v["summary"]["denied"].as_u64().unwrap() >= 1);
 
     // The text report says where the denied package comes from.
     let out = run(p.path(), &["audit"], "");
     let text = stdout(&out);
     assert!(
-        text.contains(&format!("at: uv.lock:{}, via pyjwt", line_of("cryptography"))),
+        text.contains(&format!(
+            "at: uv.lock:{}, via pyjwt",
+            line_of("cryptography")
+        )),
         "{text}"
     );
 }

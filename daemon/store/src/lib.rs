@@ -243,9 +243,7 @@ impl Store {
         let checkpointer = std::thread::Builder::new()
             .name("lex-align-store-checkpoint".into())
             .spawn(move || writer::run_checkpointer(ckpt_path, synchronous, gate, stop_rx))
-            .map_err(|e| {
-                StoreError::Write(format!("cannot start the checkpoint thread: {e}"))
-            })?;
+            .map_err(|e| StoreError::Write(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,

@@ -464,14 +464,20 @@ mod tests {
         assert_eq!(meta, SCHEMA_VERSION.to_string());
         let names = index_names(&conn);
         for gone in V2_DROPPED_INDEXES {
-            assert!(!names.iter().any(|n| n == gone), "{gone} still in {names:?}");
+            assert!(
+                !names.iter().any(|n| n == gone),
+                "{gone} still in {names:?}"
+            );
         }
         for kept in [
             "audit_log_project_ts",
             "audit_log_category_ts",
             "audit_log_ts",
         ] {
-            assert!(names.iter().any(|n| n == kept), "{kept} missing from {names:?}");
+            assert!(
+                names.iter().any(|n| n == kept),
+                "{kept} missing from {names:?}"
+            );
         }
         let (id, hash): (String, String) = conn
             .query_row("SELECT id, hash FROM audit_log WHERE seq = 1", [], |r| {
