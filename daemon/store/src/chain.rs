@@ -77,6 +77,42 @@ pub(crate) fn row_hash(prev_hash: &str, row: &CanonicalRow<'_>) -> String {
     })
 }
 
+/// Hashes `row` onto `prev_hash` and inserts it with `insert` (a statement
+/// taking the row's columns in [`CanonicalRow`] order, then `prev_hash` and
+/// `hash`); returns the new hash. The one place a chained row is written.
+pub(crate) fn insert_chained(
+    insert: &mut rusqlite::Statement<'_>,
+    prev_hash: &str,
+    row: &CanonicalRow<'_>,
+) -> rusqlite::Result<String> {
+    let hash = row_hash(prev_hash, row);
+    insert.execute(rusqlite::params![
+        row.seq,
+        row.id,
+        row.ts,
+        row.project,
+        row.requester,
+        row.package,
+        row.canonical,
+        row.version,
+        row.requirement,
+        row.resolved_version,
+        row.verdict,
+        row.denial_category,
+        row.reason,
+        row.license,
+        row.cve_ids,
+        row.max_cvss,
+        row.registry_status,
+        row.agent_model,
+        row.agent_version,
+        row.source,
+        prev_hash,
+        hash,
+    ])?;
+    Ok(hash)
+}
+
 /// Result of [`crate::Store::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::chain::{row_hash, CanonicalRow, GENESIS_HASH};
+use crate::chain::{insert_chained, CanonicalRow, GENESIS_HASH};
 use crate::util::{canonical_name, normalize_ts, now_ts, value_to_f64, value_to_string};
 use crate::StoreError;
 
@@ -307,31 +307,7 @@ fn copy_legacy_audit(conn: &Connection) -> Result<u64, StoreError> {
             agent_version: agent_version.as_deref(),
             source: "legacy",
         };
-        let hash = row_hash(&prev, &c);
-        insert.execute(params![
-            seq,
-            c.id,
-            c.ts,
-            c.project,
-            c.requester,
-            c.package,
-            c.canonical,
-            c.version,
-            c.requirement,
-            c.resolved_version,
-            c.verdict,
-            c.denial_category,
-            c.reason,
-            c.license,
-            c.cve_ids,
-            c.max_cvss,
-            c.registry_status,
-            c.agent_model,
-            c.agent_version,
-            c.source,
-            prev,
-            hash,
-        ])?;
+        let hash = insert_chained(&mut insert, &prev, &c)?;
         prev = hash;
     }
     Ok(seq as u64)

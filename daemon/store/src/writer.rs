@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::chain::{row_hash, CanonicalRow, GENESIS_HASH, STORED_COLUMNS};
+use crate::chain::{insert_chained, CanonicalRow, GENESIS_HASH, STORED_COLUMNS};
 use crate::util::{canonical_name, clean_f64, now_ts, unix_millis_now};
 use crate::{AuditReceipt, AuditRow, StoreError};
 
@@ -305,31 +305,7 @@ fn write_group(
                     agent_version: row.agent_version.as_deref(),
                     source: &row.source,
                 };
-                let hash = row_hash(&prev, &c);
-                insert.execute(params![
-                    seq,
-                    c.id,
-                    c.ts,
-                    c.project,
-                    c.requester,
-                    c.package,
-                    c.canonical,
-                    c.version,
-                    c.requirement,
-                    c.resolved_version,
-                    c.verdict,
-                    c.denial_category,
-                    c.reason,
-                    c.license,
-                    c.cve_ids,
-                    c.max_cvss,
-                    c.registry_status,
-                    c.agent_model,
-                    c.agent_version,
-                    c.source,
-                    prev,
-                    hash,
-                ])?;
+                let hash = insert_chained(&mut insert, &prev, &c)?;
                 receipts.push(AuditReceipt {
                     id,
                     seq: seq as u64,
