@@ -25,7 +25,21 @@ pub fn run(host: Option<String>, port: Option<u16>, reload: bool) -> u8 {
 }
 
 /// Runs the daemon until Ctrl-C / SIGTERM; exit 1 when it cannot start.
-pub fn serve(config: Config) -> u8 {
+pub fn serve(mut config: Config) -> u8 {
+    if config.index.is_none() {
+        // Nothing configured: use the index the user's own pip installs from,
+        // so a fresh machine gets existence and licence checks out of the box.
+        if let Some(url) = pip_default_index() {
+            tracing::info!(
+                "package index: {url} (pip's default; set LEXALIGN_INDEX_URL to change)"
+            );
+            config.index = Some(lex_align_upstream::discover::IndexSetting {
+                kind: lex_align_upstream::IndexKind::Auto,
+                url,
+                source: "pip's built-in default index".to_owned(),
+            });
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,6 +51,21 @@ pub fn serve(config: Config) -> u8 {
         Ok(()) => 0,
         Err(e) => fail(format!("{e:#}")),
     }
+}
+
+/// The index URL the installed pip uses when nothing is configured. No
+/// index host is written in this repository: we ask pip itself.
+fn pip_default_index() -> Option<String> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "from pip._internal.models.index import PyPI; print(PyPI.simple_url)",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let url = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && url.starts_with("http")).then_some(url)
 }
 
 pub fn init_logging() {

@@ -114,18 +114,6 @@ pub fn run(a: QuickstartArgs) -> u8 {
     };
     config.bind_host = a.host.clone();
     config.bind_port = a.port;
-    if config.index.is_none() {
-        // Nothing configured: use the index the user's own pip installs from,
-        // so a fresh machine gets existence and licence checks out of the box.
-        if let Some(url) = pip_default_index() {
-            println!("  package index: {url} (pip's default; set LEXALIGN_INDEX_URL to change)");
-            config.index = Some(lex_align_upstream::discover::IndexSetting {
-                kind: lex_align_upstream::IndexKind::Auto,
-                url,
-                source: "pip's built-in default index".to_owned(),
-            });
-        }
-    }
     if config.osv_url.is_none() && config.offline_advisories.is_none() {
         println!("  advisories: none configured (set OSV_API_URL or LEXALIGN_OFFLINE_ADVISORIES)");
     }
@@ -134,21 +122,6 @@ pub fn run(a: QuickstartArgs) -> u8 {
     println!("Run `lex-align-client init` in another terminal to point a project at it.");
     println!();
     daemon::serve(config)
-}
-
-/// The index URL the installed pip uses when nothing is configured. No
-/// index host is written in this repository: we ask pip itself.
-fn pip_default_index() -> Option<String> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "from pip._internal.models.index import PyPI; print(PyPI.simple_url)",
-        ])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let url = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && url.starts_with("http")).then_some(url)
 }
 
 /// `LEXALIGN_DATA_DIR`, else `~/.lexalign` (the original's default).

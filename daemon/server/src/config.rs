@@ -148,7 +148,12 @@ impl Config {
         if let Some(p) = var("DATABASE_PATH") {
             c.database_path = PathBuf::from(p);
         }
-        c.registry_path = var("REGISTRY_PATH").map(PathBuf::from);
+        // Unset: the data directory's registry.yml (laid down by quickstart),
+        // so a daemon started by a client or editor uses the same policy.
+        c.registry_path = var("REGISTRY_PATH").map(PathBuf::from).or_else(|| {
+            let default = c.data_dir.join("registry.yml");
+            default.is_file().then_some(default)
+        });
 
         // Index: LEXALIGN_INDEX_URL, PYPI_API_URL, then the user's uv/pip settings.
         c.index = match discover_index(&|k: &str| get(k), home, cwd) {

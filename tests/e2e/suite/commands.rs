@@ -530,6 +530,11 @@ async fn answers_as_lex_align_server_and_client_by_name() {
         .args(["check", "--package", "httpx"])
         .output()
         .await;
-    c.expect_code(2);
-    assert!(c.stderr.contains("not implemented yet"), "{}", c.stderr);
+    // The client persona is the real client: outside a project it asks for `init`.
+    c.expect_code(1);
+    assert!(
+        c.stderr.contains("No .lexalign.toml found. Run `lex-align-client init` first."),
+        "{}",
+        c.stderr
+    );
 }
