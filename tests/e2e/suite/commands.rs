@@ -533,7 +533,8 @@ async fn answers_as_lex_align_server_and_client_by_name() {
     // The client persona is the real client: outside a project it asks for `init`.
     c.expect_code(1);
     assert!(
-        c.stderr.contains("No .lexalign.toml found. Run `lex-align-client init` first."),
+        c.stderr
+            .contains("No .lexalign.toml found. Run `lex-align-client init` first."),
         "{}",
         c.stderr
     );
