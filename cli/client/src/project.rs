@@ -212,8 +212,10 @@ fn read_index_direct(root: &Path) -> Option<Wanted> {
         .ancestors()
         .map(|d| (d, d.join(".git")))
         .find(|(_, g)| g.symlink_metadata().is_ok())?;
-    let index = match std::env::var_os("GIT_INDEX_FILE") {
-        // Set by git for hooks (a temporary index for `commit -a` / `commit <path>`).
+    let env_index = std::env::var_os("GIT_INDEX_FILE");
+    let index = match &env_index {
+        // Set by git for hooks (a temporary index for `commit -a` / `commit
+        // <path>`); relative to the working directory, as git reads it.
         Some(f) => PathBuf::from(f),
         None => {
             let git_dir = match std::env::var_os("GIT_DIR") {
@@ -232,8 +234,11 @@ fn read_index_direct(root: &Path) -> Option<Wanted> {
     let prefix = root.strip_prefix(top).ok()?.to_str()?.replace('\\', "/");
     let data = match std::fs::read(&index) {
         Ok(d) => d,
-        // A repository with nothing staged yet has no index file.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Vec::new()),
+        // A repository with nothing staged yet has no index file (but a
+        // named index that is missing is for git to judge).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && env_index.is_none() => {
+            return Some(Vec::new())
+        }
         Err(_) => return None,
     };
     let entries = parse_index(&data)?;

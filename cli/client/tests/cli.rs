@@ -451,3 +451,66 @@ fn precommit_checks_the_staged_lock_file() {
         "{v:#}"
     );
 }
+
+fn git_commit(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-q",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("LEXALIGN_NO_AUTOSTART", "1")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// `git commit -a` and `git commit <path>` hand the hook a temporary index
+/// (`GIT_INDEX_FILE`): what gets committed is in there, not in `.git/index`.
+#[test]
+fn precommit_follows_the_index_git_is_committing() {
+    let d = daemon();
+    let p = project(&d.url, false);
+    git(p.path(), &["init", "-q"]);
+    let out = run(
+        p.path(),
+        &[
+            "init",
+            "--yes",
+            "--no-claude-md",
+            "--no-claude-hooks",
+            "--server-url",
+            &d.url,
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(p.path().join("requirements.txt"), "six==1.16.0\n").unwrap();
+    git(p.path(), &["add", "requirements.txt"]);
+    let c = git_commit(p.path(), &["-m", "six"]);
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+
+    // Edited but not staged: `.git/index` still says six.
+    std::fs::write(p.path().join("requirements.txt"), "pyqt5\n").unwrap();
+    let out = run(p.path(), &["precommit"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for args in [
+        &["-m", "gui", "requirements.txt"][..],
+        &["-a", "-m", "gui"][..],
+    ] {
+        let c = git_commit(p.path(), args);
+        let err = String::from_utf8_lossy(&c.stderr);
+        assert!(!c.status.success(), "git commit {args:?} must be blocked");
+        assert!(err.contains("package=\"pyqt5\""), "{err}");
+    }
+
+    // The temporary index can also be the clean one.
+    std::fs::write(p.path().join("requirements.txt"), "six==1.17.0\n").unwrap();
+    let c = git_commit(p.path(), &["-a", "-m", "bump six"]);
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+}
