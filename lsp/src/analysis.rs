@@ -36,7 +36,7 @@ impl DocKind {
     }
 }
 
-/// One stable diagnostic code; see `DIAGNOSTICS.md`.
+/// One stable diagnostic code; see `docs/diagnostics.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     Banned,

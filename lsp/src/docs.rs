@@ -1,4 +1,4 @@
-//! `DIAGNOSTICS.md` as an HTML page, so the daemon can serve the target of
+//! `docs/diagnostics.md` as an HTML page, so the daemon can serve the target of
 //! every diagnostic's `codeDescription` link. The markdown is compiled into
 //! the binary; the renderer covers what that file uses (headings,
 //! paragraphs, lists, fenced and inline code, emphasis-free text) and
@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 /// The diagnostic code reference, as written.
-pub const DIAGNOSTICS_MD: &str = include_str!("../DIAGNOSTICS.md");
+pub const DIAGNOSTICS_MD: &str = include_str!("../../docs/diagnostics.md");
 
 /// The reference as a complete HTML page; each `## <code>` section has the
 /// id `<code>`, so `…/docs/diagnostics#banned` lands on it.

@@ -920,11 +920,11 @@ fn markdown_from_upstream_is_escaped() {
 
 #[test]
 fn every_code_is_documented() {
-    let doc = include_str!("../DIAGNOSTICS.md");
+    let doc = include_str!("../../docs/diagnostics.md");
     for code in lex_align_lsp::CODES {
         assert!(
             doc.contains(&format!("\n## {}\n", code.as_str())),
-            "{} has no section in DIAGNOSTICS.md",
+            "{} has no section in docs/diagnostics.md",
             code.as_str()
         );
     }
