@@ -54,7 +54,12 @@ impl WrkResult {
 }
 
 pub async fn run(base: &str, script: &Path, conns: u32, secs: u64) -> anyhow::Result<WrkResult> {
-    let threads = conns.clamp(1, 2);
+    // LEXALIGN_BENCH_WRK_THREADS: wrk's own threads compete with the daemon
+    // for the same cores, so the load generator's size is worth varying.
+    let threads = std::env::var("LEXALIGN_BENCH_WRK_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| conns.clamp(1, 2));
     let out = tokio::process::Command::new("wrk")
         .arg(format!("-t{threads}"))
         .arg(format!("-c{conns}"))
