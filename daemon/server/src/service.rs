@@ -293,27 +293,42 @@ impl Evaluator {
             index_by_pos[i] = Some(f);
         }
 
-        let verdicts: Vec<Verdict> =
-            reqs.iter()
-                .zip(plans)
-                .zip(index_by_pos)
-                .map(|((r, p), index)| match p {
-                    Plan::Decided(v) => v,
-                    Plan::Fetch(n) => {
-                        let adv = n.advisories.then(|| {
-                            // A name can repeat in a batch: clone, not take.
-                            advisories.get(&r.canonical).cloned().unwrap_or_else(|| {
-                                AdvisoryFacts::Unavailable(timed_out(self.budget))
-                            })
+        // How many verdicts still need each package's advisories: the last
+        // one takes the records, earlier ones (a name repeated in the
+        // batch) clone them — no copy per verdict in the common case.
+        let mut uses: HashMap<&str, usize> = HashMap::new();
+        for (r, p) in reqs.iter().zip(&plans) {
+            if matches!(p, Plan::Fetch(n) if n.advisories) {
+                *uses.entry(r.canonical.as_str()).or_default() += 1;
+            }
+        }
+        let verdicts: Vec<Verdict> = reqs
+            .iter()
+            .zip(plans)
+            .zip(index_by_pos)
+            .map(|((r, p), index)| match p {
+                Plan::Decided(v) => v,
+                Plan::Fetch(n) => {
+                    let adv = n.advisories.then(|| {
+                        let left = uses.get_mut(r.canonical.as_str()).map(|c| {
+                            *c -= 1;
+                            *c
                         });
-                        let facts = Facts {
-                            index,
-                            advisories: adv,
+                        let facts = if left == Some(0) {
+                            advisories.remove(&r.canonical)
+                        } else {
+                            advisories.get(&r.canonical).cloned()
                         };
-                        decide(r, reg, &facts, self.fail)
-                    }
-                })
-                .collect();
+                        facts.unwrap_or_else(|| AdvisoryFacts::Unavailable(timed_out(self.budget)))
+                    });
+                    let facts = Facts {
+                        index,
+                        advisories: adv,
+                    };
+                    decide(r, reg, &facts, self.fail)
+                }
+            })
+            .collect();
         advisories.clear();
 
         // One contiguous append for the whole batch (one group commit).
