@@ -13,10 +13,31 @@ pub fn verify(db: Option<PathBuf>) -> u8 {
     if !path.is_file() {
         return fail(format!("no audit database at {}", path.display()));
     }
+    // Opening for writing first files rows a crashed daemon left in the
+    // inbox; beside a running daemon, read what it has filed so far.
     let store = match lex_align_store::Store::open(&path) {
         Ok(s) => s,
+        Err(lex_align_store::StoreError::InUse(_)) => {
+            match lex_align_store::Store::open_read_only(&path) {
+                Ok(s) => {
+                    eprintln!(
+                        "note: a daemon is writing {}; rows it acknowledged in the last few \
+                         milliseconds may not be filed yet.",
+                        path.display()
+                    );
+                    s
+                }
+                Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
+            }
+        }
         Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
     };
+    if store.recovery().filed > 0 {
+        eprintln!(
+            "note: filed {} acknowledged rows a stopped daemon left in the inbox.",
+            store.recovery().filed
+        );
+    }
     let report = match store.verify() {
         Ok(r) => r,
         Err(e) => {

@@ -81,6 +81,8 @@ async fn session_with(server: &TestServer, project: Option<&str>, init: Value) -
 }
 
 fn audit(server: &TestServer, sql: &str) -> Vec<Vec<String>> {
+    // Rows reach the tables from the inbox a few milliseconds after the answer.
+    server.handle.store().flush().unwrap();
     let db = rusqlite::Connection::open(&server.handle.state.config.database_path).unwrap();
     let mut stmt = db.prepare(sql).unwrap();
     let n = stmt.column_count();

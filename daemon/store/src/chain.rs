@@ -26,7 +26,7 @@
 //! (a log, a ticket) closes that gap.
 
 use rusqlite::{Connection, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
@@ -70,11 +70,50 @@ pub(crate) fn row_hash(prev_hash: &str, row: &CanonicalRow<'_>) -> String {
         let mut buf = buf.borrow_mut();
         buf.clear();
         serde_json::to_writer(&mut *buf, row).expect("a row of strings and numbers serialises");
-        let mut h = Sha256::new();
-        h.update(prev_hash.as_bytes());
-        h.update(buf.as_slice());
-        hex::encode(h.finalize())
+        hash_canonical(prev_hash, &buf)
     })
+}
+
+/// The chain hash over a row's canonical JSON bytes (as [`row_hash`]
+/// serialises them; the inbox keeps exactly these bytes).
+pub(crate) fn hash_canonical(prev_hash: &str, canonical_json: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical_json);
+    hex::encode(h.finalize())
+}
+
+/// Inserts a row whose `prev_hash` and `hash` are already computed (rows
+/// filed from the inbox); `insert` as for [`insert_chained`].
+pub(crate) fn insert_stored(
+    insert: &mut rusqlite::Statement<'_>,
+    row: &StoredRow,
+) -> rusqlite::Result<()> {
+    insert.execute(rusqlite::params![
+        row.seq,
+        row.id,
+        row.ts,
+        row.project,
+        row.requester,
+        row.package,
+        row.canonical,
+        row.version,
+        row.requirement,
+        row.resolved_version,
+        row.verdict,
+        row.denial_category,
+        row.reason,
+        row.license,
+        row.cve_ids,
+        row.max_cvss,
+        row.registry_status,
+        row.agent_model,
+        row.agent_version,
+        row.source,
+        row.prev_hash,
+        row.hash,
+    ])?;
+    Ok(())
 }
 
 /// Hashes `row` onto `prev_hash` and inserts it with `insert` (a statement
@@ -135,30 +174,35 @@ pub struct BrokenRow {
     pub reason: String,
 }
 
-/// Owned copy of a stored row, for verification.
-struct StoredRow {
-    seq: i64,
-    id: String,
-    ts: String,
-    project: String,
-    requester: String,
-    package: String,
-    canonical: String,
-    version: Option<String>,
-    requirement: Option<String>,
-    resolved_version: Option<String>,
-    verdict: String,
-    denial_category: String,
-    reason: Option<String>,
-    license: Option<String>,
-    cve_ids: Option<String>,
-    max_cvss: Option<f64>,
-    registry_status: Option<String>,
-    agent_model: Option<String>,
-    agent_version: Option<String>,
-    source: String,
-    prev_hash: String,
-    hash: String,
+/// Owned copy of a row: read back for verification, or appended to the
+/// inbox and waiting to be filed. Deserialises from the canonical JSON
+/// (which has neither `prev_hash` nor `hash`: the inbox fills them in).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StoredRow {
+    pub seq: i64,
+    pub id: String,
+    pub ts: String,
+    pub project: String,
+    pub requester: String,
+    pub package: String,
+    pub canonical: String,
+    pub version: Option<String>,
+    pub requirement: Option<String>,
+    pub resolved_version: Option<String>,
+    pub verdict: String,
+    pub denial_category: String,
+    pub reason: Option<String>,
+    pub license: Option<String>,
+    pub cve_ids: Option<String>,
+    pub max_cvss: Option<f64>,
+    pub registry_status: Option<String>,
+    pub agent_model: Option<String>,
+    pub agent_version: Option<String>,
+    pub source: String,
+    #[serde(default)]
+    pub prev_hash: String,
+    #[serde(default)]
+    pub hash: String,
 }
 
 pub(crate) const STORED_COLUMNS: &str = "seq, id, ts, project, requester, package, canonical, \
@@ -193,7 +237,7 @@ impl StoredRow {
         })
     }
 
-    fn canonical(&self) -> CanonicalRow<'_> {
+    pub(crate) fn canonical(&self) -> CanonicalRow<'_> {
         CanonicalRow {
             seq: self.seq,
             id: &self.id,

@@ -1,16 +1,20 @@
 //! Durable state in one SQLite file (WAL): the hash-chained audit log, the
 //! approval requests, the persistent upstream cache, and the report queries.
 //!
-//! One writer thread owns the write connection and commits in groups; an
-//! append resolves only after its row is durable. Reads use a small pool of
-//! read-only connections, which WAL lets run beside the writer.
+//! An audit append is durable once its line is in the inbox (`inbox.rs`),
+//! an append-only file next to the database; one writer thread owns the
+//! write connection and files inboxed rows into SQLite in batches. Reads
+//! use a small pool of read-only connections, which WAL lets run beside
+//! the writer, and wait for the writer to file what was appended before
+//! them, so a report always includes every acknowledged row.
 //!
-//! Writes are `async` (they wait for the writer's commit) with blocking
-//! twins for sync callers; reads are plain blocking calls that take
-//! milliseconds (call them from `spawn_blocking` for the larger reports).
+//! Writes are `async` with blocking twins for sync callers; reads are
+//! plain blocking calls that take milliseconds (call them from
+//! `spawn_blocking` for the larger reports).
 
 mod approvals;
 mod chain;
+mod inbox;
 mod reports;
 mod schema;
 mod util;
@@ -30,10 +34,12 @@ pub use approvals::{
     STATUSES, WITHDRAWN,
 };
 pub use chain::{BrokenRow, VerifyReport, GENESIS_HASH};
+pub use inbox::Recovery;
 pub use schema::SCHEMA_VERSION;
 pub use util::canonical_name;
 
-use writer::{Job, Reply};
+use inbox::Inbox;
+use writer::Job;
 
 /// One evaluation, as recorded. Every column of the original `audit_log`
 /// plus the canonical name, the requirement and the source of the check.
@@ -91,6 +97,13 @@ pub enum StoreError {
     Write(String),
     #[error("the store's writer thread has stopped")]
     WriterGone,
+    #[error(
+        "the audit database {0} is in use by another lex-align process (one daemon writes a database; \
+         stop it, or point DATABASE_PATH at another file)"
+    )]
+    InUse(PathBuf),
+    #[error("this store was opened read-only")]
+    ReadOnly,
     #[error("no approval request with id {0}")]
     NotFound(String),
     #[error(
@@ -115,8 +128,6 @@ pub enum Synchronous {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub synchronous: Synchronous,
-    /// Most audit rows in one group commit.
-    pub max_batch: usize,
     pub busy_timeout: Duration,
     /// Idle read connections kept open.
     pub read_pool: usize,
@@ -126,7 +137,6 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             synchronous: Synchronous::Full,
-            max_batch: 1024,
             busy_timeout: Duration::from_secs(5),
             read_pool: 4,
         }
@@ -144,6 +154,9 @@ struct Inner {
     path: PathBuf,
     opts: StoreOptions,
     tx: Mutex<Option<mpsc::Sender<Job>>>,
+    /// `None` when opened read-only.
+    inbox: Option<Arc<Inbox>>,
+    recovery: Recovery,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Dropping the sender stops the checkpointer.
     checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
@@ -214,6 +227,9 @@ impl Store {
                 source,
             })?;
         }
+        // One writing process per database: the chain head lives in the
+        // inbox of the process that holds this lock.
+        let lock = inbox::take_lock(&path)?;
         let mut conn = Connection::open(&path)?;
         pragmas(&conn, &opts)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -229,26 +245,33 @@ impl Store {
         conn.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
+        let (inbox, recovery) = Inbox::open(&path, lock, opts.synchronous, &mut conn)?;
+        let inbox = Arc::new(inbox);
 
-        let gate = writer::Gate::default();
+        writer::prepare(&conn);
+        let conn: writer::WriteConn = Arc::new(Mutex::new(conn));
         let (tx, rx) = mpsc::channel();
-        let max_batch = opts.max_batch.max(1);
-        let writer_gate = gate.clone();
+        let (writer_conn, writer_inbox) = (conn.clone(), inbox.clone());
         let handle = std::thread::Builder::new()
             .name("lex-align-store-writer".into())
-            .spawn(move || writer::run(conn, rx, max_batch, writer_gate))
+            .spawn(move || writer::run(writer_conn, rx, writer_inbox))
             .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
         let (stop_tx, stop_rx) = mpsc::channel();
         let ckpt_path = path.clone();
         let checkpointer = std::thread::Builder::new()
             .name("lex-align-store-checkpoint".into())
-            .spawn(move || writer::run_checkpointer(ckpt_path, synchronous, gate, stop_rx))
+            .spawn({
+                let conn = conn.clone();
+                move || writer::run_checkpointer(ckpt_path, synchronous, conn, stop_rx)
+            })
             .map_err(|e| StoreError::Write(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
                 opts,
                 tx: Mutex::new(Some(tx)),
+                inbox: Some(inbox),
+                recovery,
                 writer: Mutex::new(Some(handle)),
                 checkpoint_stop: Mutex::new(Some(stop_tx)),
                 checkpointer: Mutex::new(Some(checkpointer)),
@@ -257,17 +280,67 @@ impl Store {
         })
     }
 
+    /// Opens an existing database for reading only, beside the process
+    /// that writes it (e.g. `lex-align audit verify` next to a running
+    /// daemon). Rows that process acknowledged in the last few
+    /// milliseconds may still be in its inbox, not yet in the tables.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let opts = StoreOptions::default();
+        // Fails early (and clearly) on a file that is not a lex-align log.
+        let probe = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        schema::check_readable(&probe)?;
+        drop(probe);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                opts,
+                tx: Mutex::new(None),
+                inbox: None,
+                recovery: Recovery::default(),
+                writer: Mutex::new(None),
+                checkpoint_stop: Mutex::new(None),
+                checkpointer: Mutex::new(None),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// What opening filed from the inbox (rows a crash left there).
+    pub fn recovery(&self) -> &Recovery {
+        &self.inner.recovery
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
         let guard = self.inner.tx.lock().map_err(|_| StoreError::WriterGone)?;
-        guard
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .send(job)
-            .map_err(|_| StoreError::WriterGone)
+        let Some(tx) = guard.as_ref() else {
+            return Err(if self.inner.inbox.is_none() {
+                StoreError::ReadOnly
+            } else {
+                StoreError::WriterGone
+            });
+        };
+        tx.send(job).map_err(|_| StoreError::WriterGone)
+    }
+
+    fn inbox(&self) -> Result<&Arc<Inbox>, StoreError> {
+        self.inner.inbox.as_ref().ok_or(StoreError::ReadOnly)
+    }
+
+    /// Writes rows to the inbox and wakes the writer if it was idle.
+    fn append_now(
+        &self,
+        rows: Vec<(AuditRow, Option<String>)>,
+    ) -> Result<inbox::Appended, StoreError> {
+        let appended = self.inbox()?.append(rows)?;
+        if appended.wake {
+            self.send(Job::Wake)?;
+        }
+        Ok(appended)
     }
 
     fn reader(&self) -> Result<ReadConn<'_>, StoreError> {
@@ -298,6 +371,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.flush()?;
         let mut conn = self.reader()?;
         let tx = conn.transaction()?;
         let out = f(&tx);
@@ -341,12 +415,16 @@ impl Store {
         &self,
         rows: Vec<AuditRow>,
     ) -> Result<Vec<AuditReceipt>, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(Job::Append {
-            rows: rows.into_iter().map(|r| (r, None)).collect(),
-            reply: Reply::Async(tx),
-        })?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        // A write of a few hundred bytes into the page cache: done on the
+        // caller's thread, no hand-off to the writer.
+        let appended = self.append_now(rows.into_iter().map(|r| (r, None)).collect())?;
+        if let Some(ticket) = appended.sync {
+            let inbox = self.inbox()?.clone();
+            tokio::task::spawn_blocking(move || inbox.sync(ticket))
+                .await
+                .map_err(|_| StoreError::WriterGone)??;
+        }
+        Ok(appended.receipts)
     }
 
     /// [`Store::append_audit`] for sync callers (not from inside an async task).
@@ -370,23 +448,25 @@ impl Store {
         row: AuditRow,
         ts: Option<String>,
     ) -> Result<AuditReceipt, StoreError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Job::Append {
-            rows: vec![(row, ts)],
-            reply: Reply::Blocking(tx),
-        })?;
-        rx.recv()
-            .map_err(|_| StoreError::WriterGone)??
-            .pop()
+        let appended = self.append_now(vec![(row, ts)])?;
+        if let Some(ticket) = appended.sync {
+            self.inbox()?.sync(ticket)?;
+        }
+        appended
+            .receipts
+            .into_iter()
+            .next()
             .ok_or(StoreError::WriterGone)
     }
 
     /// Proves the hash chain; names the first broken row.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.flush()?;
         chain::verify(&mut *self.reader()?)
     }
 
     pub fn row_count(&self) -> Result<u64, StoreError> {
+        self.flush()?;
         let n: i64 = self
             .reader()?
             .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
@@ -401,9 +481,15 @@ impl Store {
             .unwrap_or(false)
     }
 
-    /// Waits until every write queued before this call is committed.
+    /// Waits until every row appended and every write queued before this
+    /// call is committed to SQLite. A read-only store has nothing to flush.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.exec_blocking(|_| Ok(()))
+        if self.inner.inbox.is_none() {
+            return Ok(());
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Flush(tx))?;
+        rx.recv().map_err(|_| StoreError::WriterGone)?
     }
 
     // ---- approval requests ----------------------------------------------

@@ -109,6 +109,24 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE INDEX IF NOT EXISTS cache_expires ON cache(expires_at);
 ";
 
+/// A read-only open needs the current schema: it cannot migrate.
+pub(crate) fn check_readable(conn: &Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        return Err(StoreError::Invalid(format!(
+            "the database has schema version {found}; open it once with a writing lex-align \
+             (no daemon running on it) to migrate it to version {SCHEMA_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
 /// Brings the file to [`SCHEMA_VERSION`]. Runs in one IMMEDIATE transaction,
 /// so a crash mid-migration leaves the old file untouched.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -21,10 +21,15 @@ fn seeded(n: usize) -> (tempfile::TempDir, Store, Vec<String>) {
             store.append_audit_blocking(r).unwrap().id
         })
         .collect();
+    // Rows are filed from the inbox a few milliseconds after the append;
+    // the attacker below edits the tables.
+    store.flush().unwrap();
     (dir, store, ids)
 }
 
+/// A second connection on the file, once every appended row is filed.
 fn raw(store: &Store) -> Connection {
+    store.flush().unwrap();
     let c = Connection::open(store.path()).unwrap();
     c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     c

@@ -245,8 +245,16 @@ impl Daemon {
             .await?)
     }
 
-    /// Rows in the audit log, read from the file itself.
+    /// Rows in the audit log, read from the file itself. After a crash,
+    /// opening the store first files what the daemon left in its inbox
+    /// (as the next daemon start would); beside a live daemon, the tables
+    /// are read as they are.
     pub fn row_count(&self) -> anyhow::Result<u64> {
+        match lex_align_store::Store::open(&self.db) {
+            Ok(store) => return Ok(store.row_count()?),
+            Err(lex_align_store::StoreError::InUse(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let conn = rusqlite::Connection::open(&self.db)?;
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
         Ok(n as u64)

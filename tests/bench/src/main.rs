@@ -217,13 +217,14 @@ async fn warm(
     )
     .unwrap_or(-1.0) as u64;
     let audit_errors = daemon::metric(&metrics, "lexalign_audit_errors_total").unwrap_or(-1.0);
-    let rows_db = d.row_count()?;
+    // Verifying makes the daemon file every acknowledged row first.
     let verify: serde_json::Value = client
         .get(format!("{}/api/v1/audit/verify", d.base))
         .send()
         .await?
         .json()
         .await?;
+    let rows_db = d.row_count()?;
     let chain_ok = verify["ok"].as_bool() == Some(true);
     // Every answered evaluation has its row. A few more rows than answers
     // is expected: when wrk stops it drops connections whose rows were
