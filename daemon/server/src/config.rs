@@ -32,9 +32,9 @@ pub struct Config {
     pub osv_url: Option<String>,
     pub offline_advisories: Option<PathBuf>,
     pub fail_policy: FailPolicy,
-    /// How hard each audit group commit syncs. `Normal` (default): an
-    /// acknowledged row survives a crash or `kill -9` of the daemon; `Full`
-    /// also survives power loss, at one disk sync per group commit.
+    /// How hard audit writes sync. `Normal` (default): an acknowledged row
+    /// survives a crash or `kill -9` of the daemon; `Full` also survives
+    /// power loss, at one disk sync per group of concurrent requests.
     pub audit_sync: lex_align_store::Synchronous,
     pub evaluate_budget: Duration,
     pub proposer: ProposerChoice,

@@ -331,7 +331,7 @@ impl Evaluator {
             .collect();
         advisories.clear();
 
-        // One contiguous append for the whole batch (one group commit).
+        // One contiguous append for the whole batch (one inbox write).
         let rows: Vec<AuditRow> = reqs
             .iter()
             .zip(&verdicts)

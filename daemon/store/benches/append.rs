@@ -1,6 +1,8 @@
-//! Append throughput: sequential (one caller waits for each commit) and
-//! concurrent (64 callers, group commit), for `synchronous=FULL` and
-//! `NORMAL`. Run: `cargo bench -p lex-align-store --bench append`.
+//! Append throughput: sequential (one caller waits for each append) and
+//! concurrent (8 and 64 callers), for `synchronous=FULL` (an fsync of the
+//! inbox per group) and `NORMAL`. An append returns once its line is in the
+//! audit inbox; the timed `verify` at the end first files every row into
+//! SQLite. Run: `cargo bench -p lex-align-store --bench append`.
 //! `LEXALIGN_BENCH_ROWS` sets the rows per run (default 20000).
 
 use std::time::Instant;
@@ -61,7 +63,7 @@ fn main() {
         };
         let store = Store::open_with(dir.path().join("bench.sqlite"), opts).expect("open");
 
-        // Sequential: every append waits for its own commit (and fsync).
+        // Sequential: every append waits for its own write (and fsync).
         let seq_rows = (rows / 10).max(200);
         let t = Instant::now();
         for i in 0..seq_rows {

@@ -628,7 +628,7 @@ impl Store {
     }
 
     /// Queues a cache write and returns at once (it rides along with the
-    /// next group commit; [`Store::flush`] waits for it). Best effort: a
+    /// writer's next commit; [`Store::flush`] waits for it). Best effort: a
     /// cache write that cannot be queued is only logged.
     pub fn cache_put(&self, key: &str, value: &[u8], ttl: Duration) {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);

@@ -61,7 +61,7 @@ CREATE INDEX IF NOT EXISTS audit_log_project_ts ON audit_log(project, ts);
 CREATE INDEX IF NOT EXISTS audit_log_category_ts ON audit_log(denial_category, ts);
 CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts);
 -- Deliberately absent: indexes on `id` (random UUID4), `package` and
--- `canonical`. Every group commit writes each index leaf page it touches to
+-- `canonical`. Every commit writes each index leaf page it touches to
 -- the WAL; random keys touch one page per row, which measured at ~60% more
 -- WAL bytes per row for the id index alone and halved append throughput at
 -- 64-way concurrency (benches/append.rs). No report looks rows up by them.
