@@ -123,23 +123,7 @@ async fn lex_align_lsp_bridges_stdio_to_the_daemon() {
     assert_eq!(summary(&p), expected(), "{p}");
 
     // The daemon recorded the session's verdicts under the --project name.
-    // Rows reach the table from the daemon's audit inbox within
-    // milliseconds of the answer: poll, bounded.
-    let db = rusqlite::Connection::open(&daemon.database).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let n = loop {
-        let c: i64 = db
-            .query_row(
-                "SELECT count(*) FROM audit_log WHERE source = 'lsp' AND project = 'stdio-proj' AND canonical = 'requests'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        if c >= 1 || std::time::Instant::now() > deadline {
-            break c;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let n = daemon.lsp_rows("stdio-proj", "requests");
     assert!(n >= 1, "an lsp audit row for requests");
 
     client.shutdown().await;

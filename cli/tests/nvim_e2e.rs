@@ -106,23 +106,7 @@ fn neovim_shows_the_banned_dependency_and_applies_the_fix() {
     assert_eq!(report["ok"], true, "{report}");
 
     // The session ran in the shared daemon, under the project's name.
-    // Rows reach the table from the daemon's audit inbox within
-    // milliseconds of the answer: poll, bounded.
-    let db = rusqlite::Connection::open(&daemon.database).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let rows = loop {
-        let c: i64 = db
-            .query_row(
-                "SELECT count(*) FROM audit_log WHERE source = 'lsp' AND project = 'nvim-e2e' AND canonical = 'requests'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        if c >= 1 || std::time::Instant::now() > deadline {
-            break c;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let rows = daemon.lsp_rows("nvim-e2e", "requests");
     assert!(rows >= 1, "an lsp audit row for requests under nvim-e2e");
     // The script leaves the manifest on disk as it was.
     assert_eq!(

@@ -21,6 +21,22 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Audit rows the LSP session wrote for `project` and `canonical`,
+    /// read from the SQLite file once the daemon has filed its inbox.
+    pub fn lsp_rows(&self, project: &str, canonical: &str) -> i64 {
+        if let Some(h) = &self.handle {
+            h.state.store.flush().unwrap();
+        }
+        rusqlite::Connection::open(&self.database)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM audit_log WHERE source = 'lsp' AND project = ?1 AND canonical = ?2",
+                [project, canonical],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     pub fn start(registry_yaml: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let registry_path = dir.path().join("registry.yml");

@@ -83,48 +83,27 @@ pub(crate) fn hash_canonical(prev_hash: &str, canonical_json: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Inserts a row whose `prev_hash` and `hash` are already computed (rows
-/// filed from the inbox); `insert` as for [`insert_chained`].
-pub(crate) fn insert_stored(
-    insert: &mut rusqlite::Statement<'_>,
-    row: &StoredRow,
-) -> rusqlite::Result<()> {
-    insert.execute(rusqlite::params![
-        row.seq,
-        row.id,
-        row.ts,
-        row.project,
-        row.requester,
-        row.package,
-        row.canonical,
-        row.version,
-        row.requirement,
-        row.resolved_version,
-        row.verdict,
-        row.denial_category,
-        row.reason,
-        row.license,
-        row.cve_ids,
-        row.max_cvss,
-        row.registry_status,
-        row.agent_model,
-        row.agent_version,
-        row.source,
-        row.prev_hash,
-        row.hash,
-    ])?;
-    Ok(())
-}
-
 /// Hashes `row` onto `prev_hash` and inserts it with `insert` (a statement
 /// taking the row's columns in [`CanonicalRow`] order, then `prev_hash` and
-/// `hash`); returns the new hash. The one place a chained row is written.
+/// `hash`); returns the new hash.
 pub(crate) fn insert_chained(
     insert: &mut rusqlite::Statement<'_>,
     prev_hash: &str,
     row: &CanonicalRow<'_>,
 ) -> rusqlite::Result<String> {
     let hash = row_hash(prev_hash, row);
+    insert_row(insert, row, prev_hash, &hash)?;
+    Ok(hash)
+}
+
+/// The one place a chained row is written: its columns, `prev_hash` and
+/// `hash` (already computed, e.g. for rows filed from the inbox).
+pub(crate) fn insert_row(
+    insert: &mut rusqlite::Statement<'_>,
+    row: &CanonicalRow<'_>,
+    prev_hash: &str,
+    hash: &str,
+) -> rusqlite::Result<()> {
     insert.execute(rusqlite::params![
         row.seq,
         row.id,
@@ -149,7 +128,7 @@ pub(crate) fn insert_chained(
         prev_hash,
         hash,
     ])?;
-    Ok(hash)
+    Ok(())
 }
 
 /// Result of [`crate::Store::verify`].

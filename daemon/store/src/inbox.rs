@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::chain::{hash_canonical, insert_stored, StoredRow, GENESIS_HASH, STORED_COLUMNS};
+use crate::chain::{hash_canonical, insert_row, StoredRow, GENESIS_HASH, STORED_COLUMNS};
 use crate::util::{canonical_name, clean_f64, now_ts};
 use crate::{AuditReceipt, AuditRow, StoreError, Synchronous};
 
@@ -419,7 +419,7 @@ pub(crate) fn insert_rows(tx: &Connection, rows: &[StoredRow]) -> Result<(), Sto
             .join(", ")
     ))?;
     for r in rows {
-        insert_stored(&mut insert, r)?;
+        insert_row(&mut insert, &r.canonical(), &r.prev_hash, &r.hash)?;
     }
     let last = rows.last().map(|r| r.seq).unwrap_or(seq);
     tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('chain_head_seq', ?1)")?
