@@ -45,10 +45,13 @@ pub(crate) enum Job {
 const RETRY: Duration = Duration::from_secs(1);
 
 /// How long the writer gathers rows after a wake before it commits. Rows
-/// are already durable in the inbox, so this only delays when reports see
-/// them (reports flush first anyway) and turns a burst into one commit:
-/// at 20,000 rows/s, 200 rows share a transaction.
-const LINGER: Duration = Duration::from_millis(10);
+/// are already durable in the inbox, so this only sets how many share a
+/// commit and how long each burst of filing takes a core. Measured at c=8
+/// on two cores (tests/bench/RESULTS.md): 10 ms (~300-row bursts of ~2.5 ms)
+/// gave p99 3.2–3.5 ms, 1 ms (~30 rows, ~0.5 ms) 1.9–2.2 ms. The commit's
+/// fixed cost is paid more often, but short bursts leave the request
+/// threads a core far more often.
+const LINGER: Duration = Duration::from_millis(1);
 
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -195,8 +198,16 @@ fn file(
     }
 }
 
-/// How often the checkpointer looks at the WAL.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How often the checkpointer looks at the WAL while it grows. Each pass
+/// copies what was committed since the last one, so the interval sets the
+/// length of the checkpointer's bursts of work: at c=8 on two cores, every
+/// 100 ms (bursts of a few ms) gave p99 2.1–2.5 ms, every 20 ms 1.3–1.6 ms
+/// (tests/bench/RESULTS.md).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
+
+/// While the WAL does not change, the interval doubles up to this, so an
+/// idle daemon wakes about once a second.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 /// WAL frames (pages) after which the checkpointer makes the WAL start over.
 /// A PASSIVE checkpoint copies pages while the writer goes on appending, so
@@ -241,12 +252,22 @@ pub(crate) fn run_checkpointer(
             Ok((r.get(1)?, r.get(2)?))
         })
     };
+    let mut wait = CHECKPOINT_EVERY;
+    let mut last = (-1, -1);
     loop {
-        match stop.recv_timeout(CHECKPOINT_EVERY) {
+        match stop.recv_timeout(wait) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        match passive() {
+        let pass = passive();
+        wait = match &pass {
+            Ok(now) if *now == last => (wait * 2).min(CHECKPOINT_IDLE),
+            _ => CHECKPOINT_EVERY,
+        };
+        if let Ok(now) = &pass {
+            last = *now;
+        }
+        match pass {
             Ok((mut log, _)) if log >= RESTART_FRAMES => {
                 // Catch up without holding the writer: each pass copies what
                 // was appended during the previous one, so the held pass
