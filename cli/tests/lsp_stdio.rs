@@ -87,6 +87,8 @@ async fn open_and_wait(client: &mut LspClient, project: &Path) -> serde_json::Va
     client
         .diagnostics_until(&uri, |p| has_code(p, "not-found"))
         .await
+        .pop()
+        .expect("a publish")
 }
 
 fn expected() -> Vec<(String, u64, u64, u64, u64, u64)> {

@@ -115,7 +115,9 @@ async fn diagnostics_fix_and_registry_reload_over_the_daemon_transport() {
     // `not-found` needs the index: its arrival means the evaluation ran.
     let p = client
         .diagnostics_until(&uri, |p| has_code(p, "not-found"))
-        .await;
+        .await
+        .pop()
+        .expect("a publish");
     assert_eq!(p["version"], 1);
     assert_eq!(
         summary(&p),
@@ -234,7 +236,9 @@ async fn diagnostics_fix_and_registry_reload_over_the_daemon_transport() {
         .diagnostics_until(&uri, |p| {
             p["version"] == 2 && !has_code(p, "deprecated") && has_code(p, "not-found")
         })
-        .await;
+        .await
+        .pop()
+        .expect("a publish");
     assert_eq!(
         summary(&p),
         vec![
@@ -253,7 +257,9 @@ async fn diagnostics_fix_and_registry_reload_over_the_daemon_transport() {
     std::fs::write(&server.registry_path, &banned_click).unwrap();
     let p = client
         .diagnostics_until(&uri, |p| has_code(p, "banned") && summary(p).len() == 3)
-        .await;
+        .await
+        .pop()
+        .expect("a publish");
     assert_eq!(p["version"], 2, "the same document version, re-judged");
     assert_eq!(
         summary(&p),
@@ -394,7 +400,9 @@ async fn operators_propose_rules_through_the_proposals_route() {
         .await;
     client
         .diagnostics_until(&uri, |p| has_code(p, "not-found"))
-        .await;
+        .await
+        .pop()
+        .expect("a publish");
 
     // click is preferred and clean: it still gets the operator's proposals.
     let actions = client
@@ -453,7 +461,9 @@ async fn operators_propose_rules_through_the_proposals_route() {
         .diagnostics_until(&uri, |p| {
             summary(p).contains(&diag(PYPROJECT, "click>=8.1", "banned", ERROR))
         })
-        .await;
+        .await
+        .pop()
+        .expect("a publish");
     assert_eq!(p["version"], 1);
 
     // The route's validation is the command's: a version-constrained rule

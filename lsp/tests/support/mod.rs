@@ -1,2 +1,3 @@
 pub mod backend;
 pub mod client;
+pub mod lsp_client;
