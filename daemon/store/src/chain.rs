@@ -188,6 +188,14 @@ pub(crate) const STORED_COLUMNS: &str = "seq, id, ts, project, requester, packag
     version, requirement, resolved_version, verdict, denial_category, reason, license, cve_ids, \
     max_cvss, registry_status, agent_model, agent_version, source, prev_hash, hash";
 
+/// The statement [`insert_row`] and [`insert_chained`] expect: every stored
+/// column, in [`STORED_COLUMNS`] order.
+pub(crate) const INSERT_ROW: &str = "INSERT INTO audit_log (seq, id, ts, project, requester, \
+    package, canonical, version, requirement, resolved_version, verdict, denial_category, reason, \
+    license, cve_ids, max_cvss, registry_status, agent_model, agent_version, source, prev_hash, \
+    hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+    ?18, ?19, ?20, ?21, ?22)";
+
 impl StoredRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredRow> {
         Ok(StoredRow {

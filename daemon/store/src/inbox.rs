@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::chain::{hash_canonical, insert_row, StoredRow, GENESIS_HASH, STORED_COLUMNS};
+use crate::chain::{hash_canonical, insert_row, StoredRow, GENESIS_HASH, INSERT_ROW};
 use crate::util::{canonical_name, clean_f64, now_ts};
 use crate::{AuditReceipt, AuditRow, StoreError, Synchronous};
 
@@ -411,13 +411,7 @@ pub(crate) fn insert_rows(tx: &Connection, rows: &[StoredRow]) -> Result<(), Sto
             first.seq
         )));
     }
-    let mut insert = tx.prepare_cached(&format!(
-        "INSERT INTO audit_log ({STORED_COLUMNS}) VALUES ({})",
-        (1..=22)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))?;
+    let mut insert = tx.prepare_cached(INSERT_ROW)?;
     for r in rows {
         insert_row(&mut insert, &r.canonical(), &r.prev_hash, &r.hash)?;
     }

@@ -278,14 +278,7 @@ fn copy_legacy_audit(conn: &Connection) -> Result<u64, StoreError> {
         "SELECT {} FROM audit_log_v0 ORDER BY ts, rowid",
         select_list(&present, &WANTED)
     ))?;
-    let mut insert = conn.prepare(&format!(
-        "INSERT INTO audit_log ({}) VALUES ({})",
-        crate::chain::STORED_COLUMNS,
-        (1..=22)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))?;
+    let mut insert = conn.prepare(crate::chain::INSERT_ROW)?;
     let mut rows = read.query([])?;
     let mut prev = GENESIS_HASH.to_string();
     let mut seq = 0i64;
