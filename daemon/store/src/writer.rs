@@ -48,7 +48,8 @@ const RETRY: Duration = Duration::from_secs(1);
 /// are already durable in the inbox, so this only sets how many share a
 /// commit and how long each burst of filing takes a core. Measured at c=8
 /// on two cores (tests/bench/RESULTS.md): 10 ms (~300-row bursts of ~2.5 ms)
-/// gave p99 3.2–3.5 ms, 1 ms (~30 rows, ~0.5 ms) 1.9–2.2 ms. The commit's
+/// gave p99 3.2–3.5 ms, 1 ms (~30 rows, ~0.5 ms) 1.9–2.2 ms in 4 of 6 runs
+/// (two noisy runs: 3.9 and 4.0 ms). The commit's
 /// fixed cost is paid more often, but short bursts leave the request
 /// threads a core far more often.
 const LINGER: Duration = Duration::from_millis(1);
