@@ -66,7 +66,7 @@ impl Daemon {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
                 tokio::spawn(async move {
-                    let _ = axum::serve(listener, router).await;
+                    let _ = lex_align_daemon::serve_on(listener, router).await;
                 });
                 (format!("http://{addr}"), handle)
             });

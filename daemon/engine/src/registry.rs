@@ -7,6 +7,7 @@
 //! bounds with `min < max`, and license-list entries from a known vocabulary.
 
 mod edit;
+mod expiry;
 pub(crate) mod tree;
 
 use std::collections::BTreeMap;
@@ -14,10 +15,12 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
 
 use tree::{Node, Val};
 
 pub use edit::{remove_rule_in_yaml, upsert_rule_in_yaml};
+pub use expiry::RuleLookup;
 
 /// The starter registry laid down by `quickstart` and used as the built-in
 /// default policy when no registry file is configured.
@@ -129,6 +132,11 @@ pub struct Rule {
     pub max_version: Option<String>,
     /// 1-based line of the package key in the YAML source, when known.
     pub line: Option<usize>,
+    /// The instant the rule lapses (`expires`; a date means the end of that
+    /// day UTC). From then on the package is judged as if unlisted.
+    pub expires: Option<OffsetDateTime>,
+    /// Who answers for the rule (free text).
+    pub owner: Option<String>,
 }
 
 impl Rule {
@@ -155,9 +163,12 @@ impl Rule {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         // Inserted in sorted key order so output is sorted whatever serde_json's map is.
+        let expires = self.expires_text();
         for (k, v) in [
+            ("expires", &expires),
             ("max_version", &self.max_version),
             ("min_version", &self.min_version),
+            ("owner", &self.owner),
             ("reason", &self.reason),
             ("replacement", &self.replacement),
         ] {
@@ -257,7 +268,8 @@ impl Registry {
         Registry::from_yaml(STARTER_YAML).expect("the bundled starter registry is valid")
     }
 
-    /// The rule for a package name in any spelling.
+    /// The rule for a package name in any spelling, lapsed or not (see
+    /// [`Registry::rule_at`] for the rule in force at an instant).
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         let canonical = crate::name::canonicalize(name);
         self.packages.get(&canonical)
@@ -340,9 +352,11 @@ const POLICY_KEYS: [&str; 5] = [
     "require_human_review_licenses",
     "unknown_license_policy",
 ];
-const RULE_KEYS: [&str; 5] = [
+const RULE_KEYS: [&str; 7] = [
+    "expires",
     "max_version",
     "min_version",
+    "owner",
     "reason",
     "replacement",
     "status",
@@ -631,7 +645,14 @@ fn validate_package_rule(key: &Node, value: &Node) -> Result<Rule, RegistryError
     }
 
     let mut strings: BTreeMap<&str, Option<String>> = BTreeMap::new();
-    for field in ["min_version", "max_version", "reason", "replacement"] {
+    for field in [
+        "min_version",
+        "max_version",
+        "reason",
+        "replacement",
+        "owner",
+        "expires",
+    ] {
         let v = match value.get(field) {
             None => None,
             Some(n) => match &n.val {
@@ -680,6 +701,20 @@ fn validate_package_rule(key: &Node, value: &Node) -> Result<Rule, RegistryError
         }
     }
 
+    let expires = match strings["expires"].as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(expiry::parse_expires(text).map_err(|why| {
+            err(
+                format!(
+                    "package `{name}`.expires {why}: {}",
+                    tree::py_str_repr(text)
+                ),
+                value.get("expires").and_then(|n| n.line),
+                Some("expires"),
+            )
+        })?),
+    };
+
     let take = |f: &str| strings[f].clone().filter(|s| !s.is_empty());
     Ok(Rule {
         name,
@@ -689,6 +724,8 @@ fn validate_package_rule(key: &Node, value: &Node) -> Result<Rule, RegistryError
         min_version: take("min_version").map(|s| s.trim().to_string()),
         max_version: take("max_version").map(|s| s.trim().to_string()),
         line,
+        expires,
+        owner: take("owner"),
     })
 }
 

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use pep440_rs::{Operator, Version, VersionSpecifiers};
 use pep508_rs::{Requirement, VersionOrUrl};
+use time::OffsetDateTime;
 
 use crate::name;
 
@@ -23,6 +24,9 @@ pub struct EvalRequest {
     pub version: Option<String>,
     /// Full PEP 508 requirement when one was given.
     pub requirement: Option<String>,
+    /// The instant the request is judged at (registry exceptions lapse by
+    /// it). [`EvalRequest::parse`] sets the current time; tests may move it.
+    pub at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +110,7 @@ impl EvalRequest {
             canonical,
             version,
             requirement: parsed.map(|r| r.to_string()),
+            at: OffsetDateTime::now_utc(),
         })
     }
 

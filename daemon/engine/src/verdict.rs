@@ -95,6 +95,24 @@ pub struct Verdict {
     pub advisories: Vec<AdvisoryHit>,
     /// Set when an upstream could not be asked; says which and why.
     pub upstream_error: Option<String>,
+    /// Set when an override turned a denial into ALLOWED; says which and
+    /// what the verdict was without it.
+    #[serde(rename = "override", default)]
+    pub override_: Option<OverrideApplied>,
+}
+
+/// The override that allowed an otherwise DENIED package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideApplied {
+    pub id: String,
+    pub approver: String,
+    pub justification: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// The reason of the denial it lifted.
+    pub original_reason: String,
+    /// The denial's `denial_category` (`cve`, `registry`, …).
+    pub original_category: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -120,6 +120,8 @@ fn proposer_edit_of_the_starter_file_keeps_its_comments() {
         min_version: None,
         max_version: None,
         line: None,
+        expires: None,
+        owner: None,
     };
     let out = upsert_rule_in_yaml(STARTER_YAML, &rule).unwrap();
     assert!(

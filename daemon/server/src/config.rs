@@ -50,6 +50,9 @@ pub struct Config {
     pub outbound_timeout: Duration,
     /// Accepted for compatibility (the scanner is another issue's work).
     pub cve_scan_interval_hours: f64,
+    pub auth: crate::auth::AuthSettings,
+    /// Larger request bodies get 413 (`LEXALIGN_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
 }
 
 /// A configuration problem, naming the variable and the fix.
@@ -93,6 +96,8 @@ impl Config {
             cve_cache_ttl: Duration::from_secs(21_600),
             outbound_timeout: Duration::from_secs_f64(5.0),
             cve_scan_interval_hours: 24.0,
+            auth: crate::auth::AuthSettings::default(),
+            max_body_bytes: 1024 * 1024,
         }
     }
 
@@ -267,28 +272,32 @@ impl Config {
             c.cve_scan_interval_hours = parse_secs("LEXALIGN_CVE_SCAN_INTERVAL_HOURS", &s)?;
         }
 
-        let auth_enabled = match var("AUTH_ENABLED") {
-            None => false,
-            Some(v) => parse_bool(&v).ok_or_else(|| {
+        c.auth = crate::auth::AuthSettings::from_lookup(&var, parse_bool)?;
+        if let Some(n) = var("LEXALIGN_MAX_BODY_BYTES") {
+            c.max_body_bytes = n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 err(
-                    "AUTH_ENABLED",
-                    format!("{v:?} is not a boolean; use true or false"),
+                    "LEXALIGN_MAX_BODY_BYTES",
+                    format!("{n:?} is not a positive number of bytes, e.g. 1048576"),
                 )
-            })?,
-        };
-        if auth_enabled {
-            let backend = var("AUTH_BACKEND").unwrap_or_else(|| "header".into());
-            if backend != "anonymous" {
-                return Err(err(
-                    "AUTH_BACKEND",
-                    format!(
-                        "AUTH_ENABLED=true with AUTH_BACKEND={backend} is not supported yet; \
-                         this daemon serves single-user (anonymous) mode only: set AUTH_ENABLED=false"
-                    ),
-                ));
-            }
+            })?;
         }
         Ok(c)
+    }
+
+    /// Refuses to serve a non-loopback address to anonymous callers unless
+    /// told to (`LEXALIGN_ALLOW_ANONYMOUS_NETWORK=1`).
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if self.auth.enabled || self.auth.allow_anonymous_network || is_loopback(&self.bind_host) {
+            return Ok(());
+        }
+        Err(err(
+            "BIND_HOST",
+            format!(
+                "{} is reachable from the network but AUTH_ENABLED is off, so anyone could change policy; \
+                 enable authentication (AUTH_ENABLED=true) or set LEXALIGN_ALLOW_ANONYMOUS_NETWORK=1",
+                self.bind_host
+            ),
+        ))
     }
 
     pub fn bind_addr(&self) -> String {
@@ -298,6 +307,13 @@ impl Config {
             format!("{}:{}", self.bind_host, self.bind_port)
         }
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 fn check_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
@@ -442,14 +458,19 @@ mod tests {
                 "Unknown REGISTRY_PROPOSER",
             ),
             (
-                &[("AUTH_ENABLED", "true")],
+                &[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "ldap")],
                 "AUTH_BACKEND",
-                "not supported yet",
+                "Unknown AUTH_BACKEND",
             ),
             (
                 &[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "webhook")],
-                "AUTH_BACKEND",
-                "AUTH_ENABLED=false",
+                "AUTH_VERIFY_URL",
+                "needs AUTH_VERIFY_URL",
+            ),
+            (
+                &[("LEXALIGN_MAX_BODY_BYTES", "0")],
+                "LEXALIGN_MAX_BODY_BYTES",
+                "positive",
             ),
             (
                 &[("AUTH_ENABLED", "perhaps")],
@@ -477,7 +498,43 @@ mod tests {
             assert_eq!(e.variable, *variable, "{vars:?}");
             assert!(e.to_string().contains(fix), "{vars:?}: {e}");
         }
-        // Anonymous is the one auth backend we serve.
-        assert!(cfg(&[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "anonymous")]).is_ok());
+        for backend in ["anonymous", "header", "apikey"] {
+            assert!(cfg(&[("AUTH_ENABLED", "true"), ("AUTH_BACKEND", backend)]).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_network_address_needs_authentication_or_consent() {
+        let exposed = cfg(&[("BIND_HOST", "0.0.0.0")]).unwrap();
+        let e = exposed.check_exposure().unwrap_err();
+        assert_eq!(e.variable, "BIND_HOST");
+        assert!(
+            e.to_string().contains("LEXALIGN_ALLOW_ANONYMOUS_NETWORK=1"),
+            "{e}"
+        );
+        assert!(cfg(&[
+            ("BIND_HOST", "0.0.0.0"),
+            ("LEXALIGN_ALLOW_ANONYMOUS_NETWORK", "1")
+        ])
+        .unwrap()
+        .check_exposure()
+        .is_ok());
+        assert!(cfg(&[("BIND_HOST", "0.0.0.0"), ("AUTH_ENABLED", "true")])
+            .unwrap()
+            .check_exposure()
+            .is_ok());
+        for host in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
+            assert!(
+                cfg(&[("BIND_HOST", host)])
+                    .unwrap()
+                    .check_exposure()
+                    .is_ok(),
+                "{host}"
+            );
+        }
+        assert!(cfg(&[("BIND_HOST", "::")])
+            .unwrap()
+            .check_exposure()
+            .is_err());
     }
 }

@@ -1,10 +1,12 @@
 //! The lex-align daemon: ties the engine, the upstream clients and the store
 //! together and serves the v1 HTTP API.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod lsp;
 pub mod metrics;
+pub mod overrides;
 pub mod proposer;
 pub mod registry_state;
 pub mod service;
@@ -40,7 +42,21 @@ impl PersistentCache for StoreCache {
 pub struct AppHandle {
     pub state: Arc<AppState>,
     _triggers: WatchGuard,
+    _access_poll: AbortOnDrop,
 }
+
+/// Stops a background task when the app goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often the daemon looks for key and override changes made by
+/// `lex-align admin …` (a revocation takes effect within this).
+pub const ACCESS_POLL: Duration = Duration::from_millis(250);
 
 impl AppHandle {
     pub fn registry(&self) -> &Arc<RegistryState> {
@@ -118,6 +134,25 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         );
     }
 
+    let access_db = lex_align_store::AccessDb::open(&config.database_path).with_context(|| {
+        format!(
+            "DATABASE_PATH: cannot open the access tables of {}",
+            config.database_path.display()
+        )
+    })?;
+    let keys = Arc::new(auth::KeyRing::default());
+    let overrides = Arc::new(overrides::OverrideBook::default());
+    keys.refresh(&access_db)
+        .context("cannot read the API keys")?;
+    overrides
+        .refresh(&access_db, true)
+        .context("cannot read the overrides")?;
+    // Fail closed: a backend that cannot be built stops the start.
+    let access = auth::Access::build(&config.auth, keys)?;
+    if config.auth.enabled {
+        tracing::info!(backend = config.auth.backend.name(), "authentication on");
+    }
+
     let evaluator = Evaluator {
         registry: registry.clone(),
         upstream: Some(upstream),
@@ -126,6 +161,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         fail: config.fail_policy,
         budget: config.evaluate_budget,
         metrics: metrics.clone(),
+        overrides,
     };
     let triggers = registry_state::start_triggers(
         registry.clone(),
@@ -139,6 +175,20 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         store,
         proposer,
         metrics,
+        access,
+        access_db,
+    });
+    let poll = tokio::spawn({
+        let state = Arc::downgrade(&state);
+        async move {
+            let mut tick = tokio::time::interval(ACCESS_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(state) = state.upgrade() else { return };
+                state.refresh_access(false).await;
+            }
+        }
     });
     let router = http::router(state.clone());
     Ok((
@@ -146,6 +196,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         AppHandle {
             state,
             _triggers: triggers,
+            _access_poll: AbortOnDrop(poll),
         },
     ))
 }
@@ -153,6 +204,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
 /// Bind, serve until SIGINT/SIGTERM, then let in-flight requests finish and
 /// the audit writer flush.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    config.check_exposure()?;
     let addr = config.bind_addr();
     let (router, handle) = build_app(config).await?;
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -162,7 +214,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let local = listener.local_addr()?;
     println!("lex-align daemon listening on http://{local}");
-    axum::serve(listener, router)
+    serve_on(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     // Every acknowledged row is already durable; this waits for the writer
@@ -173,6 +225,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     drop(handle);
     Ok(())
+}
+
+/// Serves `router` on `listener` with each connection's peer address (the
+/// header authenticator needs it). Tests use this too.
+pub fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> axum::serve::Serve<
+    tokio::net::TcpListener,
+    axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, std::net::SocketAddr>,
+    axum::middleware::AddExtension<axum::Router, axum::extract::ConnectInfo<std::net::SocketAddr>>,
+> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
 }
 
 async fn shutdown_signal() {

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tower::ServiceExt;
 
-use crate::http::{ApiError, Shared, ANONYMOUS, MAX_HEADER};
+use crate::auth::Identity;
+use crate::http::{ApiError, Shared, MAX_HEADER};
 use crate::service::CallContext;
 
 /// The `Upgrade` protocol token of an LSP session.
@@ -65,6 +66,8 @@ fn docs_base_url(headers: &HeaderMap, bind_addr: &str) -> String {
 /// One LSP session's view of the daemon.
 pub struct DaemonBackend {
     app: Shared,
+    /// Who opened the session: every evaluation and request is theirs.
+    identity: Identity,
     /// The v1 API in-process: approval requests take exactly the HTTP path.
     api: axum::Router,
     events: broadcast::Sender<PolicyEvent>,
@@ -74,7 +77,7 @@ pub struct DaemonBackend {
 impl DaemonBackend {
     /// Must run inside a Tokio runtime: it starts the task that turns
     /// registry generations into [`PolicyEvent::RegistryReloaded`].
-    pub fn new(app: Shared) -> DaemonBackend {
+    pub fn new(app: Shared, identity: Identity) -> DaemonBackend {
         let (events, _) = broadcast::channel(16);
         let mut generations = app.registry.subscribe();
         // Only swaps after this point matter: the session starts on the
@@ -91,6 +94,7 @@ impl DaemonBackend {
         DaemonBackend {
             api: crate::http::router(app.clone()),
             app,
+            identity,
             events,
             forwarder,
         }
@@ -109,11 +113,13 @@ impl DaemonBackend {
         // From bytes: folder names need not be ASCII (the routes read UTF-8).
         let project = HeaderValue::from_bytes(project.as_bytes())
             .map_err(|_| format!("project name {project:?} cannot be sent as a header"))?;
-        let req = Request::post(path)
+        let mut req = Request::post(path)
             .header(header::CONTENT_TYPE, "application/json")
             .header("x-lexalign-project", project)
             .body(Body::from(body.to_string()))
             .map_err(|e| format!("invalid request to {path}: {e}"))?;
+        // Already authenticated at the upgrade; the route's role check still applies.
+        req.extensions_mut().insert(self.identity.clone());
         let resp = match self.api.clone().oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},
@@ -164,7 +170,8 @@ impl PolicyBackend for DaemonBackend {
             .collect::<Result<Vec<_>, _>>()?;
         let ctx = CallContext {
             project: project.chars().take(MAX_HEADER).collect(),
-            requester: ANONYMOUS.to_string(),
+            requester: self.identity.id.clone(),
+            auth_method: self.identity.method.clone(),
             agent_model: None,
             agent_version: None,
             source: AUDIT_SOURCE,
@@ -309,6 +316,10 @@ pub async fn upgrade(State(app): State<Shared>, mut req: Request) -> Response {
         .into_response();
     }
     let docs_base_url = docs_base_url(headers, &app.config.bind_addr());
+    let Some(identity) = req.extensions().get::<Identity>().cloned() else {
+        // Only reachable without the access layer: refuse rather than guess.
+        return crate::auth::unauthorized("No authenticated identity for this session.");
+    };
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         // Only when the server does not support upgrades (HTTP/2, tests
         // calling the router directly).
@@ -327,7 +338,7 @@ pub async fn upgrade(State(app): State<Shared>, mut req: Request) -> Response {
             }
         };
         let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-        let backend: Arc<dyn PolicyBackend> = Arc::new(DaemonBackend::new(app));
+        let backend: Arc<dyn PolicyBackend> = Arc::new(DaemonBackend::new(app, identity));
         let options = LspOptions {
             project,
             docs_base_url,

@@ -43,6 +43,7 @@ pub struct Metrics {
     upstream_degraded: AtomicU64,
     audit_rows: AtomicU64,
     audit_errors: AtomicU64,
+    auth_failures: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     latency: [Histogram; 4],
@@ -75,6 +76,11 @@ impl Metrics {
 
     pub fn audit_rows(&self, n: u64) {
         self.audit_rows.fetch_add(n, Relaxed);
+    }
+
+    /// A request refused with 401.
+    pub fn auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Relaxed);
     }
 
     pub fn audit_error(&self) {
@@ -165,6 +171,16 @@ impl Metrics {
             s,
             "lexalign_audit_errors_total {}",
             self.audit_errors.load(Relaxed)
+        )?;
+        writeln!(
+            s,
+            "# HELP lexalign_auth_failures_total Requests refused because the caller could not be authenticated."
+        )?;
+        writeln!(s, "# TYPE lexalign_auth_failures_total counter")?;
+        writeln!(
+            s,
+            "lexalign_auth_failures_total {}",
+            self.auth_failures.load(Relaxed)
         )?;
         writeln!(s, "# HELP lexalign_registry_reloads_total Registry reload attempts that changed or failed.")?;
         writeln!(s, "# TYPE lexalign_registry_reloads_total counter")?;

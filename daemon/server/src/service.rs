@@ -8,15 +8,17 @@ use std::time::Duration;
 use axum::body::Bytes;
 
 use lex_align_engine::evaluate::{
-    decide, plan, select_version, AdvisoryFacts, Facts, FailPolicy, IndexFacts, Needs, Plan,
+    apply_override, decide, plan, select_version, AdvisoryFacts, Facts, FailPolicy, IndexFacts,
+    Needs, Plan,
 };
 use lex_align_engine::registry::Registry;
 use lex_align_engine::request::EvalRequest;
-use lex_align_engine::verdict::Verdict;
+use lex_align_engine::verdict::{Decision, Verdict};
 use lex_align_store::{AuditRow, NewApprovalRequest, Store};
 use lex_align_upstream::{IndexError, Upstream};
 
 use crate::metrics::Metrics;
+use crate::overrides::OverrideBook;
 use crate::registry_state::RegistryState;
 
 /// Who asks (from the request headers and the authenticator).
@@ -24,6 +26,8 @@ use crate::registry_state::RegistryState;
 pub struct CallContext {
     pub project: String,
     pub requester: String,
+    /// How `requester` was authenticated (audit `auth_method` column).
+    pub auth_method: String,
     pub agent_model: Option<String>,
     pub agent_version: Option<String>,
     /// `api`, `batch`, … (audit `source` column).
@@ -56,6 +60,7 @@ pub struct Evaluator {
     pub fail: FailPolicy,
     pub budget: Duration,
     pub metrics: Arc<Metrics>,
+    pub overrides: Arc<OverrideBook>,
 }
 
 fn timed_out(budget: Duration) -> String {
@@ -101,9 +106,35 @@ impl Evaluator {
         req: &EvalRequest,
         ctx: &CallContext,
     ) -> Result<Arc<Judged>, ServiceError> {
-        let judged = self.judge_shared(req).await;
+        let judged = self.overridden(self.judge_shared(req).await, req, ctx);
         self.record(req, &judged.verdict, ctx).await?;
         Ok(judged)
+    }
+
+    /// The override gate: per project, after the memo (overrides are not
+    /// memoised, so one lapses or is revoked at once).
+    fn overridden(&self, judged: Arc<Judged>, req: &EvalRequest, ctx: &CallContext) -> Arc<Judged> {
+        if judged.verdict.verdict != Decision::Denied || !self.overrides.has(&req.canonical) {
+            return judged;
+        }
+        let Some(list) = self.overrides.for_package(&req.canonical) else {
+            return judged;
+        };
+        let v = apply_override(judged.verdict.clone(), req, &ctx.project, &list);
+        if v.override_.is_none() {
+            return judged;
+        }
+        Arc::new(Judged::new(v))
+    }
+
+    fn override_verdict(&self, v: Verdict, req: &EvalRequest, ctx: &CallContext) -> Verdict {
+        if v.verdict != Decision::Denied {
+            return v;
+        }
+        match self.overrides.for_package(&req.canonical) {
+            Some(list) => apply_override(v, req, &ctx.project, &list),
+            None => v,
+        }
     }
 
     /// Judge without recording (the approval-request pre-check).
@@ -328,6 +359,8 @@ impl Evaluator {
                     decide(r, reg, &facts, self.fail)
                 }
             })
+            .zip(reqs)
+            .map(|(v, r)| self.override_verdict(v, r, ctx))
             .collect();
         advisories.clear();
 
@@ -420,6 +453,7 @@ pub fn audit_row(req: &EvalRequest, v: &Verdict, ctx: &CallContext) -> AuditRow 
         agent_model: ctx.agent_model.clone(),
         agent_version: ctx.agent_version.clone(),
         source: ctx.source.to_string(),
+        auth_method: Some(ctx.auth_method.clone()),
     }
 }
 

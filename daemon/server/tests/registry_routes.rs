@@ -353,8 +353,14 @@ async fn local_file_proposal_keeps_comments_and_is_live_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_signature_events_and_merged_pr() {
     let s = start().await;
+    let deliveries = std::sync::atomic::AtomicUsize::new(0);
     let post = |event: Option<&'static str>, sig: Option<String>, body: Vec<u8>| {
-        let mut r = s.client.post(s.url("/api/v1/registry/webhook")).body(body);
+        let n = deliveries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut r = s
+            .client
+            .post(s.url("/api/v1/registry/webhook"))
+            .header("X-GitHub-Delivery", format!("delivery-{n}"))
+            .body(body);
         if let Some(e) = event {
             r = r.header("X-GitHub-Event", e);
         }
@@ -452,6 +458,61 @@ async fn webhook_signature_events_and_merged_pr() {
         .as_str()
         .unwrap()
         .starts_with("Validation failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_webhook_delivery_is_409_and_changes_nothing() {
+    let s = start().await;
+    let merged = serde_json::to_vec(
+        &json!({"action": "closed", "pull_request": {"merged": true, "base": {"ref": "main"}}}),
+    )
+    .unwrap();
+    let send = |delivery: Option<&'static str>| {
+        let mut r = s
+            .client
+            .post(s.url("/api/v1/registry/webhook"))
+            .header("X-GitHub-Event", "pull_request")
+            .header("X-Hub-Signature-256", sign(&merged))
+            .body(merged.clone());
+        if let Some(d) = delivery {
+            r = r.header("X-GitHub-Delivery", d);
+        }
+        async move { common::split(r.send().await.unwrap()).await }
+    };
+    std::fs::write(
+        &s.registry_path,
+        format!("{REGISTRY_YAML}  six:\n    status: approved\n"),
+    )
+    .unwrap();
+    let (status, v) = send(Some("d-1")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["added_packages"], 1);
+
+    // The attacker captured that delivery; the file has changed since.
+    std::fs::write(
+        &s.registry_path,
+        format!("{REGISTRY_YAML}  six:\n    status: banned\n"),
+    )
+    .unwrap();
+    let (status, v) = send(Some("d-1")).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("already received"));
+    let (_, reg) = s.get_bare("/api/v1/registry").await;
+    assert_eq!(reg["packages"]["six"]["status"], "approved", "no reload");
+
+    // Without a delivery id there is nothing to dedupe on: refused.
+    let (status, v) = send(None).await;
+    assert_eq!(status, 400, "{v}");
+    // Remembered in SQLite: the row is there.
+    let c = rusqlite::Connection::open(&s.handle.state.config.database_path).unwrap();
+    let n: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE id = 'd-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

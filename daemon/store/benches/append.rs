@@ -35,6 +35,7 @@ fn row(i: usize) -> AuditRow {
         agent_model: Some("bench-model".into()),
         agent_version: Some("1".into()),
         source: "api".into(),
+        auth_method: None,
         ..Default::default()
     }
 }

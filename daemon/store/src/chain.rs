@@ -12,7 +12,11 @@
 //!
 //! `seq, id, ts, project, requester, package, canonical, version,
 //! requirement, resolved_version, verdict, denial_category, reason, license,
-//! cve_ids, max_cvss, registry_status, agent_model, agent_version, source`
+//! cve_ids, max_cvss, registry_status, agent_model, agent_version, source,
+//! auth_method`
+//!
+//! `auth_method` (schema 3) is left out of the object when NULL, so rows
+//! written before it existed hash as they always did.
 //!
 //! Strings are JSON strings, NULL is `null`, `seq` an integer, `max_cvss` a
 //! JSON number as printed by `serde_json` (shortest round-trip form, always
@@ -58,6 +62,10 @@ pub(crate) struct CanonicalRow<'a> {
     pub agent_model: Option<&'a str>,
     pub agent_version: Option<&'a str>,
     pub source: &'a str,
+    /// Added in schema 3; absent from the hashed JSON when NULL, so rows
+    /// written before it keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<&'a str>,
 }
 
 pub(crate) fn row_hash(prev_hash: &str, row: &CanonicalRow<'_>) -> String {
@@ -127,6 +135,7 @@ pub(crate) fn insert_row(
         row.source,
         prev_hash,
         hash,
+        row.auth_method,
     ])?;
     Ok(())
 }
@@ -179,6 +188,8 @@ pub(crate) struct StoredRow {
     pub agent_version: Option<String>,
     pub source: String,
     #[serde(default)]
+    pub auth_method: Option<String>,
+    #[serde(default)]
     pub prev_hash: String,
     #[serde(default)]
     pub hash: String,
@@ -186,15 +197,15 @@ pub(crate) struct StoredRow {
 
 pub(crate) const STORED_COLUMNS: &str = "seq, id, ts, project, requester, package, canonical, \
     version, requirement, resolved_version, verdict, denial_category, reason, license, cve_ids, \
-    max_cvss, registry_status, agent_model, agent_version, source, prev_hash, hash";
+    max_cvss, registry_status, agent_model, agent_version, source, prev_hash, hash, auth_method";
 
 /// The statement [`insert_row`] and [`insert_chained`] expect: every stored
 /// column, in [`STORED_COLUMNS`] order.
 pub(crate) const INSERT_ROW: &str = "INSERT INTO audit_log (seq, id, ts, project, requester, \
     package, canonical, version, requirement, resolved_version, verdict, denial_category, reason, \
     license, cve_ids, max_cvss, registry_status, agent_model, agent_version, source, prev_hash, \
-    hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-    ?18, ?19, ?20, ?21, ?22)";
+    hash, auth_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
 
 impl StoredRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredRow> {
@@ -221,6 +232,7 @@ impl StoredRow {
             source: r.get(19)?,
             prev_hash: r.get(20)?,
             hash: r.get(21)?,
+            auth_method: r.get(22)?,
         })
     }
 
@@ -246,6 +258,7 @@ impl StoredRow {
             agent_model: self.agent_model.as_deref(),
             agent_version: self.agent_version.as_deref(),
             source: &self.source,
+            auth_method: self.auth_method.as_deref(),
         }
     }
 }

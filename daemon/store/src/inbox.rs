@@ -381,6 +381,7 @@ fn stored_row(row: AuditRow, seq: i64, ts: Option<String>) -> StoredRow {
         agent_model: row.agent_model,
         agent_version: row.agent_version,
         source: row.source,
+        auth_method: row.auth_method,
         prev_hash: String::new(),
         hash: String::new(),
     }

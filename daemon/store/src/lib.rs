@@ -12,6 +12,7 @@
 //! plain blocking calls that take milliseconds (call them from
 //! `spawn_blocking` for the larger reports).
 
+mod access;
 mod approvals;
 mod chain;
 mod inbox;
@@ -29,6 +30,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
+pub use access::{
+    key_hash, AccessDb, ApiKey, CreatedKey, OverrideRow, DELIVERY_RETENTION, KEY_PREFIX,
+};
 pub use approvals::{
     ApprovalRequest, HistoryEntry, NewApprovalRequest, APPROVED, PENDING_REVIEW, REJECTED,
     STATUSES, WITHDRAWN,
@@ -67,6 +71,9 @@ pub struct AuditRow {
     pub agent_version: Option<String>,
     /// `api`, `batch`, `lsp`, `precommit`, `hook`, `scanner`, …
     pub source: String,
+    /// How `requester` was authenticated: `anonymous`, `apikey:<key id>`,
+    /// `header`, `webhook`, …; `None` for rows the daemon wrote itself.
+    pub auth_method: Option<String>,
 }
 
 /// What an append returns once its row is committed.

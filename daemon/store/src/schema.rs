@@ -14,7 +14,18 @@ use crate::chain::{insert_chained, CanonicalRow, GENESIS_HASH};
 use crate::util::{canonical_name, normalize_ts, now_ts, value_to_f64, value_to_string};
 use crate::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// Version 3 adds the access tables (`access.rs`) and the audit log's
+/// `auth_method` column (how the requester was authenticated; hashed into
+/// the chain only when set, so older rows keep their hashes).
+fn upgrade_to_v3(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute_batch(crate::access::ACCESS_SCHEMA)?;
+    if !columns(tx, "audit_log")?.iter().any(|c| c == "auth_method") {
+        tx.execute_batch("ALTER TABLE audit_log ADD COLUMN auth_method TEXT")?;
+    }
+    Ok(())
+}
 
 /// Version 2 drops two indexes of version 1 that no report needs: each
 /// index is one more page written to the WAL by every commit.
@@ -146,14 +157,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
-    if found == 1 {
-        // Same tables and rows (the chain is untouched); only indexes go.
+    if found == 1 || found == 2 {
+        // Same rows (the chain is untouched): indexes go, tables and a
+        // nullable column are added.
         for ix in V2_DROPPED_INDEXES {
             tx.execute_batch(&format!("DROP INDEX IF EXISTS {ix}"))?;
         }
+        upgrade_to_v3(&tx)?;
         let mut set = tx.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?;
         set.execute(params!["schema_version", SCHEMA_VERSION.to_string()])?;
-        set.execute(params!["migrated_from_version", "1"])?;
+        set.execute(params!["migrated_from_version", found.to_string()])?;
         set.execute(params!["migrated_at", now_ts()])?;
         drop(set);
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -185,6 +198,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch("ALTER TABLE approval_requests RENAME TO approval_requests_v0")?;
     }
     tx.execute_batch(SCHEMA_V1)?;
+    upgrade_to_v3(&tx)?;
     let mut migrated_rows = 0u64;
     if legacy_audit {
         migrated_rows += copy_legacy_audit(&tx)?;
@@ -317,6 +331,7 @@ fn copy_legacy_audit(conn: &Connection) -> Result<u64, StoreError> {
             agent_model: model.as_deref(),
             agent_version: agent_version.as_deref(),
             source: "legacy",
+            auth_method: None,
         };
         let hash = insert_chained(&mut insert, &prev, &c)?;
         prev = hash;

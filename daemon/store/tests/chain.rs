@@ -207,3 +207,46 @@ fn stored_columns_match_the_row() {
         .unwrap();
     assert_eq!(null, None, "empty CVE list is stored as NULL");
 }
+
+#[test]
+fn the_authentication_method_is_chained() {
+    let (_d, store) = temp_store();
+    // A row without the column set (as written before schema 3) and rows with it.
+    store
+        .append_audit_blocking(row("proj", "a", "ALLOWED", ""))
+        .unwrap();
+    for (i, method) in ["apikey:key_1", "header"].iter().enumerate() {
+        let mut r = row("proj", &format!("b{i}"), "ALLOWED", "");
+        r.requester = "alice".into();
+        r.auth_method = Some(method.to_string());
+        store.append_audit_blocking(r).unwrap();
+    }
+    assert!(store.verify().unwrap().ok);
+    let c = raw(&store);
+    let stored: Option<String> = c
+        .query_row("SELECT auth_method FROM audit_log WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some("apikey:key_1"));
+    // Claiming a stronger method after the fact breaks the chain there.
+    c.execute(
+        "UPDATE audit_log SET auth_method = 'apikey:key_2' WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    let r = store.verify().unwrap();
+    assert_eq!(r.first_broken.unwrap().seq, 3);
+    // And so does adding one to a row that had none.
+    c.execute(
+        "UPDATE audit_log SET auth_method = 'header' WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE audit_log SET auth_method = 'header' WHERE seq = 1",
+        [],
+    )
+    .unwrap();
+    assert_eq!(store.verify().unwrap().first_broken.unwrap().seq, 1);
+}

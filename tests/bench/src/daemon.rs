@@ -136,7 +136,7 @@ impl Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = lex_align_daemon::serve_on(listener, router).await;
         });
         Ok(Daemon {
             base: format!("http://{addr}"),

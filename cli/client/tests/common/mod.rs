@@ -73,7 +73,7 @@ pub fn daemon() -> Daemon {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let _keep = handle;
-            axum::serve(listener, router).await.unwrap();
+            lex_align_daemon::serve_on(listener, router).await.unwrap();
         });
         format!("http://{addr}")
     });

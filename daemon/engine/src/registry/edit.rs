@@ -115,6 +115,12 @@ fn render(rule: &Rule, key: &str, indent: usize, step: usize, nl: &str) -> Strin
     if let Some(r) = rule.reason.as_deref().filter(|s| !s.is_empty()) {
         out.push_str(&format!("{fpad}reason: {}{nl}", scalar(r)));
     }
+    if let Some(o) = rule.owner.as_deref().filter(|s| !s.is_empty()) {
+        out.push_str(&format!("{fpad}owner: {}{nl}", scalar(o)));
+    }
+    if let Some(e) = rule.expires_text() {
+        out.push_str(&format!("{fpad}expires: {}{nl}", scalar(&e)));
+    }
     out
 }
 
@@ -290,6 +296,8 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
             &r.replacement,
             &r.min_version,
             &r.max_version,
+            r.expires,
+            &r.owner,
         )
     }) != Some((
         rule.status,
@@ -297,6 +305,8 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
         &rule.replacement,
         &rule.min_version,
         &rule.max_version,
+        rule.expires,
+        &rule.owner,
     )) {
         return Err(err(format!(
             "the edited registry does not read back the rule for `{}`; nothing written",

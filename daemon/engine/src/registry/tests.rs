@@ -365,6 +365,8 @@ fn rule(name: &str, status: Status) -> Rule {
         min_version: None,
         max_version: None,
         line: None,
+        expires: None,
+        owner: None,
     }
 }
 

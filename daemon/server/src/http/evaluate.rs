@@ -87,10 +87,11 @@ fn written_name(requirement: &str) -> &str {
 
 pub async fn evaluate(
     State(app): State<Shared>,
+    axum::Extension(identity): axum::Extension<crate::auth::Identity>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
-    let ctx = caller(&headers, "api")?;
+    let ctx = caller(&headers, &identity, "api")?;
     let pairs = query_pairs(query.as_deref())?;
     let req = parse_request(
         "query",
@@ -204,10 +205,11 @@ fn issues_json(issues: Vec<FieldIssue>) -> Value {
 
 pub async fn batch(
     State(app): State<Shared>,
+    axum::Extension(identity): axum::Extension<crate::auth::Identity>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let ctx = caller(&headers, "batch")?;
+    let ctx = caller(&headers, &identity, "batch")?;
     let body = json_object(body)?;
     let items = batch_items(&body)?;
     let valid: Vec<EvalRequest> = items
@@ -240,10 +242,11 @@ pub async fn batch(
 /// policy denies is refused (409) and nothing is stored (W1).
 pub async fn approval_request(
     State(app): State<Shared>,
+    axum::Extension(identity): axum::Extension<crate::auth::Identity>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let ctx = caller(&headers, "approval")?;
+    let ctx = caller(&headers, &identity, "approval")?;
     let body = json_object(body)?;
     let package = required_str(&body, "package", MAX_PACKAGE);
     let rationale = required_str(&body, "rationale", 10_000);

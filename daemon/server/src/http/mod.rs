@@ -1,9 +1,10 @@
 //! The v1 HTTP API (http-api.md), with lex-align's additive routes.
 
-mod errors;
+pub(crate) mod errors;
 mod evaluate;
 mod misc;
 mod openapi;
+pub mod overrides;
 mod registry;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -27,16 +28,11 @@ use crate::proposer::Proposer;
 use crate::registry_state::RegistryState;
 use crate::service::{CallContext, Evaluator};
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 1024 * 1024;
 pub const MAX_PACKAGE: usize = 200;
 pub const MAX_VERSION: usize = 100;
 pub const MAX_REQUIREMENT: usize = 1000;
 pub const MAX_HEADER: usize = 200;
 pub const MAX_BATCH: usize = 500;
-
-/// Identity of every caller in single-user mode.
-pub const ANONYMOUS: &str = "anonymous";
 
 pub struct AppState {
     pub config: Config,
@@ -45,6 +41,28 @@ pub struct AppState {
     pub store: Arc<lex_align_store::Store>,
     pub proposer: Arc<dyn Proposer>,
     pub metrics: Arc<Metrics>,
+    pub access: crate::auth::Access,
+    /// Keys, overrides and webhook deliveries (same file as `store`).
+    pub access_db: lex_align_store::AccessDb,
+}
+
+impl AppState {
+    /// Re-reads keys and overrides when they changed (or `force`).
+    pub async fn refresh_access(&self, force: bool) {
+        let db = self.access_db.clone();
+        let keys = self.access.keys.clone();
+        let book = self.evaluator.overrides.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            keys.refresh(&db)?;
+            book.refresh(&db, force)
+        })
+        .await;
+        match done {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot refresh keys and overrides: {e}"),
+            Err(e) => tracing::warn!("key refresh task failed: {e}"),
+        }
+    }
 }
 
 pub type Shared = Arc<AppState>;
@@ -75,11 +93,20 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/reports/projects", get(misc::projects))
         .route("/api/v1/reports/agents", get(misc::agents))
         .route("/api/v1/audit/verify", get(misc::audit_verify))
+        .route(
+            "/api/v1/overrides",
+            post(overrides::grant).get(overrides::list),
+        )
+        .route("/api/v1/overrides/{id}", delete(overrides::revoke))
         .route("/metrics", get(misc::metrics))
         .route("/openapi.json", get(openapi::openapi))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -122,9 +149,13 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-/// The caller of a dependent route: project header (400 when missing), then
-/// the authenticator (anonymous here), then header limits (422).
-pub fn caller(headers: &HeaderMap, source: &'static str) -> Result<CallContext, ApiError> {
+/// The caller of a dependent route: project header (400 when missing), the
+/// identity the access layer found, then header limits (422).
+pub fn caller(
+    headers: &HeaderMap,
+    identity: &crate::auth::Identity,
+    source: &'static str,
+) -> Result<CallContext, ApiError> {
     let Some(project) = header_str(headers, "x-lexalign-project") else {
         return Err(ApiError::detail(
             StatusCode::BAD_REQUEST,
@@ -150,7 +181,8 @@ pub fn caller(headers: &HeaderMap, source: &'static str) -> Result<CallContext, 
     }
     Ok(CallContext {
         project,
-        requester: ANONYMOUS.to_string(),
+        requester: identity.id.clone(),
+        auth_method: identity.method.clone(),
         agent_model,
         agent_version,
         source,
@@ -188,7 +220,7 @@ pub fn json_object(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::detail(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Request body is larger than {MAX_BODY} bytes."),
+                "Request body is larger than the daemon accepts (LEXALIGN_MAX_BODY_BYTES, default 1 MiB).",
             )
         } else {
             ApiError::detail(

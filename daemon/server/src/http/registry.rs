@@ -47,10 +47,11 @@ pub async fn pending(State(app): State<Shared>) -> ApiResult {
 /// reload at once when it wrote the live file.
 pub async fn proposals(
     State(app): State<Shared>,
+    axum::Extension(identity): axum::Extension<crate::auth::Identity>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let ctx = caller(&headers, "operator")?;
+    let ctx = caller(&headers, &identity, "operator")?;
     let body = json_object(body)?;
     let mut issues = Vec::new();
     let name = required_str(&body, "name", MAX_PACKAGE)
@@ -190,6 +191,35 @@ pub async fn webhook(
         return Err(ApiError::detail(
             StatusCode::UNAUTHORIZED,
             "Invalid webhook signature.",
+        ));
+    }
+    // A signed body can be captured and sent again: each delivery counts once.
+    let Some(delivery) = headers
+        .get("x-github-delivery")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && d.len() <= 200)
+        .map(str::to_string)
+    else {
+        return Err(ApiError::detail(
+            StatusCode::BAD_REQUEST,
+            "X-GitHub-Delivery header required (each delivery is accepted once).",
+        ));
+    };
+    let db = app.access_db.clone();
+    let fresh = tokio::task::spawn_blocking(move || db.record_delivery(&delivery))
+        .await
+        .map_err(|e| ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+        .map_err(|e| {
+            ApiError::detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot record the webhook delivery: {e}"),
+            )
+        })?;
+    if !fresh {
+        return Err(ApiError::detail(
+            StatusCode::CONFLICT,
+            "This webhook delivery was already received; a replay changes nothing.",
         ));
     }
     let event = headers

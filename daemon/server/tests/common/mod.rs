@@ -61,6 +61,8 @@ pub struct Options {
     pub poll: Option<Duration>,
     pub budget: Option<Duration>,
     pub fail_closed: bool,
+    /// Last word on the configuration (auth settings, limits, …).
+    pub tweak: Option<Box<dyn FnOnce(&mut Config) + Send>>,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             poll: None,
             budget: None,
             fail_closed: false,
+            tweak: None,
         }
     }
 }
@@ -107,11 +110,14 @@ pub async fn start_with(opts: Options) -> TestServer {
         config.fail_policy = lex_align_engine::evaluate::FailPolicy::Closed;
     }
 
+    if let Some(tweak) = opts.tweak {
+        tweak(&mut config);
+    }
     let (router, handle) = build_app(config).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
+        lex_align_daemon::serve_on(listener, router).await.unwrap();
     });
     TestServer {
         base: format!("http://{addr}"),

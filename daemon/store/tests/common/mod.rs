@@ -28,6 +28,7 @@ pub fn row(project: &str, package: &str, verdict: &str, category: &str) -> Audit
         agent_model: Some("claude".into()),
         agent_version: Some("4".into()),
         source: "api".into(),
+        auth_method: None,
     }
 }
 
