@@ -149,22 +149,110 @@ pub enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Manage API keys (not implemented).
+    /// Manage API keys (works beside a running daemon; changes apply within a second).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage overrides: time-boxed exceptions that let one DENIED package through for one project.
+    Overrides {
+        #[command(subcommand)]
+        command: OverridesCommand,
+    },
+}
+
+/// Where the access tables live.
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// The SQLite file [default: $DATABASE_PATH, else <data dir>/lexalign.sqlite].
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate an API key for a project.
+    /// Create an API key and print it once (only its hash is stored).
+    Create {
+        /// Who or what the key is for (recorded as the requester in the audit log).
+        #[arg(long)]
+        name: String,
+        /// agent, developer or operator.
+        #[arg(long)]
+        role: String,
+        /// Only let the key act for this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Expire the key after this many days [default: never].
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Print one JSON object (id, name, role, project, key, created_at, expires_at).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List API keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke an API key by its id (see `list`).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// The original's command: an agent key scoped to PROJECT.
+    #[command(hide = true)]
     Generate {
         #[arg(long)]
         project: String,
+        #[command(flatten)]
+        db: DbArg,
     },
-    /// List API keys.
-    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverridesCommand {
+    /// List active overrides (`--all`: also lapsed and revoked ones).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Let PACKAGE through for one project until a given time.
+    Grant {
+        package: String,
+        #[arg(long)]
+        project: String,
+        /// Only this exact version [default: any].
+        #[arg(long)]
+        version: Option<String>,
+        /// Why (at least 20 characters; shown in every verdict it changes).
+        #[arg(long)]
+        justification: String,
+        /// When it lapses: an RFC 3339 time or a date (end of that day, UTC); at most 90 days ahead.
+        #[arg(long)]
+        expires: String,
+        /// Who approves it [default: $USER].
+        #[arg(long)]
+        approver: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke an override by its id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -81,7 +81,7 @@ pub fn verify(db: Option<PathBuf>) -> u8 {
 }
 
 /// `DATABASE_PATH`, else the daemon's configured path, else the data dir.
-fn default_db() -> Option<PathBuf> {
+pub(crate) fn default_db() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("DATABASE_PATH").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }

@@ -84,7 +84,7 @@ pub fn run_checks(get: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
             out.push(check_audit_db(&c.database_path));
             out.push(check_cache(&c.database_path, var("REDIS_URL")));
             out.push(check_proposer(c));
-            out.push(check_auth(&c.bind_host, var("AUTH_ENABLED")));
+            out.push(check_auth(c));
             out.push(check_index(c));
             out.push(check_advisories(c));
         }
@@ -384,34 +384,38 @@ fn check_proposer(c: &Config) -> Check {
     }
 }
 
-fn check_auth(bind_host: &str, auth_enabled: Option<String>) -> Check {
+fn check_auth(c: &Config) -> Check {
     const L: &str = "auth";
-    let enabled = auth_enabled.is_some_and(|v| {
-        matches!(
-            v.to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on" | "t" | "y"
-        )
-    });
-    if enabled {
-        return check(Status::Ok, L, "enabled (backend=anonymous).");
-    }
-    if matches!(bind_host, "127.0.0.1" | "localhost" | "::1") {
+    if c.auth.enabled {
         return check(
             Status::Ok,
             L,
             format!(
-                "disabled (anonymous), bound to {bind_host} — fine for single-user / local evaluation."
+                "enabled (backend={}; API keys accepted too). See docs/security.md.",
+                c.auth.backend.name()
             ),
         );
     }
-    check(
-        Status::Warn,
-        L,
-        format!(
-            "AUTH_ENABLED=false but BIND_HOST={bind_host} — the daemon accepts anonymous requests on a non-loopback interface. \
-             Bind to 127.0.0.1 (BIND_HOST=127.0.0.1) or put an authenticating proxy in front."
+    match c.check_exposure() {
+        Ok(()) if c.auth.allow_anonymous_network => check(
+            Status::Warn,
+            L,
+            format!(
+                "AUTH_ENABLED=false on BIND_HOST={} with LEXALIGN_ALLOW_ANONYMOUS_NETWORK=1 — anyone who can reach \
+                 the port may change policy. Turn authentication on (AUTH_ENABLED=true) for a shared daemon.",
+                c.bind_host
+            ),
         ),
-    )
+        Ok(()) => check(
+            Status::Ok,
+            L,
+            format!(
+                "disabled (anonymous), bound to {} — fine for single-user / local evaluation.",
+                c.bind_host
+            ),
+        ),
+        Err(e) => check(Status::Fail, L, format!("the daemon will refuse to start: {e}")),
+    }
 }
 
 fn check_index(c: &Config) -> Check {
@@ -517,7 +521,7 @@ mod tests {
             "BIND_PORT",
             "LEXALIGN_FAIL_POLICY",
             "OUTBOUND_TIMEOUT",
-            "AUTH_BACKEND",
+            "AUTH_VERIFY_URL",
         ] {
             assert_eq!(find(&cs, var).status, Status::Fail, "{cs:?}");
         }
@@ -551,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_anonymous_and_redis_warn() {
+    fn non_loopback_anonymous_fails_and_redis_warns() {
         let dir = tempfile::tempdir().unwrap();
         let cs = checks(&[
             ("HOME", dir.path().display().to_string()),
@@ -559,8 +563,23 @@ mod tests {
             ("REDIS_URL", "redis://localhost:6379/0".into()),
             ("CVE_THRESHOLD", "0.9".into()),
         ]);
-        assert_eq!(find(&cs, "auth").status, Status::Warn);
-        assert!(find(&cs, "auth").detail.contains("BIND_HOST=0.0.0.0"));
+        // Without consent the daemon would refuse to start: a failure.
+        assert_eq!(find(&cs, "auth").status, Status::Fail);
+        assert!(
+            find(&cs, "auth")
+                .detail
+                .contains("LEXALIGN_ALLOW_ANONYMOUS_NETWORK=1"),
+            "{cs:?}"
+        );
+        let consented = checks(&[
+            ("HOME", dir.path().display().to_string()),
+            ("BIND_HOST", "0.0.0.0".into()),
+            ("LEXALIGN_ALLOW_ANONYMOUS_NETWORK", "1".into()),
+        ]);
+        assert_eq!(find(&consented, "auth").status, Status::Warn);
+        assert!(find(&consented, "auth")
+            .detail
+            .contains("BIND_HOST=0.0.0.0"));
         assert_eq!(find(&cs, "cache (sqlite)").status, Status::Warn);
         assert_eq!(find(&cs, "CVE_THRESHOLD").status, Status::Warn);
         assert_eq!(find(&cs, "REGISTRY_PATH").status, Status::Warn);

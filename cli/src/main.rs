@@ -3,6 +3,7 @@
 //! Invoked as `lex-align-server` it behaves as `lex-align server …` (the
 //! original server CLI); as `lex-align-client` as `lex-align client …`.
 
+mod admin;
 mod args;
 mod audit;
 mod check_config;
@@ -60,10 +61,7 @@ fn common(c: Common) -> u8 {
         Common::Audit {
             command: args::AuditCommand::Verify { db },
         } => audit::verify(db),
-        // `admin keys generate|list`: a stub in the original too.
-        Common::Admin { .. } => fail(
-            "API key management is not yet implemented; AUTH_ENABLED=true is a Phase-3 deliverable.",
-        ),
+        Common::Admin { command } => admin::run(command),
     }
 }
 

@@ -83,6 +83,9 @@ fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
+/// The variable holding the API key sent to a daemon with authentication on.
+pub const API_KEY_ENV: &str = "LEXALIGN_API_KEY";
+
 /// Bridges this process's stdin/stdout to an LSP session in the daemon at
 /// `base_url`. Returns when the session ends; `Err` says why it ended early.
 pub async fn bridge_stdio(base_url: &str, project: Option<&str>) -> io::Result<()> {
@@ -186,6 +189,17 @@ pub async fn connect(base_url: &str, project: Option<&str>) -> io::Result<(TcpSt
         }
         request.push_str(&format!("X-LexAlign-Project: {p}\r\n"));
     }
+    // A daemon with authentication on wants the same key the CLI and hooks send.
+    if let Some(key) = std::env::var(API_KEY_ENV)
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+    {
+        if key.contains(['\r', '\n']) {
+            return Err(invalid(format!("{API_KEY_ENV} contains a line break")));
+        }
+        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
     request.push_str("\r\n");
 
     let handshake = async {
@@ -232,10 +246,11 @@ pub async fn connect(base_url: &str, project: Option<&str>) -> io::Result<(TcpSt
                 .take(300)
                 .collect()
         });
-    let hint = if status == 404 {
-        " (this daemon predates LSP support: restart it with this lex-align)"
-    } else {
-        ""
+    let hint = match status {
+        404 => " (this daemon predates LSP support: restart it with this lex-align)",
+        401 => " (the daemon needs a credential: set LEXALIGN_API_KEY to an API key)",
+        403 => " (the credential in LEXALIGN_API_KEY lacks the role or project this needs)",
+        _ => "",
     };
     Err(io::Error::other(format!(
         "the daemon at {base_url} refused the LSP session: HTTP {status}{hint}{}",

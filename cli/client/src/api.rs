@@ -132,10 +132,12 @@ impl Api {
             .http
             .request(method, &format!("{}{}", self.base, path))
             .set("X-LexAlign-Project", &self.project);
+        // Every route of a daemon with authentication on needs it (health
+        // answers more with it).
+        if let Some(t) = &self.token {
+            r = r.set("Authorization", &format!("Bearer {t}"));
+        }
         if with_identity {
-            if let Some(t) = &self.token {
-                r = r.set("Authorization", &format!("Bearer {t}"));
-            }
             if let Some(m) = &self.agent.model {
                 r = r.set("X-LexAlign-Agent-Model", m);
             }
@@ -539,4 +541,42 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// One line per override or registry exception that lapses within a week,
+/// from a health answer's `lapsing_soon` (absent from older daemons).
+pub fn lapsing_soon(health: &Value) -> Vec<String> {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut out = Vec::new();
+    let list = |k: &str| {
+        health
+            .pointer(&format!("/lapsing_soon/{k}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for o in list("overrides") {
+        out.push(format!(
+            "override {} for {}{} lapses {} (approved by {}); after that it is judged normally",
+            s(&o, "id").unwrap_or_default(),
+            s(&o, "package").unwrap_or_default(),
+            s(&o, "version")
+                .map(|v| format!("=={v}"))
+                .unwrap_or_default(),
+            s(&o, "expires_at").unwrap_or_default(),
+            s(&o, "approver").unwrap_or_default(),
+        ));
+    }
+    for e in list("exceptions") {
+        out.push(format!(
+            "registry rule for {} ({}{}) lapses {}; after that it is judged as unlisted",
+            s(&e, "package").unwrap_or_default(),
+            s(&e, "status").unwrap_or_default(),
+            s(&e, "owner")
+                .map(|o| format!(", owner {o}"))
+                .unwrap_or_default(),
+            s(&e, "expires").unwrap_or_default(),
+        ));
+    }
+    out
 }

@@ -807,6 +807,7 @@ fn status(as_json: bool) -> i32 {
                 "hot_registry_packages": hot,
             },
             "hooks": {"claude": claude, "precommit_installed": precommit},
+            "lapsing_soon": health.as_ref().ok().and_then(|h| h.get("lapsing_soon")).cloned(),
         });
         println!("{}", to_python_json(&out));
         return 0;
@@ -835,6 +836,15 @@ fn status(as_json: bool) -> i32 {
             h.get("db").and_then(Value::as_str).unwrap_or("?")
         ),
         Err(e) => println!("Server: UNREACHABLE ({e})"),
+    }
+    if let Ok(h) = &health {
+        let lapsing = crate::api::lapsing_soon(h);
+        if !lapsing.is_empty() {
+            println!("Lapsing within 7 days:");
+            for line in lapsing {
+                println!("  ~ {line}");
+            }
+        }
     }
     println!();
     println!("Dependencies declared in manifests: {direct}");

@@ -77,11 +77,10 @@ impl Config {
         )
     }
 
-    /// The bearer token for org mode, when its variable is set and non-empty.
+    /// The bearer token, when its variable is set and non-empty. The
+    /// original sent it in org mode only; a solo daemon may have
+    /// authentication on too, so it is sent whenever it is set.
     pub fn token(&self) -> Option<String> {
-        if self.mode != Mode::Org {
-            return None;
-        }
         std::env::var(&self.api_key_env_var)
             .ok()
             .filter(|t| !t.trim().is_empty())

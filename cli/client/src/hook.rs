@@ -352,7 +352,10 @@ fn session_brief(config: &Config, api: &Api, agent: &AgentId) -> String {
                 "dependency edits are blocked until it is back (fail_open=false)"
             }
         )),
-        Ok(_) => {
+        Ok(health) => {
+            for line in crate::api::lapsing_soon(&health) {
+                out.push_str(&format!("Lapsing within 7 days: {line}.\n"));
+            }
             match api.pending_approvals() {
                 Ok(items) if items.is_empty() => out.push_str("Pending approval requests: none.\n"),
                 Ok(items) => {

@@ -185,13 +185,19 @@ impl PolicyBackend for DaemonBackend {
 
     fn registry_rule(&self, canonical: &str) -> Option<RuleInfo> {
         let loaded = self.app.registry.current();
-        loaded.registry.rule(canonical).map(|r| RuleInfo {
-            status: r.status,
-            reason: r.reason.clone(),
-            replacement: r.replacement.clone(),
-            min_version: r.min_version.clone(),
-            max_version: r.max_version.clone(),
-        })
+        // A lapsed rule no longer applies: the editor shows what evaluate judges.
+        let now = time::OffsetDateTime::now_utc();
+        loaded
+            .registry
+            .rule_at(canonical, now)
+            .active()
+            .map(|r| RuleInfo {
+                status: r.status,
+                reason: r.reason.clone(),
+                replacement: r.replacement.clone(),
+                min_version: r.min_version.clone(),
+                max_version: r.max_version.clone(),
+            })
     }
 
     async fn request_approval(

@@ -248,6 +248,8 @@ pub fn route_rule(method: &Method, path: &str) -> RouteRule {
         ("GET", "/api/v1/evaluate")
         | ("POST", "/api/v1/evaluate/batch")
         | ("POST", "/api/v1/approval-requests")
+        // An agent reads its own queue (the session brief lists it).
+        | ("GET", "/api/v1/reports/approval-requests")
         | ("GET", "/api/v1/registry")
         | ("POST", "/api/v1/registry/parse-yaml")
         | ("GET", "/api/v1/lsp") => RouteRule::Needs(Agent),

@@ -136,7 +136,13 @@ impl AuthSettings {
         s.enabled = flag("AUTH_ENABLED")?.unwrap_or(false);
         s.allow_anonymous_network = flag("LEXALIGN_ALLOW_ANONYMOUS_NETWORK")?.unwrap_or(false);
 
-        let backend = var("AUTH_BACKEND").unwrap_or_else(|| "header".into());
+        // With authentication off the backend is never built (the original
+        // ignores it too), so its settings are not judged.
+        let backend = if s.enabled {
+            var("AUTH_BACKEND").unwrap_or_else(|| "header".into())
+        } else {
+            "header".into()
+        };
         s.backend = match backend.as_str() {
             "anonymous" => Backend::Anonymous,
             "apikey" => Backend::ApiKey,
@@ -258,8 +264,9 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<AuthSettings, ConfigError> {
-        let vars: std::collections::HashMap<String, String> = pairs
+        let vars: std::collections::HashMap<String, String> = [("AUTH_ENABLED", "true")]
             .iter()
+            .chain(pairs)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         AuthSettings::from_lookup(&|k: &str| vars.get(k).cloned(), |v| match v {

@@ -3,12 +3,12 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use lex_align_store::{Store, StoreError};
 
 use super::errors::json_response;
-use super::{query_get, query_pairs, ApiError, ApiResult, Shared};
+use super::{query_get, query_pairs, ApiError, ApiResult, AppState, Shared};
 
 fn db_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::detail(
@@ -29,8 +29,58 @@ pub(super) async fn on_store<T: Send + 'static>(
         .map_err(db_error)
 }
 
+/// Overrides and registry exceptions lapsing within this window are named
+/// in health (the session brief and `status` show them).
+const LAPSING_WINDOW: time::Duration = time::Duration::days(7);
+
+/// What lapses within [`LAPSING_WINDOW`]: overrides (of the caller's
+/// project when it names one) and registry rules with an `expires`.
+fn lapsing_soon(app: &AppState, project: Option<&str>) -> Value {
+    let overrides: Vec<Value> = app
+        .evaluator
+        .overrides
+        .lapsing_within(LAPSING_WINDOW)
+        .into_iter()
+        .filter(|o| project.is_none_or(|p| p == o.project))
+        .map(|o| {
+            json!({"id": o.id, "package": o.package, "project": o.project,
+                   "version": o.version, "approver": o.approver, "expires_at": o.expires_at})
+        })
+        .collect();
+    let loaded = app.registry.current();
+    let now = time::OffsetDateTime::now_utc();
+    let exceptions: Vec<Value> = loaded
+        .registry
+        .rules_lapsing_within(now, LAPSING_WINDOW)
+        .into_iter()
+        .map(|r| {
+            json!({"package": r.name, "status": r.status.as_str(), "owner": r.owner,
+                   "reason": r.reason, "expires": r.expires_text()})
+        })
+        .collect();
+    json!({"overrides": overrides, "exceptions": exceptions})
+}
+
 /// Always 200 (the original's contract); the original keys first, then ours.
-pub async fn health(State(app): State<Shared>) -> Response {
+/// With authentication on, an unauthenticated caller learns only that the
+/// daemon is up.
+pub async fn health(
+    State(app): State<Shared>,
+    identity: Option<axum::Extension<crate::auth::Identity>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if identity.is_none() {
+        return json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "auth_enabled": true}),
+        );
+    }
+    let project = headers
+        .get("x-lexalign-project")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
     let store = app.store.clone();
     let db_ok = tokio::task::spawn_blocking(move || store.ping())
         .await
@@ -44,8 +94,9 @@ pub async fn health(State(app): State<Shared>) -> Response {
         "db": if db_ok { "ok" } else { "down" },
         "registry_loaded": loaded.from_file,
         "registry_version": loaded.from_file.then(|| loaded.registry.version.clone()),
-        "auth_enabled": false,
+        "auth_enabled": cfg.auth.enabled,
         "cache": "memory+sqlite",
+        "auth_backend": cfg.auth.enabled.then(|| cfg.auth.backend.name()),
         "registry_path": cfg.registry_path.as_ref().map(|p| p.display().to_string()),
         "registry_packages": loaded.registry.packages.len(),
         "last_reload": app.registry.last_reload(),
@@ -63,6 +114,7 @@ pub async fn health(State(app): State<Shared>) -> Response {
             "fail_policy": format!("{:?}", cfg.fail_policy).to_ascii_lowercase(),
             "evaluate_budget_ms": cfg.evaluate_budget.as_millis() as u64,
         },
+        "lapsing_soon": lapsing_soon(&app, project.as_deref()),
     });
     json_response(StatusCode::OK, &body)
 }

@@ -91,9 +91,18 @@ fn document() -> Value {
             "fixed_versions": {"type": "array", "items": {"type": "object",
                 "properties": {"id": {"type": "string"}, "fixed": {"type": "string"}}}},
             "advisories": {"type": "array", "items": {"type": "object"}},
-            "upstream_error": {"type": ["string", "null"]}
+            "upstream_error": {"type": ["string", "null"]},
+            "override": {"type": ["object", "null"], "description": "Set when an operator override let a denial through",
+                "properties": {"id": {"type": "string"}, "approver": {"type": "string"},
+                    "justification": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
+                    "original_reason": {"type": "string"}, "original_category": {"type": "string"}}}
         }
     });
+    let override_row = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "package": {"type": "string"}, "project": {"type": "string"},
+        "version": {"type": ["string", "null"]}, "justification": {"type": "string"},
+        "approver": {"type": "string"}, "created_at": {"type": "string"}, "expires_at": {"type": "string"},
+        "revoked_at": {"type": ["string", "null"]}, "revoked_by": {"type": ["string", "null"]}}});
     let reload_result = json!({"type": "object", "properties": {
         "ok": {"type": "boolean"}, "previous_version": {"type": ["string", "null"]},
         "new_version": {"type": "string"}, "package_count": {"type": "integer"},
@@ -165,9 +174,12 @@ fn document() -> Value {
                 "summary": "GitHub-style webhook (HMAC-SHA256); a merged PR into the default branch reloads",
                 "parameters": [
                     {"name": "X-Hub-Signature-256", "in": "header", "required": true, "schema": {"type": "string"}},
-                    {"name": "X-GitHub-Event", "in": "header", "required": false, "schema": {"type": "string"}}],
+                    {"name": "X-GitHub-Event", "in": "header", "required": false, "schema": {"type": "string"}},
+                    {"name": "X-GitHub-Delivery", "in": "header", "required": true, "schema": {"type": "string"}}],
                 "requestBody": body(obj()),
-                "responses": {"200": resp("Handled or ignored", obj()), "400": detail(), "401": detail(), "503": detail()}}},
+                "responses": {"200": resp("Handled or ignored", obj()), "400": detail(), "401": detail(),
+                              "409": resp("Delivery already received (replay)", json!({"$ref": "#/components/schemas/Detail"})),
+                              "503": detail()}}},
             "/api/v1/reports/legal": report("License denials", project_q.clone()),
             "/api/v1/reports/security": report("CVE denials and alerts", project_q.clone()),
             "/api/v1/reports/approval-requests": report("Approval requests",
@@ -177,11 +189,29 @@ fn document() -> Value {
             "/api/v1/audit/verify": {"get": {"summary": "Verify the audit log's hash chain",
                 "responses": {"200": resp("Chain holds", json!({"$ref": "#/components/schemas/VerifyReport"})),
                               "409": resp("Chain broken", json!({"$ref": "#/components/schemas/VerifyReport"}))}}},
+            "/api/v1/overrides": {
+                "post": {"summary": "Grant an override (operator): one DENIED package allowed for one project until expires_at",
+                    "requestBody": body(json!({"type": "object", "required": ["package", "project", "justification", "expires_at"],
+                        "properties": {"package": {"type": "string"}, "project": {"type": "string"},
+                            "version": {"type": ["string", "null"]},
+                            "justification": {"type": "string", "minLength": 20},
+                            "expires_at": {"type": "string", "description": "RFC 3339 time or date; at most 90 days ahead"}}})),
+                    "responses": {"201": resp("Granted", override_row.clone()), "403": detail(), "422": invalid()}},
+                "get": {"summary": "Active overrides (operator); ?all=true adds lapsed and revoked ones",
+                    "parameters": [query("all", false, None)],
+                    "responses": {"200": resp("Overrides", json!({"type": "object", "properties": {
+                        "overrides": {"type": "array", "items": override_row}}}))}}},
+            "/api/v1/overrides/{id}": {"delete": {"summary": "Revoke an override (operator)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": resp("Revoked", obj()), "404": detail()}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                 "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": resp("OpenAPI", obj())}}}
         },
-        "components": {"schemas": {
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                "description": "API key (`lex-align admin keys create`) or a token the configured authenticator accepts; only when AUTH_ENABLED=true"}},
+            "schemas": {
             "Verdict": verdict,
             "Detail": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},
             "ValidationError": {"type": "object", "properties": {"detail": {"type": "array", "items": {
