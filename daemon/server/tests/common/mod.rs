@@ -54,6 +54,9 @@ impl Drop for TestServer {
     }
 }
 
+/// The last word on a test daemon's configuration.
+pub type Tweak = Box<dyn FnOnce(&mut Config) + Send>;
+
 pub struct Options {
     pub registry: Option<&'static str>,
     pub webhook_secret: Option<&'static str>,
@@ -62,7 +65,7 @@ pub struct Options {
     pub budget: Option<Duration>,
     pub fail_closed: bool,
     /// Last word on the configuration (auth settings, limits, …).
-    pub tweak: Option<Box<dyn FnOnce(&mut Config) + Send>>,
+    pub tweak: Option<Tweak>,
 }
 
 impl Default for Options {
