@@ -84,6 +84,18 @@ impl Cmd {
         Run::from(out)
     }
 
+    /// Like [`Cmd::spawn`], with stdin piped too: for processes that speak
+    /// a protocol on their stdio (`lex-align lsp`).
+    pub fn spawn_stdio(&self) -> tokio::process::Child {
+        let mut c = self.command();
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c.spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {self:?}: {e}"))
+    }
+
     pub fn spawn(&self) -> tokio::process::Child {
         let mut c = self.command();
         c.stdin(Stdio::null())
