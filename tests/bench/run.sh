@@ -2,6 +2,8 @@
 # Builds the release binaries and runs every benchmark of the daemon-core
 # issue against local fake upstreams on 127.0.0.1, printing a table.
 # Extra arguments go to lex-align-bench (e.g. --duration 5 --samples 5).
+# Not in the default parts: the cost of authentication (issue 9), e.g.
+#   tests/bench/run.sh --only auth --concurrency 64 --rounds 4
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }

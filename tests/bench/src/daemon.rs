@@ -120,6 +120,16 @@ fn layout() -> anyhow::Result<(tempfile::TempDir, PathBuf, PathBuf)> {
 
 impl Daemon {
     pub async fn in_process(index: &FakeIndex, osv: &FakeOsv) -> anyhow::Result<Daemon> {
+        Daemon::in_process_with(index, osv, |_| Ok(())).await
+    }
+
+    /// [`Daemon::in_process`] with `setup` adjusting the configuration (and
+    /// preparing the data directory) before the daemon is built.
+    pub async fn in_process_with(
+        index: &FakeIndex,
+        osv: &FakeOsv,
+        setup: impl FnOnce(&mut Config) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Daemon> {
         let (tmp, registry, db) = layout()?;
         let mut config = Config::new(tmp.path().join("data"));
         config.database_path = db.clone();
@@ -132,6 +142,7 @@ impl Daemon {
         config.osv_url = Some(osv.url());
         config.watch_registry = false;
         config.reload_interval = None;
+        setup(&mut config)?;
         let (router, handle) = build_app(config).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

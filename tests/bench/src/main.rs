@@ -37,9 +37,14 @@ struct Args {
     /// Artificial upstream latency for the cold figures, in ms.
     #[arg(long, default_value_t = 50)]
     latency_ms: u64,
-    /// Which parts to run.
+    /// Which parts to run: warm, cold, batch, kill, and auth (the cost of
+    /// authentication on the warm path; not in the default set).
     #[arg(long, value_delimiter = ',', default_value = "warm,cold,batch,kill")]
     only: Vec<String>,
+    /// Interleaved rounds of the auth part: each round runs every
+    /// configuration once at each concurrency.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 /// One line of the final table.
@@ -95,6 +100,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if wants("batch") {
         cold_batch(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("auth") {
+        auth_cost(&args, &index, &osv, &mut figures).await?;
     }
     if wants("kill") {
         match &args.daemon_bin {
@@ -250,6 +258,270 @@ async fn warm(
         Some(durable),
     ));
     d.stop().await;
+    Ok(())
+}
+
+/// One daemon configuration of the auth part.
+struct AuthTarget {
+    name: &'static str,
+    daemon: Daemon,
+    /// Sent on every request (wrk and the warm-up).
+    credentials: Vec<(String, String)>,
+    script: PathBuf,
+}
+
+impl AuthTarget {
+    fn request(&self, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        let mut r = client
+            .get(format!("{}{path}", self.daemon.base))
+            .header("X-LexAlign-Project", "bench");
+        for (k, v) in &self.credentials {
+            r = r.header(k.as_str(), v.as_str());
+        }
+        r
+    }
+}
+
+/// An HTTP status, for the sanity checks.
+async fn status_of(r: reqwest::RequestBuilder) -> anyhow::Result<u16> {
+    Ok(r.send().await?.status().as_u16())
+}
+
+/// The cost of authentication on the warm evaluate path: the same load on
+/// three daemons (authentication off, API keys, trusted-proxy headers),
+/// run in interleaved rounds so that the machine's noise falls on all
+/// three alike. The daemons are in process (`--daemon-bin` is not used):
+/// only the ratios between them are the figure.
+async fn auth_cost(
+    args: &Args,
+    index: &FakeIndex,
+    osv: &FakeOsv,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    use lex_align_daemon::auth::{AuthSettings, Backend};
+
+    index.set_latency(Duration::ZERO);
+    osv.set_latency(Duration::ZERO);
+    let paths = daemon::mixed_paths();
+    let client = reqwest::Client::new();
+
+    let anonymous = Daemon::in_process(index, osv).await?;
+    let mut key = None;
+    let apikey = Daemon::in_process_with(index, osv, |config| {
+        config.auth.enabled = true;
+        config.auth.backend = Backend::ApiKey;
+        let created = lex_align_store::AccessDb::open(&config.database_path)?
+            .create_key("bench", "agent", None, None)?;
+        key = Some(created.key);
+        Ok(())
+    })
+    .await?;
+    let key = key.context("no API key was created")?;
+    let header = Daemon::in_process_with(index, osv, |config| {
+        config.auth.enabled = true;
+        // The header backend with its defaults (trusts 127.0.0.1/32 and
+        // ::1/128): `HeaderSettings` is not exported, and it is the default
+        // settings' backend.
+        config.auth.backend = AuthSettings::default().backend;
+        if !matches!(config.auth.backend, Backend::Header(_)) {
+            bail!("the default auth backend is no longer the header backend");
+        }
+        Ok(())
+    })
+    .await?;
+
+    let mut targets = Vec::new();
+    for (name, daemon, credentials) in [
+        ("anonymous", anonymous, vec![]),
+        (
+            "apikey",
+            apikey,
+            vec![("Authorization".to_string(), format!("Bearer {key}"))],
+        ),
+        (
+            "header",
+            header,
+            vec![
+                ("X-Forwarded-User".to_string(), "bench".to_string()),
+                ("X-Forwarded-Groups".to_string(), "bots".to_string()),
+            ],
+        ),
+    ] {
+        let script =
+            wrk::write_script_with(&daemon.dir, &format!("{name}.lua"), &paths, &credentials)?;
+        eprintln!("auth: {name} daemon (in-process) at {}", daemon.base);
+        targets.push(AuthTarget {
+            name,
+            daemon,
+            credentials,
+            script,
+        });
+    }
+
+    // Sanity: the authenticated daemons refuse a request without (or with
+    // wrong) credentials and answer one with them, so a load of 200s is a
+    // load of authenticated requests.
+    let probe = "/api/v1/evaluate?package=httpx";
+    let bare = |t: &AuthTarget| {
+        client
+            .get(format!("{}{probe}", t.daemon.base))
+            .header("X-LexAlign-Project", "bench")
+    };
+    let wrong_key = format!("Bearer {}{}", lex_align_store::KEY_PREFIX, "0".repeat(43));
+    let checks = [
+        (
+            "anonymous, no credentials",
+            status_of(bare(&targets[0])).await?,
+            200,
+        ),
+        (
+            "apikey, no credentials",
+            status_of(bare(&targets[1])).await?,
+            401,
+        ),
+        (
+            "apikey, wrong key",
+            status_of(bare(&targets[1]).header("Authorization", wrong_key.as_str())).await?,
+            401,
+        ),
+        (
+            "apikey, the key",
+            status_of(targets[1].request(&client, probe)).await?,
+            200,
+        ),
+        (
+            "header, no user header",
+            status_of(bare(&targets[2])).await?,
+            401,
+        ),
+        (
+            "header, X-Forwarded-User",
+            status_of(targets[2].request(&client, probe)).await?,
+            200,
+        ),
+    ];
+    for (what, got, want) in checks {
+        eprintln!("auth sanity: {what}: HTTP {got}");
+        if got != want {
+            bail!("auth sanity check {what:?}: HTTP {got}, expected {want}");
+        }
+    }
+    figures.push(figure(
+        "auth sanity: apikey daemon without / with the key; header daemon without / with the user header",
+        "401 / 200; 401 / 200",
+        "401 / 200",
+        Some(true),
+    ));
+
+    // Warm-up: every URL once (fills each daemon's caches), then a short
+    // load at the highest concurrency.
+    let top = args.concurrency.iter().copied().max().unwrap_or(64);
+    for t in &targets {
+        for p in &paths {
+            let r = t.request(&client, p).send().await?;
+            if r.status() != 200 {
+                bail!(
+                    "{} warm-up {p}: HTTP {} {}",
+                    t.name,
+                    r.status(),
+                    r.text().await?
+                );
+            }
+        }
+        let res = wrk::run(&t.daemon.base, &t.script, top, args.duration.clamp(1, 3)).await?;
+        eprintln!("auth warm-up {} c={top}: {res:?}", t.name);
+        if res.errors() > 0 {
+            bail!("{} warm-up load: {} errors", t.name, res.errors());
+        }
+    }
+
+    let rounds = args.rounds.max(1);
+    for &c in &args.concurrency {
+        // results[target][round]
+        let mut results: Vec<Vec<wrk::WrkResult>> = vec![Vec::new(); targets.len()];
+        for round in 0..rounds {
+            // Rotate the order too, so no configuration always runs first.
+            for k in 0..targets.len() {
+                let i = (k + round) % targets.len();
+                let t = &targets[i];
+                let res = wrk::run(&t.daemon.base, &t.script, c, args.duration).await?;
+                eprintln!(
+                    "auth c={c} round {} {}: {:.0} req/s, p99 {}, {} errors",
+                    round + 1,
+                    t.name,
+                    res.rps,
+                    fmt_us(res.p99_us),
+                    res.errors()
+                );
+                results[i].push(res);
+            }
+        }
+        let rps = |i: usize| results[i].iter().map(|r| r.rps).collect::<Vec<_>>();
+        let base_rps = median(rps(0));
+        for (i, t) in targets.iter().enumerate() {
+            let v = rps(i);
+            let p99 = median(results[i].iter().map(|r| r.p99_us).collect());
+            let errors: u64 = results[i].iter().map(|r| r.errors()).sum();
+            let requests: u64 = results[i].iter().map(|r| r.requests).sum();
+            figures.push(figure(
+                format!(
+                    "auth c={c} {}: throughput / p99 (median of {rounds})",
+                    t.name
+                ),
+                format!(
+                    "{:.0} req/s / {} (req/s min {:.0}, max {:.0})",
+                    median(v.clone()),
+                    fmt_us(p99),
+                    v.iter().cloned().fold(f64::INFINITY, f64::min),
+                    v.iter().cloned().fold(0.0, f64::max),
+                ),
+                "",
+                None,
+            ));
+            figures.push(figure(
+                format!("auth c={c} {}: errors", t.name),
+                format!("{errors} of {requests}"),
+                "0",
+                Some(errors == 0),
+            ));
+            if i == 0 {
+                continue;
+            }
+            // Each round's ratio is against the anonymous run of the same
+            // round (minutes apart at most, under the same background
+            // load); the figure is their median, the ratio of the medians
+            // is shown beside it.
+            let paired: Vec<f64> = v.iter().zip(rps(0)).map(|(a, b)| a / b).collect();
+            let ratio = median(paired.clone());
+            let value = format!(
+                "{ratio:.3} (cost {:.1} %; per round {}; ratio of medians {:.3})",
+                100.0 * (1.0 - ratio),
+                paired
+                    .iter()
+                    .map(|r| format!("{r:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                median(v.clone()) / base_rps,
+            );
+            let is_target = c == 64 && t.name == "apikey";
+            figures.push(figure(
+                format!(
+                    "auth c={c}: {}/anonymous throughput (median of per-round ratios)",
+                    t.name
+                ),
+                value,
+                if is_target {
+                    "API key costs < 10% of anonymous throughput"
+                } else {
+                    ""
+                },
+                is_target.then_some(ratio > 0.90),
+            ));
+        }
+    }
+    for t in targets {
+        t.daemon.stop().await;
+    }
     Ok(())
 }
 

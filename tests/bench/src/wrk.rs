@@ -8,9 +8,31 @@ use anyhow::{bail, Context};
 /// Requests are formatted once in `init`; `request` only rotates, so the Lua
 /// side costs little of the machine's two cores.
 pub fn write_script(dir: &Path, paths: &[String]) -> anyhow::Result<PathBuf> {
+    write_script_with(dir, "mixed.lua", paths, &[])
+}
+
+/// [`write_script`] with `extra` headers on every request (credentials).
+/// They go into the script, not to wrk's `-H`: `wrk.format` given its own
+/// header table ignores `-H`.
+pub fn write_script_with(
+    dir: &Path,
+    name: &str,
+    paths: &[String],
+    extra: &[(String, String)],
+) -> anyhow::Result<PathBuf> {
+    let headers = [
+        ("X-LexAlign-Project", "bench"),
+        ("X-LexAlign-Agent-Model", "wrk"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(extra.iter().cloned())
+    .map(|(k, v)| format!("[{}] = {}", lua_str(&k), lua_str(&v)))
+    .collect::<Vec<_>>()
+    .join(", ");
     let list = paths
         .iter()
-        .map(|p| format!("  {:?},", p))
+        .map(|p| format!("  {},", lua_str(p)))
         .collect::<Vec<_>>()
         .join("\n");
     let script = format!(
@@ -21,7 +43,7 @@ local reqs = {{}}
 local i = 0
 function init(args)
   for k, p in ipairs(paths) do
-    reqs[k] = wrk.format("GET", p, {{ ["X-LexAlign-Project"] = "bench", ["X-LexAlign-Agent-Model"] = "wrk" }})
+    reqs[k] = wrk.format("GET", p, {{ {headers} }})
   end
   -- Threads start at different offsets so the mix is the same at any moment.
   i = math.random(#reqs)
@@ -32,9 +54,27 @@ function request()
 end
 "#
     );
-    let path = dir.join("mixed.lua");
+    let path = dir.join(name);
     std::fs::write(&path, script)?;
     Ok(path)
+}
+
+/// A Lua string literal: printable ASCII as is, everything else escaped.
+fn lua_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for b in s.bytes() {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03}")),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[derive(Debug, Default, Clone)]
@@ -133,5 +173,23 @@ mod tests {
         assert_eq!(r.non_2xx, 4);
         assert_eq!(r.errors(), 7);
         assert_eq!(r.rps, 12345.0);
+    }
+
+    #[test]
+    fn scripts_carry_extra_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = [("Authorization".to_string(), "Bearer lxa_a\"b".to_string())];
+        let p = write_script_with(dir.path(), "k.lua", &["/x?a=1".into()], &extra).unwrap();
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(
+            text.contains(r#"["Authorization"] = "Bearer lxa_a\"b""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"["X-LexAlign-Project"] = "bench""#),
+            "{text}"
+        );
+        assert!(text.contains(r#"  "/x?a=1","#), "{text}");
+        assert_eq!(lua_str("é"), r#""\195\169""#);
     }
 }
