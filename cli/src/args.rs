@@ -35,6 +35,8 @@ pub enum Command {
     },
     /// The original `lex-align-client` commands (`check`, `audit`, `hook`, … also work at top level).
     Client(ClientArgs),
+    /// Check a signed verdict offline (exit 0 valid, 1 invalid, with why).
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +73,16 @@ pub enum Common {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Team mode: the personal daemon's link to its team server.
+    Team {
+        #[command(subcommand)]
+        command: crate::team::TeamCommand,
+    },
+    /// Advisory data for the vulnerability gate (the OSV PyPI export, offline).
+    Advisories {
+        #[command(subcommand)]
+        command: crate::advisories::AdvisoriesCommand,
     },
 }
 
@@ -145,6 +157,10 @@ pub enum AuditCommand {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Export the audit log (jsonl: verifiable on its own, closed by a signed checkpoint; csv; md).
+    Export(crate::export::ExportArgs),
+    /// Prove a JSONL export offline; exit 1 and name the first edited, dropped or reordered row.
+    VerifyExport(crate::export::VerifyExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,7 +308,7 @@ pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
         argv.insert(1, sub.into());
     } else if is_client_command(&argv) {
         // `lex-align check …` is `lex-align client check …`; only `audit
-        // verify` stays with the audit-log tools.
+        // verify|export|verify-export` stay with the audit-log tools.
         argv.insert(1, "client".into());
     }
     argv
@@ -301,7 +317,7 @@ pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
 fn is_client_command(argv: &[std::ffi::OsString]) -> bool {
     let word = |i: usize| argv.get(i).and_then(|a| a.to_str());
     match word(1) {
-        Some("audit") => word(2) != Some("verify"),
+        Some("audit") => !matches!(word(2), Some("verify" | "export" | "verify-export")),
         Some(w) => lex_align_client::top_level_commands().contains(&w),
         None => false,
     }

@@ -446,19 +446,31 @@ fn check_index(c: &Config) -> Check {
 }
 
 fn check_advisories(c: &Config) -> Check {
+    use lex_align_upstream::AdvisorySourceKind as Kind;
     const L: &str = "advisories";
-    match (&c.offline_advisories, &c.osv_url) {
-        (Some(p), _) => check(
+    let source =
+        lex_align_upstream::describe_advisory_source(&lex_align_daemon::upstream_config(c));
+    match source.kind {
+        Kind::Offline => check(
             Status::Ok,
             L,
-            format!("offline OSV records in {} (matched locally).", p.display()),
+            format!("{} (matched locally).", source.summary()),
         ),
-        (None, Some(u)) => check(Status::Ok, L, format!("OSV API at {u}.")),
-        (None, None) => check(
+        Kind::OsvApi | Kind::Export => check(Status::Ok, L, format!("{}.", source.summary())),
+        Kind::PackageIndex => check(
+            Status::Warn,
+            L,
+            format!(
+                "{}. For scored OSV data set LEXALIGN_OSV_URL, or run `lex-align advisories sync`.",
+                source.summary()
+            ),
+        ),
+        Kind::None => check(
             Status::Fail,
             L,
             "no advisory source: the vulnerability gate cannot run. Set LEXALIGN_OSV_URL (or OSV_API_URL) to an OSV API, \
-             or LEXALIGN_OFFLINE_ADVISORIES to a directory of OSV records or an OSV export zip.",
+             LEXALIGN_OFFLINE_ADVISORIES to a directory of OSV records or an OSV export zip, or run \
+             `lex-align advisories sync` (or configure a package index whose JSON API lists vulnerabilities).",
         ),
     }
 }

@@ -4,14 +4,18 @@
 //! original server CLI); as `lex-align-client` as `lex-align client …`.
 
 mod admin;
+mod advisories;
 mod args;
 mod audit;
 mod check_config;
 mod compile;
 mod daemon;
+mod export;
 mod lsp_cmd;
 mod quickstart;
 mod selftest;
+mod team;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -43,6 +47,7 @@ fn run(command: Command) -> u8 {
             ServerCommand::Common(c) => common(c),
         },
         Command::Client(a) => lex_align_client::run_args(a.args),
+        Command::Verify(a) => verify::run(a),
     }
 }
 
@@ -61,7 +66,15 @@ fn common(c: Common) -> u8 {
         Common::Audit {
             command: args::AuditCommand::Verify { db },
         } => audit::verify(db),
+        Common::Audit {
+            command: args::AuditCommand::Export(a),
+        } => export::export(a),
+        Common::Audit {
+            command: args::AuditCommand::VerifyExport(a),
+        } => export::verify_export_cmd(a),
         Common::Admin { command } => admin::run(command),
+        Common::Advisories { command } => advisories::run(command),
+        Common::Team { command } => team::run(command),
     }
 }
 

@@ -114,9 +114,9 @@ pub fn run(a: QuickstartArgs) -> u8 {
     };
     config.bind_host = a.host.clone();
     config.bind_port = a.port;
-    if config.osv_url.is_none() && config.offline_advisories.is_none() {
-        println!("  advisories: none configured (set OSV_API_URL or LEXALIGN_OFFLINE_ADVISORIES)");
-    }
+    let advisories =
+        lex_align_upstream::describe_advisory_source(&lex_align_daemon::upstream_config(&config));
+    println!("  advisories: {}", advisories.summary());
 
     println!("Starting server on {base} (Ctrl-C to stop)");
     println!("Run `lex-align-client init` in another terminal to point a project at it.");

@@ -1,86 +1,42 @@
 //! Requirement rewrites behind the code actions. Each produces a new
 //! PEP 508 string for one dependency; `lex_align_manifest::replace_requirement`
-//! puts it into the file without touching anything around it.
+//! puts it into the file without touching anything around it. Replacing a
+//! package is `lex_align_manifest::replace_dependency`, which also keeps
+//! one entry per package when the table already declares the replacement.
 
-use std::str::FromStr;
-
-use lex_align_manifest::Dependency;
-use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
+use lex_align_manifest::{rewrite_requirement, Dependency, Kept, Replacement};
+use pep508_rs::{VerbatimUrl, VersionOrUrl};
 
 /// How the user pins: the operator of the first specifier, when any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    Unpinned,
-    Exact,
-    Compatible,
-    Minimum,
-}
+pub use lex_align_manifest::PinStyle as Style;
 
 pub fn style(dep: &Dependency) -> Style {
-    match dep.specifier.as_deref().map(str::trim_start) {
-        None => Style::Unpinned,
-        Some(s) if s.starts_with("===") || s.starts_with("==") => Style::Exact,
-        Some(s) if s.starts_with("~=") => Style::Compatible,
-        Some(_) => Style::Minimum,
-    }
+    Style::of(dep)
 }
 
-fn specifier_for(style: Style, version: &str) -> String {
-    match style {
-        Style::Unpinned => String::new(),
-        Style::Exact => format!("=={version}"),
-        Style::Compatible => format!("~={version}"),
-        Style::Minimum => format!(">={version}"),
+/// The title of the "Replace X with Y" quick fix; it says when the table
+/// already declared Y and which specifier the kept entry ends up with.
+pub fn replacement_title(dep: &Dependency, r: &Replacement) -> String {
+    let head = format!("Replace {} with {}", dep.name, r.requirement);
+    match &r.merged {
+        None => head,
+        Some(m) => match m.kept {
+            Kept::Declared => format!("{head} (already declared; one entry kept)"),
+            Kept::Suggested | Kept::Intersection => {
+                format!("{head} (merged with the declared {})", m.declared)
+            }
+            Kept::Conflict => format!(
+                "{head} (the declared {} conflicts with the registry's version; the registry's wins)",
+                m.declared
+            ),
+        },
     }
-}
-
-/// The marker part of the requirement exactly as the user wrote it
-/// (`raw` is the requirement's text in the file), so a fix does not
-/// rewrite `python_version` into its normalised spelling.
-fn marker_tail(dep: &Dependency, raw: &str) -> String {
-    match raw.find(';') {
-        // An escape sequence would be re-escaped by the writer: use the parsed form.
-        Some(i) if !raw.contains('\\') => {
-            let start = raw[..i].trim_end().len();
-            raw[start..].to_string()
-        }
-        _ => dep
-            .marker
-            .as_ref()
-            .map_or_else(String::new, |m| format!("; {m}")),
-    }
-}
-
-fn assemble(dep: &Dependency, raw: &str, name: &str, specifier: &str) -> String {
-    let mut out = name.to_string();
-    if !dep.extras.is_empty() {
-        out.push('[');
-        out.push_str(&dep.extras.join(","));
-        out.push(']');
-    }
-    out.push_str(specifier);
-    out.push_str(&marker_tail(dep, raw));
-    out
-}
-
-/// `dep` with its package swapped for `replacement`, keeping extras and
-/// markers. The old version numbers mean nothing for the new package, so
-/// the specifier keeps only its style, applied to `replacement_version`
-/// (the version the policy resolved for the replacement) when known.
-pub fn replace_package(
-    dep: &Dependency,
-    raw: &str,
-    replacement: &str,
-    replacement_version: Option<&str>,
-) -> String {
-    let spec = replacement_version.map_or_else(String::new, |v| specifier_for(style(dep), v));
-    assemble(dep, raw, replacement, &spec)
 }
 
 /// `dep` with the specifier of `suggested` (a full requirement such as
 /// `cryptography>=41,<44`), keeping the name as written, extras and marker.
 pub fn tighten(dep: &Dependency, raw: &str, suggested: &str) -> Option<String> {
-    let req = Requirement::<VerbatimUrl>::from_str(suggested).ok()?;
+    let req = lex_align_manifest::parse_requirement::<VerbatimUrl>(suggested).ok()?;
     let spec = match req.version_or_url {
         Some(VersionOrUrl::VersionSpecifier(vs)) => vs
             .iter()
@@ -89,7 +45,7 @@ pub fn tighten(dep: &Dependency, raw: &str, suggested: &str) -> Option<String> {
             .join(","),
         _ => return None,
     };
-    Some(assemble(dep, raw, &dep.name, &spec))
+    Some(rewrite_requirement(dep, raw, &dep.name, &spec))
 }
 
 /// `dep` moved to `version` (the first version without known advisories):
@@ -101,5 +57,5 @@ pub fn move_to(dep: &Dependency, raw: &str, version: &str) -> String {
         Style::Compatible => Style::Compatible,
         Style::Unpinned | Style::Minimum => Style::Minimum,
     };
-    assemble(dep, raw, &dep.name, &specifier_for(style, version))
+    rewrite_requirement(dep, raw, &dep.name, &style.specifier(version))
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use lex_align_engine::registry::Status;
 use lex_align_engine::verdict::{Decision, Verdict};
-use lex_align_manifest::{replace_requirement, Dependency};
+use lex_align_manifest::{replace_dependency, replace_requirement, Dependency, TextChange};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::Service;
@@ -688,6 +688,18 @@ impl Server {
         }
     }
 
+    /// The text edits of a manifest-crate edit.
+    fn text_edits(&self, text: &str, changes: &[TextChange]) -> Vec<TextEdit> {
+        let enc = read(&self.shared.encoding);
+        changes
+            .iter()
+            .map(|c| TextEdit {
+                range: convert::range(text, c.span.start, c.span.end, enc),
+                new_text: c.new_text.clone(),
+            })
+            .collect()
+    }
+
     /// The `lexAlign.proposeRule` argument `{name, status, reason?,
     /// replacement?, rationale?, project?}`; only honoured in operator mode.
     fn proposal_args(&self, arg: Option<Value>) -> jsonrpc::Result<(RuleProposal, String)> {
@@ -945,15 +957,12 @@ impl LanguageServer for Server {
                     })
                     .cloned()
                     .collect();
-                let quickfix = |title: String, new: &str, preferred: bool| {
+                let quickfix = |title: String, edits: Vec<TextEdit>, preferred: bool| {
                     CodeActionOrCommand::CodeAction(CodeAction {
                         title,
                         kind: Some(CodeActionKind::QUICKFIX),
                         diagnostics: (!diagnostics.is_empty()).then(|| diagnostics.clone()),
-                        edit: Some(Self::workspace_edit(
-                            &uri,
-                            vec![self.edit(&snap.text, dep, new)],
-                        )),
+                        edit: Some(Self::workspace_edit(&uri, edits)),
                         command: None,
                         is_preferred: Some(preferred),
                         disabled: None,
@@ -966,9 +975,10 @@ impl LanguageServer for Server {
                         .registry_rule(&dep.canonical)
                         .and_then(|r| r.replacement)
                 });
+                // Poetry entries too: the manifest crate edits their tables.
                 if let (Some(replacement), true) = (
                     replacement,
-                    analysis::rewritable(dep) && v.verdict == Decision::Denied,
+                    dep.url.is_none() && v.verdict == Decision::Denied,
                 ) {
                     let rv = if fixes::style(dep) == fixes::Style::Unpinned {
                         None
@@ -982,20 +992,16 @@ impl LanguageServer for Server {
                             .await
                             .and_then(|rv| rv.resolved_version)
                     };
-                    let new = fixes::replace_package(
-                        dep,
-                        dep.source.span.slice(&snap.text),
-                        &replacement,
-                        rv.as_deref(),
-                    );
-                    actions.push(quickfix(
-                        format!("Replace {} with {new}", dep.name),
-                        &new,
-                        true,
-                    ));
+                    if let Some(r) =
+                        replace_dependency(&snap.text, dep, &replacement, rv.as_deref())
+                    {
+                        let edits = self.text_edits(&snap.text, &r.changes);
+                        actions.push(quickfix(fixes::replacement_title(dep, &r), edits, true));
+                    }
                 }
                 if let Some((title, new)) = Self::safe_fix(&snap.text, dep, &v) {
-                    actions.push(quickfix(title, &new, actions.is_empty()));
+                    let edits = vec![self.edit(&snap.text, dep, &new)];
+                    actions.push(quickfix(title, edits, actions.is_empty()));
                 }
                 if v.is_requestable || v.verdict == Decision::ProvisionallyAllowed {
                     let rationale = format!(

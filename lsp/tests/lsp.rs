@@ -156,8 +156,10 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
     assert!(md.contains("first safe version: 3\\.1\\.41"), "{md}");
     assert!(md.contains("license: BSD\\-3\\-Clause"), "{md}");
 
-    // Quick fix on the deprecated dependency: replace with the registry's
-    // replacement, keeping extras, marker and the specifier style.
+    // Quick fix on the deprecated dependency: the table already declares
+    // the registry's replacement, so its line goes and the declared httpx
+    // keeps the stricter specifier (the replacement's version, in the
+    // replaced line's style).
     let r = span_of(PYPROJECT, "requests[socks]");
     let actions = client
         .request(
@@ -175,15 +177,19 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
         .iter()
         .find(|a| a["title"].as_str().unwrap().starts_with("Replace requests"))
         .unwrap_or_else(|| panic!("a replacement action in {actions}"));
-    let text2 = apply_edit(PYPROJECT, &replace["edit"], &uri, false);
-    assert!(
-        text2.contains("\"httpx[socks]>=0.28.1 ; python_version >= '3.9'\","),
-        "{text2}"
-    );
     assert_eq!(
-        text2.lines().count(),
-        PYPROJECT.lines().count(),
-        "nothing else changed"
+        replace["title"],
+        "Replace requests with httpx>=0.28.1 (merged with the declared httpx>=0.27)"
+    );
+    let text2 = apply_edit(PYPROJECT, &replace["edit"], &uri, false);
+    assert_eq!(
+        text2,
+        PYPROJECT
+            .replace(
+                "    \"requests[socks]>=2.28 ; python_version >= '3.9'\",\n",
+                ""
+            )
+            .replace("\"httpx>=0.27\"", "\"httpx>=0.28.1\"")
     );
     change_full(&mut client, &uri, 2, &text2).await;
     let publishes = client
@@ -235,6 +241,75 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
         .await;
     let closed = client.notification("textDocument/publishDiagnostics").await;
     assert_eq!(closed["diagnostics"], json!([]));
+    client.shutdown().await;
+}
+
+/// The "Replace" quick fix on `package` in `text`: (title, resulting text).
+async fn replace_action(
+    client: &mut TestClient,
+    uri: &str,
+    text: &str,
+    package: &str,
+) -> (String, String) {
+    let r = span_of(text, package);
+    let actions = client
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": {"uri": uri},
+                "range": {"start": {"line": r.0, "character": r.1}, "end": {"line": r.0, "character": r.1}},
+                "context": {"diagnostics": [], "only": ["quickfix"]}
+            }),
+        )
+        .await;
+    let action = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with("Replace "))
+        .unwrap_or_else(|| panic!("a replacement action in {actions}"));
+    (
+        action["title"].as_str().unwrap().to_string(),
+        apply_edit(text, &action["edit"], uri, false),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_the_table_declares_leaves_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut client, _) = TestClient::start(EngineBackend::new(), false).await;
+
+    // Poetry: `^2.31` is a lower bound, so the suggestion is >=0.28.1,
+    // which `^0.27` excludes; the registry's version wins, extras stay.
+    let uri = file_uri(&dir.path().join("pyproject.toml"));
+    let poetry = "[tool.poetry.dependencies]\npython = \"^3.11\"\nrequests = \"^2.31\"  # legacy\nhttpx = { version = \"^0.27\", extras = [\"http2\"] }\n";
+    open(&mut client, &uri, poetry, 1).await;
+    client
+        .diagnostics_until(&uri, |p| has_code(p, "deprecated"))
+        .await;
+    let (title, text) = replace_action(&mut client, &uri, poetry, "requests").await;
+    assert_eq!(
+        title,
+        "Replace requests with httpx[http2]>=0.28.1 (the declared httpx[http2]>=0.27,<0.28 conflicts with the registry's version; the registry's wins)"
+    );
+    assert_eq!(
+        text,
+        "[tool.poetry.dependencies]\npython = \"^3.11\"\nhttpx = { version = \">=0.28.1\", extras = [\"http2\"] }\n"
+    );
+
+    // requirements.txt: the declared pin is the suggestion already.
+    let uri = file_uri(&dir.path().join("requirements.txt"));
+    let reqs = "requests==2.31.0  # legacy\nHTTPX==0.28.1\nrich\n";
+    open(&mut client, &uri, reqs, 1).await;
+    client
+        .diagnostics_until(&uri, |p| has_code(p, "deprecated"))
+        .await;
+    let (title, text) = replace_action(&mut client, &uri, reqs, "requests").await;
+    assert_eq!(
+        title,
+        "Replace requests with HTTPX==0.28.1 (already declared; one entry kept)"
+    );
+    assert_eq!(text, "HTTPX==0.28.1\nrich\n");
     client.shutdown().await;
 }
 

@@ -252,6 +252,23 @@ impl Api {
         })
     }
 
+    /// `GET /api/v1/evaluate?envelope=dsse`: the signed verdict, as the
+    /// daemon sent it (a DSSE envelope, JSON text).
+    pub fn evaluate_envelope(&self, item: &EvalItem) -> Result<String, ApiError> {
+        let mut q = vec![("package", item.package.as_str()), ("envelope", "dsse")];
+        if let Some(v) = item.version.as_deref().filter(|v| !v.is_empty()) {
+            q.push(("version", v));
+        }
+        if let Some(r) = &item.requirement {
+            q.push(("requirement", r));
+        }
+        let (status, text) = self.send("GET", "/api/v1/evaluate", &q, None, true)?;
+        if status != 200 {
+            return Err(server_error(status, &text));
+        }
+        Ok(text)
+    }
+
     /// `POST /api/v1/evaluate/batch`, in input order; an item the server
     /// rejects is `Err(message)`. Falls back to one request per item on a
     /// server without the batch route (the original Python server).
@@ -507,42 +524,6 @@ pub fn data_dir() -> PathBuf {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_addresses() {
-        assert_eq!(
-            local_address("http://127.0.0.1:8765"),
-            Some(("127.0.0.1".into(), 8765))
-        );
-        assert_eq!(
-            local_address("http://localhost/x"),
-            Some(("localhost".into(), 80))
-        );
-        assert_eq!(local_address("http://[::1]:9"), Some(("::1".into(), 9)));
-        assert_eq!(local_address("http://lexalign.corp:8765"), None);
-        assert_eq!(local_address("https://127.0.0.1:8765"), None);
-    }
-
-    #[test]
-    fn server_errors_use_detail() {
-        assert_eq!(
-            server_error(409, r#"{"detail":"pyqt5 is banned"}"#),
-            ApiError::Server {
-                status: 409,
-                detail: "pyqt5 is banned".into()
-            }
-        );
-        let long = "x".repeat(500);
-        match server_error(500, &long) {
-            ApiError::Server { detail, .. } => assert_eq!(detail.len(), 200),
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
 /// One line per override or registry exception that lapses within a week,
 /// from a health answer's `lapsing_soon` (absent from older daemons).
 pub fn lapsing_soon(health: &Value) -> Vec<String> {
@@ -579,4 +560,40 @@ pub fn lapsing_soon(health: &Value) -> Vec<String> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses() {
+        assert_eq!(
+            local_address("http://127.0.0.1:8765"),
+            Some(("127.0.0.1".into(), 8765))
+        );
+        assert_eq!(
+            local_address("http://localhost/x"),
+            Some(("localhost".into(), 80))
+        );
+        assert_eq!(local_address("http://[::1]:9"), Some(("::1".into(), 9)));
+        assert_eq!(local_address("http://lexalign.corp:8765"), None);
+        assert_eq!(local_address("https://127.0.0.1:8765"), None);
+    }
+
+    #[test]
+    fn server_errors_use_detail() {
+        assert_eq!(
+            server_error(409, r#"{"detail":"pyqt5 is banned"}"#),
+            ApiError::Server {
+                status: 409,
+                detail: "pyqt5 is banned".into()
+            }
+        );
+        let long = "x".repeat(500);
+        match server_error(500, &long) {
+            ApiError::Server { detail, .. } => assert_eq!(detail.len(), 200),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::api::{AgentId, Api, ApiError, EvalItem};
 use crate::config::{self, Config, Mode};
+use crate::edit;
 use crate::hook;
 use crate::install::{self, HookOutcome, MdOutcome};
 use crate::project::{self, Checked, FsSource, GitIndexSource, ProjectDeps, Source};
@@ -17,18 +18,18 @@ use crate::sarif;
 use crate::verdict::{to_python_json, Verdict};
 use crate::{AuditFormat, ClientCommand, ModeArg};
 
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn cwd() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
 }
 
-fn error(msg: impl std::fmt::Display) -> i32 {
+pub(crate) fn error(msg: impl std::fmt::Display) -> i32 {
     eprintln!("Error: {msg}");
     1
 }
 
-fn load_config() -> Result<Config, i32> {
+pub(crate) fn load_config() -> Result<Config, i32> {
     config::load(&cwd()).map_err(error)
 }
 
@@ -51,6 +52,20 @@ pub fn run(cmd: ClientCommand) -> i32 {
             precommit: !no_precommit,
             claude_md: !no_claude_md,
         }),
+        ClientCommand::Check {
+            package,
+            version,
+            agent_model,
+            agent_version,
+            signed: true,
+            output,
+            ..
+        } => crate::signed::check_signed(
+            &package,
+            version,
+            AgentId::from_flags(agent_model, agent_version),
+            output.as_deref(),
+        ),
         ClientCommand::Check {
             package,
             version,
@@ -664,13 +679,20 @@ fn precommit(as_json: bool) -> i32 {
         .iter()
         .filter(|c| c.verdict.as_ref().map_or(true, Verdict::is_denied))
         .collect();
+    // A replacement the same table already declares: one entry, not two.
+    let fixes = edit::replacement_fixes(&api, &deps.texts, &blocked);
     if as_json {
+        let violations: Vec<Value> = blocked
+            .iter()
+            .zip(&fixes)
+            .map(|(c, f)| violation_json(c, f.as_deref()))
+            .collect();
         let out = json!({
             "project": config.project,
             "blocked": !blocked.is_empty(),
             "checked": checked.len(),
             "transport_errors": s.transport,
-            "violations": blocked.iter().map(|c| violation_json(c)).collect::<Vec<_>>(),
+            "violations": violations,
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
     }
@@ -685,9 +707,14 @@ fn precommit(as_json: bool) -> i32 {
         return 0;
     }
     eprintln!("[lex-align] commit blocked — non-compliant dependencies:");
-    for c in &blocked {
+    for (c, fix) in blocked.iter().zip(&fixes) {
         match &c.verdict {
-            Ok(v) => eprintln!("{}", denied_lines(c, v, false)),
+            Ok(v) => {
+                eprintln!("{}", denied_lines(c, v, false));
+                if let Some(fix) = fix {
+                    eprintln!("      fix: {fix}");
+                }
+            }
             Err(e) => eprintln!(
                 "  ✗ {} — invalid: {e}\n      at: {}",
                 c.dependency.requirement,
@@ -697,8 +724,8 @@ fn precommit(as_json: bool) -> i32 {
     }
     eprintln!();
     // One line per package for agents and scripts: key=value, values JSON-quoted.
-    for c in &blocked {
-        let v = violation_json(c);
+    for (c, fix) in blocked.iter().zip(&fixes) {
+        let v = violation_json(c, fix.as_deref());
         let q = |k: &str| serde_json::to_string(&v[k]).unwrap_or_default();
         eprintln!(
             "lex-align-blocked package={} requirement={} file={} line={} category={} fix={}",
@@ -717,13 +744,14 @@ fn precommit(as_json: bool) -> i32 {
     1
 }
 
-fn violation_json(c: &Checked) -> Value {
+/// `fix` overrides the verdict's fix (see `edit::replacement_fixes`).
+fn violation_json(c: &Checked, fix: Option<&str>) -> Value {
     let d = &c.dependency;
     let (category, reason, fix, replacement, suggested, safe) = match &c.verdict {
         Ok(v) => (
             sarif::code(v).unwrap_or("denied").to_string(),
             v.reason.clone(),
-            v.fix(),
+            fix.map(str::to_string).or_else(|| v.fix()),
             v.replacement.clone(),
             v.suggested_requirement.clone(),
             v.first_safe_version(),

@@ -1,12 +1,17 @@
 //! What an Edit / Write / MultiEdit would do to a manifest, and which
 //! requirements it adds or changes.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use lex_align_manifest::{
-    diff, parse_pyproject, parse_requirements, Change, ChangeKind, Dependency, Manifest,
+    diff, parse_pyproject, parse_requirements, replace_dependency, Change, ChangeKind, Dependency,
+    Kept, Manifest, PinStyle,
 };
 use serde_json::Value;
+
+use crate::api::{Api, EvalItem};
+use crate::project::Checked;
 
 /// The file's text after the tool call, or `None` when the call cannot
 /// apply (an `old_string` that is not there: the tool itself will fail).
@@ -63,12 +68,13 @@ pub fn parse_manifest(
 }
 
 /// The requirements an edit adds or changes, in the scopes that install
-/// something. A new file counts as all added.
+/// something, the new manifest and the file's text after the edit. A new
+/// file counts as all added.
 pub fn changed_requirements(
     path: &Path,
     tool: &str,
     input: &Value,
-) -> Option<(Vec<Dependency>, Manifest)> {
+) -> Option<(Vec<Dependency>, Manifest, String)> {
     let file_name = path.file_name()?.to_str()?;
     let current = std::fs::read_to_string(path).ok();
     let new_text = simulate(tool, input, current.as_deref())?;
@@ -80,7 +86,7 @@ pub fn changed_requirements(
         .map(|t| parse_manifest(file_name, label, t, &read))
         .unwrap_or_default();
     let new = parse_manifest(file_name, label, &new_text, &read);
-    Some((added_or_changed(&old, &new), new))
+    Some((added_or_changed(&old, &new), new, new_text))
 }
 
 pub fn added_or_changed(old: &Manifest, new: &Manifest) -> Vec<Dependency> {
@@ -91,6 +97,93 @@ pub fn added_or_changed(old: &Manifest, new: &Manifest) -> Vec<Dependency> {
                 && c.dependency.scope.installs()
         })
         .map(|c| c.dependency)
+        .collect()
+}
+
+/// The fix for `dep` (parsed from `text`) when the registry replaces it by
+/// `replacement` and `dep`'s table already declares that package: the
+/// result of the editor's quick fix, one entry for the replacement with
+/// the stricter specifier. `version` is the replacement's current version
+/// (the quick fix's suggestion for a pinned `dep`). `None` when the table
+/// does not declare the replacement: the verdict's own fix stands.
+pub fn merged_replacement_fix(
+    text: &str,
+    dep: &Dependency,
+    replacement: &str,
+    version: Option<&str>,
+) -> Option<String> {
+    let r = replace_dependency(text, dep, replacement, version)?;
+    let m = r.merged?;
+    let keep = match m.kept {
+        Kept::Declared => format!("keep `{}` as it is", m.declared),
+        Kept::Suggested | Kept::Intersection => {
+            format!("keep one entry for it, `{}`", r.requirement)
+        }
+        Kept::Conflict => format!(
+            "keep one entry for it, `{}` (the declared `{}` conflicts with the registry's version; the registry's wins)",
+            r.requirement, m.declared
+        ),
+    };
+    Some(format!(
+        "replace with `{replacement}` — this table already declares `{}`: remove `{}` and {keep}",
+        m.declared,
+        dep.source.span.slice(text)
+    ))
+}
+
+/// [`merged_replacement_fix`] for each checked dependency (in order;
+/// `None` where the verdict's own fix stands). `texts` maps file labels to
+/// the texts the dependencies were parsed from. The replacements' current
+/// versions come from one batch evaluation, asked only for pinned
+/// dependencies whose table declares their replacement.
+pub fn replacement_fixes(
+    api: &Api,
+    texts: &BTreeMap<String, String>,
+    checked: &[&Checked],
+) -> Vec<Option<String>> {
+    let merging: Vec<Option<(&str, &Dependency, &str)>> = checked
+        .iter()
+        .map(|c| {
+            let v = c.verdict.as_ref().ok().filter(|v| v.is_denied())?;
+            let replacement = v.replacement.as_deref()?;
+            let text = texts.get(&c.dependency.source.file)?;
+            replace_dependency(text, &c.dependency, replacement, None)?.merged?;
+            Some((text.as_str(), &c.dependency, replacement))
+        })
+        .collect();
+    let mut wanted: Vec<&str> = merging
+        .iter()
+        .flatten()
+        .filter(|(_, dep, _)| PinStyle::of(dep) != PinStyle::Unpinned)
+        .map(|(_, _, r)| *r)
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let items: Vec<EvalItem> = wanted
+        .iter()
+        .map(|r| EvalItem {
+            package: r.to_string(),
+            version: None,
+            requirement: Some(r.to_string()),
+        })
+        .collect();
+    let mut versions: HashMap<&str, String> = HashMap::new();
+    if let Ok(results) = api.evaluate_batch(&items) {
+        for (r, result) in wanted.iter().zip(results) {
+            if let Some(v) = result.ok().and_then(|v| v.resolved_version) {
+                versions.insert(r, v);
+            }
+        }
+    }
+    merging
+        .into_iter()
+        .map(|m| {
+            let (text, dep, r) = m?;
+            let version = (PinStyle::of(dep) != PinStyle::Unpinned)
+                .then(|| versions.get(r).map(String::as_str))
+                .flatten();
+            merged_replacement_fix(text, dep, r, version)
+        })
         .collect()
 }
 
@@ -136,6 +229,32 @@ mod tests {
             Some("x y"),
         );
         assert_eq!(r.as_deref(), Some("z z"));
+    }
+
+    #[test]
+    fn replacement_advice_describes_the_one_entry_left() {
+        let text = "[project]\nname='p'\ndependencies = [\n  \"httpx>=0.27\",\n  \"requests>=2.31\",\n]\n[project.optional-dependencies]\ncli = [\"requests==2.31.0\"]\n";
+        let m = parse_manifest("pyproject.toml", "pyproject.toml", text, &|_| None);
+        let runtime = &m.dependencies[1];
+        assert_eq!(
+            merged_replacement_fix(text, runtime, "httpx", Some("0.28.1")).as_deref(),
+            Some("replace with `httpx` — this table already declares `httpx>=0.27`: remove `requests>=2.31` and keep one entry for it, `httpx>=0.28.1`")
+        );
+        assert_eq!(
+            merged_replacement_fix(text, runtime, "httpx", None).as_deref(),
+            Some("replace with `httpx` — this table already declares `httpx>=0.27`: remove `requests>=2.31` and keep `httpx>=0.27` as it is")
+        );
+        // Another table's httpx does not count: the verdict's fix stands.
+        assert_eq!(
+            merged_replacement_fix(text, &m.dependencies[2], "httpx", None),
+            None
+        );
+        let reqs = "httpx==0.27.2\nrequests==2.31.0\n";
+        let m = parse_manifest("requirements.txt", "requirements.txt", reqs, &|_| None);
+        assert_eq!(
+            merged_replacement_fix(reqs, &m.dependencies[1], "httpx", Some("0.28.1")).as_deref(),
+            Some("replace with `httpx` — this table already declares `httpx==0.27.2`: remove `requests==2.31.0` and keep one entry for it, `httpx==0.28.1` (the declared `httpx==0.27.2` conflicts with the registry's version; the registry's wins)")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (with the fix) or nothing at all, never an unasked-for `allow` (W3);
 //! `SessionStart` adds a brief as `additionalContext`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use crate::api::{AgentId, Api, ApiError};
 use crate::bash::parse_installs;
 use crate::config::{self, Config, Mode};
-use crate::edit::changed_requirements;
+use crate::edit::{changed_requirements, replacement_fixes};
 use crate::project::{self, is_governed_manifest, Checked};
 use crate::verdict::Verdict;
 
@@ -76,6 +77,12 @@ fn event_cwd(event: &Value) -> PathBuf {
 
 /// The dependencies a tool call would add or change.
 pub fn requested_dependencies(event: &Value) -> Vec<Dependency> {
+    requested(event).0
+}
+
+/// The dependencies a tool call would add or change, and the texts (by
+/// file label) of the manifests it edits, as they would read afterwards.
+pub fn requested(event: &Value) -> (Vec<Dependency>, BTreeMap<String, String>) {
     let tool = event.get("tool_name").and_then(Value::as_str).unwrap_or("");
     let input = event.get("tool_input").cloned().unwrap_or(Value::Null);
     let cwd = event_cwd(event);
@@ -86,25 +93,26 @@ pub fn requested_dependencies(event: &Value) -> Vec<Dependency> {
                 .or_else(|| input.get("path"))
                 .and_then(Value::as_str)
             else {
-                return Vec::new();
+                return Default::default();
             };
             let path = cwd.join(p);
-            let governed = path
+            let Some(name) = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(is_governed_manifest);
-            if !governed {
-                return Vec::new();
+                .filter(|n| is_governed_manifest(n))
+            else {
+                return Default::default();
+            };
+            match changed_requirements(&path, tool, &input) {
+                Some((deps, _, text)) => (deps, BTreeMap::from([(name.to_string(), text)])),
+                None => Default::default(),
             }
-            changed_requirements(&path, tool, &input)
-                .map(|(deps, _)| deps)
-                .unwrap_or_default()
         }
         "Bash" => {
             let command = input.get("command").and_then(Value::as_str).unwrap_or("");
-            bash_dependencies(command, &cwd)
+            (bash_dependencies(command, &cwd), BTreeMap::new())
         }
-        _ => Vec::new(),
+        _ => Default::default(),
     }
 }
 
@@ -151,10 +159,11 @@ fn label(d: &Dependency) -> String {
     d.requirement.clone()
 }
 
-/// One blocked package: what, why, and how to fix it.
-pub fn blocked_line(spec: &str, v: &Verdict) -> String {
+/// One blocked package: what, why, and how to fix it (`fix` overrides the
+/// verdict's fix: a replacement its table already declares).
+pub fn blocked_line(spec: &str, v: &Verdict, fix: Option<&str>) -> String {
     let mut s = format!("  ✗ {spec} — {}", v.reason);
-    if let Some(fix) = v.fix() {
+    if let Some(fix) = fix.map(str::to_string).or_else(|| v.fix()) {
         s.push_str(&format!("\n      fix: {fix}"));
     }
     if !v.cve_ids.is_empty() {
@@ -169,8 +178,14 @@ pub fn blocked_line(spec: &str, v: &Verdict) -> String {
     s
 }
 
-/// Decides a PreToolUse event. `api` is built from the project's config.
-pub fn decide_pre_tool_use(config: &Config, api: &Api, deps: &[Dependency]) -> HookOutput {
+/// Decides a PreToolUse event. `api` is built from the project's config;
+/// `texts` are the edited manifests after the edit, by file label.
+pub fn decide_pre_tool_use(
+    config: &Config,
+    api: &Api,
+    deps: &[Dependency],
+    texts: &BTreeMap<String, String>,
+) -> HookOutput {
     if deps.is_empty() {
         return HookOutput(None);
     }
@@ -178,12 +193,16 @@ pub fn decide_pre_tool_use(config: &Config, api: &Api, deps: &[Dependency]) -> H
         Ok(c) => c,
         Err(e) => return unreachable_output(config, deps, &e),
     };
+    let fixes = replacement_fixes(api, texts, &checked.iter().collect::<Vec<_>>());
     let mut blocked = Vec::new();
     let mut notes = Vec::new();
-    for Checked {
-        dependency,
-        verdict,
-    } in &checked
+    for (
+        Checked {
+            dependency,
+            verdict,
+        },
+        fix,
+    ) in checked.iter().zip(&fixes)
     {
         let spec = label(dependency);
         let v = match verdict {
@@ -194,7 +213,7 @@ pub fn decide_pre_tool_use(config: &Config, api: &Api, deps: &[Dependency]) -> H
             }
         };
         if v.is_denied() {
-            blocked.push(blocked_line(&spec, v));
+            blocked.push(blocked_line(&spec, v, fix.as_deref()));
         } else if v.is_provisional() {
             let suffix = if config.mode == Mode::SingleUser
                 && config.auto_request_approval
@@ -276,7 +295,7 @@ fn unreachable_output(config: &Config, deps: &[Dependency], e: &ApiError) -> Hoo
 
 /// `hook pre-tool-use` end to end: event JSON in, hook output out.
 pub fn pre_tool_use(event: &Value) -> HookOutput {
-    let deps = requested_dependencies(event);
+    let (deps, texts) = requested(event);
     if deps.is_empty() {
         return HookOutput(None);
     }
@@ -291,7 +310,7 @@ pub fn pre_tool_use(event: &Value) -> HookOutput {
         }
     };
     let api = Api::new(&config, agent_from_event(event), HOOK_BUDGET);
-    decide_pre_tool_use(&config, &api, &deps)
+    decide_pre_tool_use(&config, &api, &deps, &texts)
 }
 
 /// `hook session-start`: the brief, and the agent identity persisted for

@@ -15,6 +15,7 @@ pub mod hook;
 pub mod install;
 pub mod project;
 pub mod sarif;
+mod signed;
 pub mod verdict;
 
 use std::process::ExitCode;
@@ -70,6 +71,12 @@ pub enum ClientCommand {
         agent_model: Option<String>,
         #[arg(long)]
         agent_version: Option<String>,
+        /// Ask the daemon for a signed verdict (a DSSE envelope; `lex-align verify` checks it offline).
+        #[arg(long)]
+        signed: bool,
+        /// With --signed: save the envelope to FILE (the verdict is printed as usual) [default: print the envelope].
+        #[arg(short = 'o', long, value_name = "FILE", requires = "signed")]
+        output: Option<std::path::PathBuf>,
     },
     /// Ask for a package to be reviewed for the registry.
     RequestApproval {

@@ -229,7 +229,16 @@ fn precommit_reads_the_git_index() {
         .expect(&err);
     assert!(line.contains("package=\"requests\""), "{line}");
     assert!(line.contains("file=\"pyproject.toml\" line=6"), "{line}");
-    assert!(line.contains("fix=\"replace with `httpx`\""), "{line}");
+    // The table already declares httpx: one entry stays, with the stricter
+    // specifier (the replacement's current version, as the editor's fix).
+    assert!(
+        line.contains("fix=\"replace with `httpx` — this table already declares `httpx>=0.27`: remove `requests>=2.31` and keep one entry for it, `httpx>=0.28.1`\""),
+        "{line}"
+    );
+    assert!(
+        err.contains("      fix: replace with `httpx` — this table already declares"),
+        "{err}"
+    );
 
     let out = run(p.path(), &["precommit", "--json"], "");
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();

@@ -43,7 +43,12 @@ fn pre_tool_use_over_recorded_events() {
         .as_str()
         .unwrap();
     assert!(reason.contains("requests>=2.31"), "{reason}");
-    assert!(reason.contains("replace with `httpx`"), "{reason}");
+    // The file already declares httpx: the advice keeps one entry, as the
+    // editor's quick fix and the pre-commit check do.
+    assert!(
+        reason.contains("fix: replace with `httpx` — this table already declares `httpx>=0.27`: remove `requests>=2.31` and keep one entry for it, `httpx>=0.28.1`"),
+        "{reason}"
+    );
     assert!(v.get("decision").is_none(), "no legacy top-level decision");
 
     // A specifier change (relative path, resolved against the event's cwd)

@@ -4,6 +4,7 @@
 //! fixed version.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,60 @@ pub struct OsvEvent {
     pub last_affected: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+}
+
+// ---------------------------------------------------------------- unscored
+
+/// How an advisory with no score (no CVSS vector, no severity label, as
+/// in the package index's own `vulnerabilities` list) is weighed against
+/// the CVE threshold (`LEXALIGN_UNSCORED_ADVISORIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnscoredPolicy {
+    /// It counts as meeting the threshold: DENIED (`cve`), the reason says
+    /// the severity is unknown and names the fix.
+    #[default]
+    Deny,
+    /// It does not deny by itself; the verdict still lists it (`cve_ids`,
+    /// `advisories`, `fixed_versions`).
+    Provisional,
+}
+
+impl UnscoredPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnscoredPolicy::Deny => "deny",
+            UnscoredPolicy::Provisional => "provisional",
+        }
+    }
+
+    /// `deny` or `provisional` (any case).
+    pub fn parse(text: &str) -> Option<UnscoredPolicy> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "deny" => Some(UnscoredPolicy::Deny),
+            "provisional" => Some(UnscoredPolicy::Provisional),
+            _ => None,
+        }
+    }
+}
+
+static UNSCORED: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the process-wide [`UnscoredPolicy`] the advisories gate applies
+/// (the daemon does, from its configuration, at start). Default: `Deny`.
+pub fn set_unscored_policy(policy: UnscoredPolicy) {
+    let v = match policy {
+        UnscoredPolicy::Deny => 0,
+        UnscoredPolicy::Provisional => 1,
+    };
+    UNSCORED.store(v, Ordering::Relaxed);
+}
+
+/// The policy set by [`set_unscored_policy`].
+pub fn unscored_policy() -> UnscoredPolicy {
+    match UNSCORED.load(Ordering::Relaxed) {
+        1 => UnscoredPolicy::Provisional,
+        _ => UnscoredPolicy::Deny,
+    }
 }
 
 // ---------------------------------------------------------------- parsing

@@ -32,7 +32,9 @@ use gates::{
     advisories, exception_expiry, existence, fail_policy, license, registry_allow, registry_block,
     unpinned_bounds, Ctx, Gate,
 };
-use versions::best_release;
+use versions::{best_release, best_release_with};
+
+pub use versions::{admits, admitted_outside, mentions_prerelease, Admission};
 
 pub use gates::overrides::{apply_override, Override};
 
@@ -120,9 +122,10 @@ pub struct Facts {
     pub advisories: Option<AdvisoryFacts>,
 }
 
-/// The release to judge: the pin, else the highest non-yanked final release
+/// The release to judge: the pin, else the highest non-yanked release
 /// admitted by the requirement (and by the registry's version rule when one
-/// is in force), else the highest non-yanked final release.
+/// is in force), final releases first unless the requirement names a
+/// pre-release (PEP 440), else the highest non-yanked final release.
 pub fn select_version(
     req: &EvalRequest,
     registry: &Registry,
@@ -136,11 +139,13 @@ pub fn select_version(
         .active()
         .filter(|r| r.status == Status::VersionConstrained)
         .and_then(Rule::bounds);
+    let wanted = specs.as_ref().map(Admission::new);
+    let allowed = bounds.as_ref().map(Admission::new);
     let admitted = |v: &Version| {
-        specs.as_ref().is_none_or(|s| s.contains(v))
-            && bounds.as_ref().is_none_or(|b| b.contains(v))
+        wanted.as_ref().is_none_or(|s| s.admits(v)) && allowed.as_ref().is_none_or(|b| b.admits(v))
     };
-    best_release(releases, admitted).or_else(|| best_release(releases, |_| true))
+    let prereleases = specs.as_ref().is_some_and(mentions_prerelease);
+    best_release_with(releases, admitted, prereleases).or_else(|| best_release(releases, |_| true))
 }
 
 pub fn plan(req: &EvalRequest, registry: &Registry) -> Plan {

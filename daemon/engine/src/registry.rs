@@ -6,6 +6,7 @@
 //! a few added checks: duplicate names after PEP 503 normalisation, PEP 440
 //! bounds with `min < max`, and license-list entries from a known vocabulary.
 
+mod compose;
 mod edit;
 mod expiry;
 pub(crate) mod tree;
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 
 use tree::{Node, Val};
 
+pub use compose::{registry_to_yaml, set_policies_in_yaml};
 pub use edit::{remove_rule_in_yaml, upsert_rule_in_yaml};
 pub use expiry::RuleLookup;
 

@@ -67,7 +67,11 @@ impl EvalRequest {
 
         let package = match (&parsed, package.is_empty()) {
             (None, true) => return Err(field_err("package", "package is required")),
-            (Some(req), true) => req.name.to_string(),
+            (Some(req), true) => {
+                // The same cap as a `package` given on its own.
+                name::validate(req.name.as_ref()).map_err(|m| field_err("requirement", m))?;
+                req.name.to_string()
+            }
             (_, false) => {
                 name::validate(package).map_err(|m| field_err("package", m))?;
                 package.to_string()
@@ -118,7 +122,7 @@ impl EvalRequest {
     pub fn parsed_requirement(&self) -> Option<Requirement> {
         self.requirement
             .as_deref()
-            .and_then(|r| Requirement::from_str(r).ok())
+            .and_then(|r| lex_align_manifest::parse_requirement(r).ok())
     }
 
     /// The requirement's version specifiers; `None` without a requirement or
@@ -159,7 +163,7 @@ fn parse_requirement(text: &str) -> Result<Requirement, FieldError> {
             ),
         ));
     }
-    let req = Requirement::from_str(text).map_err(|e| {
+    let req = lex_align_manifest::parse_requirement(text).map_err(|e| {
         field_err(
             "requirement",
             format!("invalid PEP 508 requirement {text:?}: {e}"),

@@ -10,6 +10,7 @@
 //! 0-based; `column` counts Unicode scalar values. Use [`position`] for LSP
 //! positions in UTF-8 or UTF-16 code units.
 
+mod edit;
 mod lock;
 mod poetry;
 mod pyproject;
@@ -22,6 +23,10 @@ use std::str::FromStr;
 use pep508_rs::{Requirement, VersionOrUrl};
 use serde::{Deserialize, Serialize};
 
+pub use edit::{
+    apply_changes, replace_dependency, rewrite_requirement, stricter_specifier, Kept, Merged,
+    PinStyle, Replacement, TextChange,
+};
 pub use lock::{attribute, parse_poetry_lock, parse_pylock, parse_uv_lock, LockedPackage};
 pub use poetry::poetry_constraint_to_pep440;
 pub use pyproject::parse_pyproject;
@@ -273,9 +278,123 @@ pub(crate) struct Parsed {
     pub url: Option<String>,
 }
 
+/// Checks the name and the extras of a PEP 508 string against PEP 508's
+/// identifier rule (letters and digits at both ends) before `pep508_rs`
+/// sees it: pep508_rs 0.9.2 panics on a name or extra that ends in `.`, `-`
+/// or `_` followed by another character (found by the fuzz targets, e.g.
+/// `requests- >=2`, `httpx[http2-]`). Returns the message, the byte offset
+/// and the length of what it blames (as [`parse_pep508`] does).
+pub fn pep508_identifier_error(s: &str) -> Option<(String, usize, usize)> {
+    // pep508_rs 0.9.2 also slices its input inside multi-byte characters
+    // when it reports an error: outside quoted marker values a requirement
+    // is ASCII (names, versions, operators), so anything else is refused here.
+    let mut quote = None;
+    for (at, c) in s.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if !c.is_ascii() => {
+                return Some((
+                    format!("requirement contains the non-ASCII character {c:?}"),
+                    at,
+                    c.len_utf8(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let is_id = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    let bad_end = |id: &str| id.ends_with(['.', '-', '_']) || id.starts_with(['.', '-', '_']);
+    let start = s.len() - s.trim_start().len();
+    let name_len = s[start..]
+        .find(|c: char| !is_id(c))
+        .unwrap_or(s.len() - start);
+    let name = &s[start..start + name_len];
+    if !name.is_empty() && bad_end(name) {
+        return Some((
+            format!("package name `{name}` must start and end with a letter or digit"),
+            start,
+            name_len,
+        ));
+    }
+    let rest = &s[start + name_len..];
+    let after = rest.trim_start();
+    if let Some(extras) = after.strip_prefix('[') {
+        let base = s.len() - extras.len();
+        let end = extras.find(']').unwrap_or(extras.len());
+        let mut offset = 0;
+        for part in extras[..end].split(',') {
+            let id = part.trim();
+            let lead = part.len() - part.trim_start().len();
+            if !id.is_empty() && id.chars().all(is_id) && bad_end(id) {
+                let from = base + offset + lead;
+                return Some((
+                    format!("extra `{id}` must start and end with a letter or digit"),
+                    from,
+                    id.len(),
+                ));
+            }
+            offset += part.len() + 1;
+        }
+    }
+    None
+}
+
+/// `pep508_rs`'s parser behind [`pep508_identifier_error`]: the one way this
+/// workspace parses a requirement string.
+pub fn parse_requirement<T: pep508_rs::Pep508Url>(s: &str) -> Result<Requirement<T>, String> {
+    if let Some((msg, _, _)) = pep508_identifier_error(s) {
+        return Err(msg);
+    }
+    if let Some(shadow) = ascii_shadow(s) {
+        // Errors are found on the ASCII copy, where reporting them is safe.
+        Requirement::<T>::from_str(&shadow).map_err(|e| e.to_string())?;
+    }
+    Requirement::<T>::from_str(s).map_err(|e| e.to_string())
+}
+
+/// `s` with every non-ASCII character (only inside quoted marker values,
+/// see [`pep508_identifier_error`]) replaced by as many `x` as it has bytes:
+/// same structure, same byte offsets. `None` when `s` is ASCII.
+fn ascii_shadow(s: &str) -> Option<String> {
+    if s.is_ascii() {
+        return None;
+    }
+    Some(
+        s.chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    "x".repeat(c.len_utf8())
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Parses a PEP 508 string; on error returns the message and the byte range
 /// (within `s`) the parser blames.
 pub(crate) fn parse_pep508(s: &str) -> Result<Parsed, (String, usize, usize)> {
+    if let Some(e) = pep508_identifier_error(s) {
+        return Err(e);
+    }
+    if let Some(shadow) = ascii_shadow(s) {
+        if let Err(e) = Requirement::<pep508_rs::VerbatimUrl>::from_str(&shadow) {
+            let (start, len) = (e.start.min(s.len()), e.len);
+            let end = (start + len).min(s.len());
+            // Byte offsets are the original's (same lengths); keep them on
+            // character boundaries.
+            let fix = |mut i: usize| {
+                while i > 0 && !s.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            let (start, end) = (fix(start), fix(end));
+            return Err((e.message.to_string(), start, end - start));
+        }
+    }
     match Requirement::<pep508_rs::VerbatimUrl>::from_str(s) {
         Ok(req) => {
             let (specifier, url) = match &req.version_or_url {

@@ -112,17 +112,22 @@ pub fn offset_at(text: &str, line: u32, column: u32, utf16: bool) -> usize {
 /// are switched to the other quote style, which PEP 508 allows, and a
 /// backslash in a basic string is escaped.
 pub fn replace_requirement(text: &str, span: Span, new_requirement: &str) -> String {
-    let delimiter = text[..span.start].chars().next_back();
-    let replacement = match delimiter {
-        Some('"') => new_requirement.replace('\\', "\\\\").replace('"', "'"),
-        Some('\'') => new_requirement.replace('\'', "\""),
-        _ => new_requirement.to_string(),
-    };
+    let replacement = quoted_for(text, span, new_requirement);
     let mut out = String::with_capacity(text.len() + replacement.len());
     out.push_str(&text[..span.start]);
     out.push_str(&replacement);
     out.push_str(&text[span.end..]);
     out
+}
+
+/// `new` as it must be written at `span`: inside a TOML string it must not
+/// close the string (see [`replace_requirement`]); elsewhere it is verbatim.
+pub(crate) fn quoted_for(text: &str, span: Span, new: &str) -> String {
+    match text[..span.start].chars().next_back() {
+        Some('"') => new.replace('\\', "\\\\").replace('"', "'"),
+        Some('\'') => new.replace('\'', "\""),
+        _ => new.to_string(),
+    }
 }
 
 #[cfg(test)]

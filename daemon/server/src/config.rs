@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lex_align_engine::advisory::UnscoredPolicy;
 use lex_align_engine::evaluate::FailPolicy;
 use lex_align_upstream::discover::{discover_index, IndexSetting};
 
@@ -31,6 +32,16 @@ pub struct Config {
     pub index: Option<IndexSetting>,
     pub osv_url: Option<String>,
     pub offline_advisories: Option<PathBuf>,
+    /// How an advisory without a score is weighed
+    /// (`LEXALIGN_UNSCORED_ADVISORIES`; default `deny`).
+    pub unscored_advisories: UnscoredPolicy,
+    /// Where `advisories sync` and the daemon's re-sync download the OSV
+    /// PyPI export (`LEXALIGN_ADVISORY_EXPORT_URL`); `None`: the URL of the
+    /// last sync, else the OSV project's export.
+    pub advisory_export_url: Option<String>,
+    /// How often a synced export is downloaded again
+    /// (`LEXALIGN_ADVISORY_SYNC_INTERVAL_HOURS`, default 24); `None`: never.
+    pub advisory_sync_interval: Option<Duration>,
     pub fail_policy: FailPolicy,
     /// How hard audit writes sync. `Normal` (default): an acknowledged row
     /// survives a crash or `kill -9` of the daemon; `Full` also survives
@@ -53,6 +64,10 @@ pub struct Config {
     pub auth: crate::auth::AuthSettings,
     /// Larger request bodies get 413 (`LEXALIGN_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Signed verdicts' lifetime and periodic audit checkpoints.
+    pub signing: crate::signing::SigningSettings,
+    /// Team mode (`LEXALIGN_TEAM_URL`, …; docs/team.md).
+    pub team: crate::team::TeamSettings,
 }
 
 /// A configuration problem, naming the variable and the fix.
@@ -84,6 +99,9 @@ impl Config {
             index: None,
             osv_url: None,
             offline_advisories: None,
+            unscored_advisories: UnscoredPolicy::Deny,
+            advisory_export_url: None,
+            advisory_sync_interval: Some(Duration::from_secs(24 * 3600)),
             fail_policy: FailPolicy::Open,
             audit_sync: lex_align_store::Synchronous::Normal,
             evaluate_budget: Duration::from_millis(4000),
@@ -98,6 +116,8 @@ impl Config {
             cve_scan_interval_hours: 24.0,
             auth: crate::auth::AuthSettings::default(),
             max_body_bytes: 1024 * 1024,
+            signing: crate::signing::SigningSettings::default(),
+            team: crate::team::TeamSettings::default(),
         }
     }
 
@@ -192,6 +212,31 @@ impl Config {
             }
             c.offline_advisories = Some(p);
         }
+        if let Some(p) = var("LEXALIGN_UNSCORED_ADVISORIES") {
+            c.unscored_advisories = UnscoredPolicy::parse(&p).ok_or_else(|| {
+                err(
+                    "LEXALIGN_UNSCORED_ADVISORIES",
+                    format!("{p:?} is not a policy; use `deny` (an advisory without a score counts as meeting the CVE threshold) or `provisional`"),
+                )
+            })?;
+        }
+        if let Some(u) = var("LEXALIGN_ADVISORY_EXPORT_URL") {
+            c.advisory_export_url = Some(check_url("LEXALIGN_ADVISORY_EXPORT_URL", &u)?);
+        }
+        if let Some(h) = var("LEXALIGN_ADVISORY_SYNC_INTERVAL_HOURS") {
+            let hours = h
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    err(
+                        "LEXALIGN_ADVISORY_SYNC_INTERVAL_HOURS",
+                        format!("{h:?} is not a number of hours, e.g. 24 (0 turns re-syncing off)"),
+                    )
+                })?;
+            c.advisory_sync_interval =
+                (hours > 0.0).then(|| Duration::from_secs_f64(hours * 3600.0));
+        }
         if let Some(p) = var("LEXALIGN_FAIL_POLICY") {
             c.fail_policy = match p.to_ascii_lowercase().as_str() {
                 "open" => FailPolicy::Open,
@@ -273,6 +318,8 @@ impl Config {
         }
 
         c.auth = crate::auth::AuthSettings::from_lookup(&var, parse_bool)?;
+        c.signing = crate::signing::SigningSettings::from_lookup(&var)?;
+        c.team = crate::team::TeamSettings::from_lookup(&var)?;
         if let Some(n) = var("LEXALIGN_MAX_BODY_BYTES") {
             c.max_body_bytes = n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 err(
@@ -298,6 +345,11 @@ impl Config {
                 self.bind_host
             ),
         ))
+    }
+
+    /// The OSV export `lex-align advisories sync` keeps in the data directory.
+    pub fn advisory_export_path(&self) -> PathBuf {
+        lex_align_upstream::export::export_path(&self.data_dir)
     }
 
     pub fn bind_addr(&self) -> String {
@@ -395,6 +447,44 @@ mod tests {
         assert_eq!(c.evaluate_budget, Duration::from_millis(4000));
         assert_eq!(c.fail_policy, FailPolicy::Open);
         assert_eq!(c.cve_scan_interval_hours, 12.0);
+    }
+
+    #[test]
+    fn advisory_settings() {
+        let c = cfg(&[("LEXALIGN_DATA_DIR", "/tmp/lexdata")]).unwrap();
+        assert_eq!(c.unscored_advisories, UnscoredPolicy::Deny);
+        assert_eq!(c.advisory_export_url, None);
+        assert_eq!(c.advisory_sync_interval, Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            c.advisory_export_path(),
+            PathBuf::from("/tmp/lexdata/advisories/osv-pypi.zip")
+        );
+        let c = cfg(&[
+            ("LEXALIGN_UNSCORED_ADVISORIES", "Provisional"),
+            (
+                "LEXALIGN_ADVISORY_EXPORT_URL",
+                "http://127.0.0.1:5/PyPI/all.zip",
+            ),
+            ("LEXALIGN_ADVISORY_SYNC_INTERVAL_HOURS", "0.5"),
+        ])
+        .unwrap();
+        assert_eq!(c.unscored_advisories, UnscoredPolicy::Provisional);
+        assert_eq!(
+            c.advisory_export_url.as_deref(),
+            Some("http://127.0.0.1:5/PyPI/all.zip")
+        );
+        assert_eq!(c.advisory_sync_interval, Some(Duration::from_secs(1800)));
+        let c = cfg(&[("LEXALIGN_ADVISORY_SYNC_INTERVAL_HOURS", "0")]).unwrap();
+        assert_eq!(c.advisory_sync_interval, None);
+        for (var, value, needle) in [
+            ("LEXALIGN_UNSCORED_ADVISORIES", "maybe", "`deny`"),
+            ("LEXALIGN_ADVISORY_EXPORT_URL", "ftp://x/all.zip", "http(s)"),
+            ("LEXALIGN_ADVISORY_SYNC_INTERVAL_HOURS", "daily", "hours"),
+        ] {
+            let e = cfg(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var);
+            assert!(e.message.contains(needle), "{e}");
+        }
     }
 
     #[test]

@@ -7,9 +7,12 @@ pub mod http;
 pub mod lsp;
 pub mod metrics;
 pub mod overrides;
+pub mod pages;
 pub mod proposer;
 pub mod registry_state;
 pub mod service;
+pub mod signing;
+pub mod team;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +46,11 @@ pub struct AppHandle {
     pub state: Arc<AppState>,
     _triggers: WatchGuard,
     _access_poll: AbortOnDrop,
+    _checkpoints: Option<AbortOnDrop>,
+    /// Reloads and re-syncs the synced advisory export, when it is the source.
+    _advisory_export: Option<AbortOnDrop>,
+    /// Team mode: the follower and the shipper of a personal daemon.
+    pub team: team::TeamHandle,
 }
 
 /// Stops a background task when the app goes away.
@@ -70,7 +78,8 @@ impl AppHandle {
     }
 }
 
-fn upstream_config(config: &Config) -> UpstreamConfig {
+/// The upstream clients' settings from the daemon's configuration.
+pub fn upstream_config(config: &Config) -> UpstreamConfig {
     // No index host is built in: without one, index lookups say so.
     let mut u = UpstreamConfig::default_with(
         config
@@ -84,6 +93,14 @@ fn upstream_config(config: &Config) -> UpstreamConfig {
     }
     u.osv_url = config.osv_url.clone();
     u.offline_advisories = config.offline_advisories.clone();
+    // Without an advisory API or offline source: the export synced into the
+    // data directory once it exists, else the index's own lists.
+    if config.osv_url.is_none() && config.offline_advisories.is_none() {
+        u.advisory_export = Some(config.advisory_export_path());
+    }
+    u.export_url = config.advisory_export_url.clone();
+    u.export_resync = config.advisory_sync_interval;
+    u.index_advisories = true;
     u.timeout = config.outbound_timeout;
     u.release_ttl = config.license_cache_ttl;
     u.advisory_ttl = config.cve_cache_ttl;
@@ -127,6 +144,9 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
     let cache: Arc<dyn PersistentCache> = Arc::new(StoreCache(store.clone()));
     let upstream = Upstream::new(upstream_config(&config), Some(cache))
         .map_err(|e| anyhow::anyhow!("upstream configuration: {e}"))?;
+    lex_align_engine::advisory::set_unscored_policy(config.unscored_advisories);
+    let advisory_export = upstream.start_export_maintenance().map(AbortOnDrop);
+    tracing::info!("advisories: {}", upstream.advisory_source().summary());
     if config.index.is_none() {
         tracing::warn!(
             "no package index configured: set LEXALIGN_INDEX_URL (or PYPI_API_URL, or a uv/pip index); \
@@ -153,6 +173,10 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         tracing::info!(backend = config.auth.backend.name(), "authentication on");
     }
 
+    // Signed verdicts and audit checkpoints: made on first start.
+    let signer =
+        Arc::new(signing::DaemonKey::load_or_create(&config.data_dir).context("signing key")?);
+
     let evaluator = Evaluator {
         registry: registry.clone(),
         upstream: Some(upstream),
@@ -163,10 +187,12 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         metrics: metrics.clone(),
         overrides,
     };
+    // A personal daemon takes its registry from the team, not a local file.
+    let following = config.team.follow.is_some();
     let triggers = registry_state::start_triggers(
         registry.clone(),
-        config.watch_registry,
-        config.reload_interval,
+        config.watch_registry && !following,
+        config.reload_interval.filter(|_| !following),
     );
     let state = Arc::new(AppState {
         config,
@@ -177,6 +203,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         metrics,
         access,
         access_db,
+        signer,
     });
     let poll = tokio::spawn({
         let state = Arc::downgrade(&state);
@@ -190,13 +217,30 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
             }
         }
     });
-    let router = http::router(state.clone());
+    let checkpoints = state.config.signing.checkpoint_interval.map(|every| {
+        AbortOnDrop(signing::start_checkpoints(
+            state.store.clone(),
+            state.signer.clone(),
+            state.config.data_dir.join(signing::CHECKPOINTS_FILE),
+            every,
+        ))
+    });
+    let team = team::start(&state).await?;
+    let router = http::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), team.state.clone()),
+            team::status::annotate,
+        ))
+        .layer(axum::Extension(team.state.clone()));
     Ok((
         router,
         AppHandle {
             state,
             _triggers: triggers,
             _access_poll: AbortOnDrop(poll),
+            _checkpoints: checkpoints,
+            _advisory_export: advisory_export,
+            team,
         },
     ))
 }

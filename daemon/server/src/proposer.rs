@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use lex_align_engine::registry::{upsert_rule_in_yaml, Registry, Rule};
+use lex_align_engine::registry::{
+    set_policies_in_yaml, upsert_rule_in_yaml, GlobalPolicies, Registry, Rule,
+};
 use serde::Serialize;
 
 use crate::config::ProposerChoice;
@@ -51,6 +53,31 @@ pub trait Proposer: Send + Sync + 'static {
     /// caller reloads at once instead of waiting for a poll (W24).
     fn writes_registry(&self) -> bool {
         false
+    }
+    /// New global policies (the registry workshop's policy editor). The
+    /// default only logs them. Blocking, like [`Proposer::propose`].
+    fn propose_policies(
+        &self,
+        policies: &GlobalPolicies,
+        ctx: &ProposalContext,
+    ) -> Result<ProposalResult, ProposerError> {
+        tracing::info!(
+            cve_threshold = policies.cve_threshold,
+            unknown_license_policy = policies.unknown_license_policy.as_str(),
+            requester = %ctx.requester,
+            "global-policy proposal logged ({} proposer)",
+            self.name()
+        );
+        Ok(ProposalResult {
+            backend: self.name().into(),
+            status: "logged".into(),
+            url: None,
+            branch: None,
+            commit_sha: None,
+            detail: "Logged the global-policy change. No registry was changed: set REGISTRY_PATH to a writable registry.yml \
+                     (or REGISTRY_PROPOSER=local_file) to have proposals written."
+                .into(),
+        })
     }
 }
 
@@ -149,6 +176,43 @@ impl Proposer for LocalFileProposer {
     }
     fn writes_registry(&self) -> bool {
         true
+    }
+    fn propose_policies(
+        &self,
+        policies: &GlobalPolicies,
+        ctx: &ProposalContext,
+    ) -> Result<ProposalResult, ProposerError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => EMPTY_REGISTRY.to_string(),
+            Err(e) => {
+                return Err(ProposerError(format!(
+                    "Failed reading {}: {e}",
+                    self.path.display()
+                )))
+            }
+        };
+        let merged = set_policies_in_yaml(&current, policies).map_err(|e| {
+            ProposerError(format!(
+                "Proposed policies failed validation: {}",
+                e.located()
+            ))
+        })?;
+        self.write_atomically(&merged)
+            .map_err(|e| ProposerError(format!("Failed writing {}: {e}", self.path.display())))?;
+        tracing::info!(source = %ctx.source, requester = %ctx.requester, "global policies written");
+        Ok(ProposalResult {
+            backend: "local_file".into(),
+            status: "applied".into(),
+            url: Some(format!("file://{}", self.path.display())),
+            branch: None,
+            commit_sha: None,
+            detail: format!(
+                "Wrote the global policies to {}. The registry was reloaded; they are live.",
+                self.path.display()
+            ),
+        })
     }
     fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -324,6 +388,40 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("registry.yml")]);
+    }
+
+    #[test]
+    fn policies_are_written_by_local_file_and_logged_by_log_only() {
+        use lex_align_engine::registry::UnknownLicensePolicy;
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir.path().join("registry.yml");
+        std::fs::write(
+            &yml,
+            "# ours\nversion: \"3\"\nglobal_policies:\n  cve_threshold: 0.9\npackages:\n  a:\n    status: approved\n",
+        )
+        .unwrap();
+        let policies = GlobalPolicies {
+            hard_ban_licenses: vec!["GPL-3.0".into()],
+            unknown_license_policy: UnknownLicensePolicy::Warn,
+            cve_threshold: 0.5,
+            ..GlobalPolicies::default()
+        };
+        let r = LocalFileProposer::new(yml.clone())
+            .propose_policies(&policies, &ctx())
+            .unwrap();
+        assert_eq!(
+            (r.backend.as_str(), r.status.as_str()),
+            ("local_file", "applied")
+        );
+        let text = std::fs::read_to_string(&yml).unwrap();
+        assert!(text.starts_with("# ours\n"), "{text}");
+        let reg = Registry::from_yaml(&text).unwrap();
+        assert_eq!(reg.policies, policies);
+        assert_eq!(reg.packages.len(), 1);
+
+        let r = LogOnlyProposer.propose_policies(&policies, &ctx()).unwrap();
+        assert_eq!(r.status, "logged");
+        assert_eq!(std::fs::read_to_string(&yml).unwrap(), text);
     }
 
     #[test]

@@ -323,6 +323,42 @@ impl RegistryState {
         })
     }
 
+    /// Replaces the live registry with one received as JSON (a personal
+    /// daemon following its team server, `team/follow.rs`): parsed and
+    /// validated off to the side like a reload, swapped only when valid and
+    /// different; `source` names the trigger in health's `last_reload`.
+    pub async fn replace_from_json(&self, json: &[u8], source: &str) -> Result<bool, String> {
+        let _guard = self.reload_lock.lock().await;
+        let hash = content_hash(json);
+        if self.current.load().hash.as_deref() == Some(hash.as_str()) {
+            return Ok(false);
+        }
+        let text = std::str::from_utf8(json)
+            .map_err(|e| format!("the registry is not UTF-8: {e}"))?
+            .to_string();
+        let parsed = tokio::task::spawn_blocking(move || Registry::from_json(&text))
+            .await
+            .map_err(|e| format!("parsing the registry failed: {e}"))?;
+        let registry = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                let detail = format!(
+                    "Validation failed; keeping previous registry: {}",
+                    e.located()
+                );
+                self.metrics.reload(false);
+                self.record(source, false, &detail);
+                return Err(detail);
+            }
+        };
+        self.current
+            .store(Arc::new(LoadedRegistry::new(registry, Some(hash), true)));
+        self.generation.send_modify(|g| *g += 1);
+        self.metrics.reload(true);
+        self.record(source, true, "ok");
+        Ok(true)
+    }
+
     /// Hash of the file as it is on disk now (poller).
     fn disk_hash(&self) -> Option<String> {
         let path = self.path.as_ref()?;

@@ -168,6 +168,23 @@ impl Evaluator {
         needs: Needs,
         deadline: tokio::time::Instant,
     ) -> Facts {
+        if needs.advisories && self.per_release_advisories() {
+            // The index lists advisories per release: resolve it first (the
+            // release's page, fetched for its metadata, carries them).
+            let index = if needs.index {
+                Some(self.index_facts(req, reg, deadline).await)
+            } else {
+                None
+            };
+            let version = judged_version(req, reg, index.as_ref());
+            let advisories = self
+                .release_advisory_facts(&req.canonical, version.as_deref(), deadline)
+                .await;
+            return Facts {
+                index,
+                advisories: Some(advisories),
+            };
+        }
         // Index and advisories at once: advisories are per package and matched
         // locally to whatever version the index resolves.
         let index = async {
@@ -214,6 +231,32 @@ impl Evaluator {
             return AdvisoryFacts::Unavailable("no advisory source configured".into());
         };
         match tokio::time::timeout_at(deadline, up.advisories(canonical)).await {
+            Ok(f) => f,
+            Err(_) => AdvisoryFacts::Unavailable(timed_out(self.budget)),
+        }
+    }
+
+    fn per_release_advisories(&self) -> bool {
+        self.upstream
+            .as_ref()
+            .is_some_and(Upstream::advisories_per_release)
+    }
+
+    /// Advisories the index lists for the judged release (when the index is
+    /// the advisory source).
+    async fn release_advisory_facts(
+        &self,
+        canonical: &str,
+        version: Option<&str>,
+        deadline: tokio::time::Instant,
+    ) -> AdvisoryFacts {
+        let (Some(up), Some(version)) = (self.upstream.as_ref(), version) else {
+            return AdvisoryFacts::Unavailable(
+                "the package index lists advisories per release, and no release was resolved"
+                    .into(),
+            );
+        };
+        match tokio::time::timeout_at(deadline, up.release_advisories(canonical, version)).await {
             Ok(f) => f,
             Err(_) => AdvisoryFacts::Unavailable(timed_out(self.budget)),
         }
@@ -280,8 +323,9 @@ impl Evaluator {
             }
         }
 
+        let per_release = self.per_release_advisories();
         let advisories = async {
-            if advisory_names.is_empty() {
+            if advisory_names.is_empty() || per_release {
                 return HashMap::new();
             }
             let Some(up) = self.upstream.as_ref() else {
@@ -323,6 +367,29 @@ impl Evaluator {
         for (i, f) in index_results {
             index_by_pos[i] = Some(f);
         }
+        // Advisories the index lists per release: asked once each release
+        // is resolved (its page is usually cached by then).
+        let mut release_advisories: HashMap<usize, AdvisoryFacts> = HashMap::new();
+        if per_release {
+            let asks = reqs
+                .iter()
+                .zip(&plans)
+                .enumerate()
+                .filter(|(_, (_, p))| matches!(p, Plan::Fetch(n) if n.advisories))
+                .map(|(i, (r, _))| {
+                    let version = judged_version(r, reg, index_by_pos[i].as_ref());
+                    async move {
+                        let f = self
+                            .release_advisory_facts(&r.canonical, version.as_deref(), deadline)
+                            .await;
+                        (i, f)
+                    }
+                });
+            release_advisories = futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .collect();
+        }
 
         // How many verdicts still need each package's advisories: the last
         // one takes the records, earlier ones (a name repeated in the
@@ -337,10 +404,14 @@ impl Evaluator {
             .iter()
             .zip(plans)
             .zip(index_by_pos)
-            .map(|((r, p), index)| match p {
+            .enumerate()
+            .map(|(i, ((r, p), index))| match p {
                 Plan::Decided(v) => v,
                 Plan::Fetch(n) => {
                     let adv = n.advisories.then(|| {
+                        if let Some(f) = release_advisories.remove(&i) {
+                            return f;
+                        }
                         let left = uses.get_mut(r.canonical.as_str()).map(|c| {
                             *c -= 1;
                             *c
@@ -403,6 +474,22 @@ impl Evaluator {
             return (i, IndexFacts::Unavailable(timed_out(self.budget)));
         };
         (i, self.index_facts(req, reg, deadline).await)
+    }
+}
+
+/// The release the engine will judge: the pin, else the one whose
+/// metadata the index lookup fetched, else the engine's own choice.
+fn judged_version(req: &EvalRequest, reg: &Registry, index: Option<&IndexFacts>) -> Option<String> {
+    if let Some(pin) = req.pinned_version() {
+        return Some(pin);
+    }
+    match index? {
+        IndexFacts::Found {
+            metadata: Some((v, _)),
+            ..
+        } => Some(v.clone()),
+        IndexFacts::Found { releases, .. } => select_version(req, reg, releases),
+        _ => None,
     }
 }
 

@@ -610,6 +610,7 @@ fn all_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/api/v1/reports/projects", None),
         (Method::GET, "/api/v1/reports/agents", None),
         (Method::GET, "/api/v1/audit/verify", None),
+        (Method::GET, "/api/v1/keys", None),
         (Method::POST, "/api/v1/overrides", Some(json!({}))),
         (Method::GET, "/api/v1/overrides", None),
         (Method::DELETE, "/api/v1/overrides/x", None),

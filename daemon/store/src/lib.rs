@@ -15,9 +15,13 @@
 mod access;
 mod approvals;
 mod chain;
+pub mod export;
 mod inbox;
+pub mod outbox;
+pub mod relay;
 mod reports;
 mod schema;
+mod timeline;
 mod util;
 mod writer;
 
@@ -38,8 +42,10 @@ pub use approvals::{
     STATUSES, WITHDRAWN,
 };
 pub use chain::{BrokenRow, VerifyReport, GENESIS_HASH};
+pub use export::{ExportFilter, ExportFormat};
 pub use inbox::Recovery;
 pub use schema::SCHEMA_VERSION;
+pub use timeline::DayVerdicts;
 pub use util::canonical_name;
 
 use inbox::Inbox;
@@ -618,6 +624,16 @@ impl Store {
         registry_keys: &HashSet<String>,
     ) -> Result<serde_json::Value, StoreError> {
         self.snapshot(|c| reports::pending(c, registry_keys))
+    }
+
+    /// Verdict counts per UTC day over the last `days` days, oldest first
+    /// (the dashboards' timeline).
+    pub fn verdicts_per_day(
+        &self,
+        project: Option<&str>,
+        days: u32,
+    ) -> Result<Vec<DayVerdicts>, StoreError> {
+        self.snapshot(|c| timeline::verdicts_per_day(c, project, days))
     }
 
     // ---- persistent cache ------------------------------------------------

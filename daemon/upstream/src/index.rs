@@ -1,19 +1,29 @@
 //! The package index: the JSON API (`{root}/{name}/json`,
 //! `{root}/{name}/{version}/json`) or a PEP 691 simple index plus PEP 658
 //! core metadata (`{file}.metadata`), with an HTML (PEP 503) fallback.
+//!
+//! Fallbacks, before the index is declared unavailable: a JSON API that
+//! does not know a project or a release (404, or no JSON API at all) is
+//! followed by the simple index next to it (`…/pypi` → `…/simple`); a
+//! release's metadata comes from `{file}.metadata` (PEP 658/714), else the
+//! wheel's `METADATA`, else the sdist's `PKG-INFO`.
+//!
+//! The JSON API's per-release `vulnerabilities` are kept as OSV records
+//! (see [`index_vulnerabilities`]) for when the index is the advisory source.
 
-use std::io::Read;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lex_align_engine::advisory::{OsvAffected, OsvEvent, OsvPackage, OsvRange, OsvRecord};
 use lex_align_engine::evaluate::{LicenseMetadata, Release};
 use pep440_rs::Version;
 use reqwest::Url;
 use serde_json::{json, Value};
 
 use crate::cache::{Codec, Entry, Tier};
+use crate::dist::{dist_kind, metadata_from, DistKind};
 use crate::http::{Counters, Endpoint, FetchError, Fetched, Http};
 use crate::{
     canonical_name, EndpointStats, IndexError, IndexKind, PersistentCache, Project, Upstream,
@@ -41,12 +51,15 @@ pub(crate) struct IndexClient {
     projects: Tier<Entry<Project>>,
     releases: Tier<Entry<LicenseMetadata>>,
     pages: Tier<Entry<SimplePage>>,
+    /// The JSON API's `vulnerabilities` of one release, as OSV records.
+    vulns: Tier<Vec<OsvRecord>>,
     /// The page tier sits under the project and release tiers: its hits and
     /// misses are not lookups of their own, so they are kept out of stats.
     page_counters: Counters,
     project_ttl: Duration,
     release_ttl: Duration,
     not_found_ttl: Duration,
+    advisory_ttl: Duration,
 }
 
 impl IndexClient {
@@ -66,10 +79,12 @@ impl IndexClient {
             projects: Tier::new(cap, persistent.clone()),
             releases: Tier::new(cap, persistent.clone()),
             pages: Tier::new(cap, persistent.clone()),
+            vulns: Tier::new(cap, persistent.clone()),
             page_counters: Counters::default(),
             project_ttl: cfg.project_ttl,
             release_ttl: cfg.release_ttl,
             not_found_ttl: cfg.not_found_ttl,
+            advisory_ttl: cfg.advisory_ttl,
         };
         if url.is_empty() {
             // Advisories can still work; every index lookup says why not.
@@ -81,8 +96,21 @@ impl IndexClient {
             return Err(format!("package index URL {url:?} must be http or https"));
         }
         let simple_suffix = root.path().trim_end_matches('/').ends_with("/simple");
+        // A JSON root `…/pypi` conventionally has its simple index at
+        // `…/simple`: the fallback for what the JSON API does not know.
+        let simple_sibling = |root: &Url| {
+            let path = root.path().trim_end_matches('/');
+            path.ends_with("/pypi").then(|| {
+                let mut simple = root.clone();
+                simple.set_path(&format!("{}/simple", &path[..path.len() - "/pypi".len()]));
+                simple
+            })
+        };
         let (json_root, simple_root, mode) = match cfg.index_kind {
-            IndexKind::Json => (Some(root), None, MODE_JSON),
+            IndexKind::Json => {
+                let simple = simple_sibling(&root);
+                (Some(root), simple, MODE_JSON)
+            }
             IndexKind::Simple => (None, Some(root), MODE_SIMPLE),
             IndexKind::Auto if simple_suffix => {
                 // `…/simple` → `…/pypi`, where an index that has a JSON API
@@ -92,7 +120,10 @@ impl IndexClient {
                 json.set_path(&format!("{}/pypi", &path[..path.len() - "/simple".len()]));
                 (Some(json), Some(root), MODE_UNDECIDED)
             }
-            IndexKind::Auto => (Some(root), None, MODE_JSON),
+            IndexKind::Auto => {
+                let simple = simple_sibling(&root);
+                (Some(root), simple, MODE_JSON)
+            }
         };
         Ok(client(json_root, simple_root, mode))
     }
@@ -136,12 +167,32 @@ impl IndexClient {
         }
     }
 
+    /// Whether the index has a JSON API (`None` until the first answer
+    /// of an `Auto` index settles it).
+    pub(crate) fn has_json_api(&self) -> Option<bool> {
+        match self.mode.load(Ordering::Relaxed) {
+            _ if self.json_root.is_none() => Some(false),
+            MODE_JSON => Some(true),
+            MODE_SIMPLE => Some(false),
+            _ => None,
+        }
+    }
+
     async fn fetch_project(&self, canonical: &str) -> Result<Entry<Project>, String> {
         match self.mode.load(Ordering::Relaxed) {
-            MODE_JSON => self
-                .json_project(canonical)
-                .await
-                .map_err(|e| e.to_string()),
+            MODE_JSON => match self.json_project(canonical).await {
+                Ok(Entry::Found(p)) => Ok(Entry::Found(p)),
+                json if self.simple_root.is_some() => {
+                    // The JSON API does not know it (or failed): the simple
+                    // index may, before the project is called missing.
+                    let simple = self.simple_project(canonical).await;
+                    if matches!(simple, Ok(Entry::Found(_))) {
+                        tracing::debug!(package = canonical, json = ?json.as_ref().err(), "project from the simple index (the JSON API lacks it)");
+                    }
+                    combine(json, simple)
+                }
+                json => json.map_err(|e| e.to_string()),
+            },
             MODE_SIMPLE => self.simple_project(canonical).await,
             _ => self.probe_project(canonical).await,
         }
@@ -195,10 +246,20 @@ impl IndexClient {
                 || async {
                     let entry = match self.mode.load(Ordering::Relaxed) {
                         MODE_SIMPLE => self.simple_release(canonical, version).await?,
-                        _ => self
-                            .json_release(canonical, version)
-                            .await
-                            .map_err(|e| e.to_string())?,
+                        _ => match self.json_release(canonical, version).await {
+                            Ok(Entry::Found(m)) => Entry::Found(m),
+                            // The JSON API knows the project but not this
+                            // release (or has no page for it): the simple
+                            // index and the files' own metadata.
+                            json if self.simple_root.is_some() => {
+                                let simple = self.simple_release(canonical, version).await;
+                                if matches!(simple, Ok(Entry::Found(_))) {
+                                    tracing::debug!(package = canonical, version, "release metadata from the simple index (the JSON API lacks it)");
+                                }
+                                combine(json, simple)?
+                            }
+                            json => json.map_err(|e| e.to_string())?,
+                        },
                     };
                     let ttl = self.ttl(&entry, self.release_ttl);
                     Ok((entry, ttl))
@@ -246,9 +307,82 @@ impl IndexClient {
         let Some(doc) = self.get_json(url.clone()).await? else {
             return Ok(Entry::NotFound);
         };
-        parse_json_project(canonical, &doc)
-            .map(Entry::Found)
-            .ok_or_else(|| FetchError::Transport(format!("{url}: unexpected JSON document")))
+        let project = parse_json_project(canonical, &doc)
+            .ok_or_else(|| FetchError::Transport(format!("{url}: unexpected JSON document")))?;
+        // The project page lists the latest release's vulnerabilities.
+        if let Some((latest, _)) = &project.latest {
+            self.keep_vulns(canonical, latest, &doc);
+        }
+        Ok(Entry::Found(project))
+    }
+
+    fn vulns_key(canonical: &str, version: &str) -> String {
+        format!("index-vulns:{canonical}@{version}")
+    }
+
+    /// Keeps the document's `vulnerabilities` (when it has the key at all).
+    fn keep_vulns(&self, canonical: &str, version: &str, doc: &Value) {
+        if let Some(records) = index_vulnerabilities(canonical, version, doc) {
+            self.vulns.put(
+                &Self::vulns_key(canonical, version),
+                &records,
+                self.advisory_ttl,
+            );
+        }
+    }
+
+    /// The advisories the index's JSON API lists for one release.
+    pub(crate) async fn release_vulns(
+        &self,
+        canonical: &str,
+        version: &str,
+    ) -> Result<Vec<OsvRecord>, String> {
+        let key = Self::vulns_key(canonical, version);
+        if let Some(records) = self.vulns.peek(&key) {
+            Counters::bump(&self.ep.counters.cache_hits);
+            return Ok(records);
+        }
+        self.check_configured().map_err(|e| e.to_string())?;
+        if self.mode.load(Ordering::Relaxed) == MODE_UNDECIDED {
+            // Settle the API first (the project page also lists the latest
+            // release's vulnerabilities).
+            let _ = self.project(canonical).await;
+        }
+        if self.json_root.is_none() || self.mode.load(Ordering::Relaxed) == MODE_SIMPLE {
+            return Err(format!(
+                "{}: the package index has no JSON API, so it lists no vulnerabilities",
+                crate::advisories::NO_SOURCE
+            ));
+        }
+        self.vulns
+            .get_or_fetch(&key, &self.ep.counters, || async {
+                let url = self.json_url(&[canonical, version, "json"]);
+                let doc = match self.get_json(url.clone()).await {
+                    Ok(Some(doc)) => doc,
+                    Ok(None) => {
+                        return Err(format!(
+                            "the package index's JSON API has no page for {canonical} {version}, so the \
+                             advisories it lists for that release are unknown"
+                        ))
+                    }
+                    Err(e) => return Err(format!("advisories from the package index: {e}")),
+                };
+                if let Some(info) = doc.get("info").filter(|i| i.is_object()) {
+                    self.releases.put(
+                        &format!("release:{canonical}@{version}"),
+                        &Entry::Found(metadata_from_info(info)),
+                        self.release_ttl,
+                    );
+                }
+                match index_vulnerabilities(canonical, version, &doc) {
+                    Some(records) => Ok((records, self.advisory_ttl)),
+                    None => Err(format!(
+                        "{}: the package index's JSON API ({url}) has no `vulnerabilities` list",
+                        crate::advisories::NO_SOURCE
+                    )),
+                }
+            })
+            .await
     }
 
     async fn json_release(
@@ -270,6 +404,7 @@ impl IndexClient {
             .get("info")
             .filter(|i| i.is_object())
             .ok_or_else(|| FetchError::Transport(format!("{url}: no `info` object")))?;
+        self.keep_vulns(canonical, version, &doc);
         Ok(Entry::Found(metadata_from_info(info)))
     }
 
@@ -342,43 +477,183 @@ impl IndexClient {
         if files.is_empty() {
             return Ok(Entry::NotFound);
         }
-        // Prefer a wheel's metadata (built, so it carries the final fields).
-        let with_metadata = files
+        // In order: PEP 658/714 core metadata (wheels first: built, so they
+        // carry the final fields), then the wheel's own METADATA, then the
+        // sdist's PKG-INFO. The first that answers wins; each failure falls
+        // through to the next.
+        let mut with_metadata: Vec<&SimpleFile> =
+            files.iter().copied().filter(|f| f.has_metadata).collect();
+        with_metadata.sort_by_key(|f| !f.filename.ends_with(".whl"));
+        let mut archives: Vec<(&SimpleFile, DistKind)> = files
             .iter()
-            .filter(|f| f.has_metadata)
-            .min_by_key(|f| !f.filename.ends_with(".whl"));
-        if let Some(file) = with_metadata {
-            let mut url =
-                Url::parse(&file.url).map_err(|e| format!("bad file URL {}: {e}", file.url))?;
-            url.set_fragment(None);
-            let url = Url::parse(&format!("{url}.metadata")).map_err(|e| e.to_string())?;
-            let fetched = self
-                .http
-                .send(&self.ep, || self.http.get(url.clone()))
-                .await
-                .map_err(|e| format!("core metadata of {canonical} {version}: {e}"))?;
-            let text = String::from_utf8_lossy(&fetched.body);
-            return Ok(Entry::Found(parse_core_metadata(&text)));
-        }
-        // No PEP 658 metadata: read METADATA out of the wheel itself.
-        let Some(wheel) = files.iter().find(|f| f.filename.ends_with(".whl")) else {
+            .filter_map(|f| dist_kind(&f.filename).map(|k| (*f, k)))
+            .collect();
+        archives.sort_by_key(|(_, k)| *k != DistKind::Wheel);
+        if with_metadata.is_empty() && archives.is_empty() {
             tracing::warn!(
                 package = canonical,
                 version,
-                "no wheel and no core metadata; license unknown"
+                "no core metadata, wheel or sdist to read; license unknown"
             );
             return Ok(Entry::Found(LicenseMetadata::default()));
-        };
-        let url = Url::parse(&wheel.url).map_err(|e| format!("bad file URL {}: {e}", wheel.url))?;
+        }
+        let mut errors: Vec<String> = Vec::new();
+        for file in with_metadata {
+            match self.core_metadata_file(file).await {
+                Ok(text) => return Ok(Entry::Found(parse_core_metadata(&text))),
+                Err(e) => errors.push(format!("core metadata of {}: {e}", file.filename)),
+            }
+        }
+        for (file, kind) in archives {
+            match self.archive_metadata(file, kind).await {
+                Ok(text) => return Ok(Entry::Found(parse_core_metadata(&text))),
+                Err(e) => errors.push(format!("{}: {e}", file.filename)),
+            }
+        }
+        Err(format!(
+            "metadata of {canonical} {version} could not be read: {}",
+            errors.join("; ")
+        ))
+    }
+
+    /// `{file}.metadata` (PEP 658/714).
+    async fn core_metadata_file(&self, file: &SimpleFile) -> Result<String, String> {
+        let mut url =
+            Url::parse(&file.url).map_err(|e| format!("bad file URL {}: {e}", file.url))?;
+        url.set_fragment(None);
+        let url = Url::parse(&format!("{url}.metadata")).map_err(|e| e.to_string())?;
         let fetched = self
             .http
             .send(&self.ep, || self.http.get(url.clone()))
             .await
-            .map_err(|e| format!("wheel of {canonical} {version}: {e}"))?;
-        let text =
-            metadata_from_wheel(&fetched.body).map_err(|e| format!("{}: {e}", wheel.filename))?;
-        Ok(Entry::Found(parse_core_metadata(&text)))
+            .map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&fetched.body).into_owned())
     }
+
+    /// The metadata inside the file itself (wheel `METADATA`, sdist `PKG-INFO`).
+    async fn archive_metadata(&self, file: &SimpleFile, kind: DistKind) -> Result<String, String> {
+        let url = Url::parse(&file.url).map_err(|e| format!("bad file URL {}: {e}", file.url))?;
+        let fetched = self
+            .http
+            .send(&self.ep, || self.http.get(url.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || metadata_from(kind, &fetched.body))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
+
+/// One lookup's answer from the JSON API and from the simple index: found
+/// by either is found; missing only when the simple index says so (it
+/// lists every file, where a JSON API may lag or be absent); an error of
+/// the simple index is an error even after a JSON 404, since on a mirror
+/// without a JSON API that 404 says nothing.
+fn combine<T>(
+    json: Result<Entry<T>, FetchError>,
+    simple: Result<Entry<T>, String>,
+) -> Result<Entry<T>, String> {
+    match (json, simple) {
+        (Ok(Entry::Found(t)), _) | (_, Ok(Entry::Found(t))) => Ok(Entry::Found(t)),
+        (_, Ok(Entry::NotFound)) => Ok(Entry::NotFound),
+        (Ok(Entry::NotFound), Err(e)) => Err(e),
+        (Err(j), Err(e)) => Err(format!("{e} (JSON API: {j})")),
+    }
+}
+
+/// The index's `vulnerabilities` list of one release (the JSON API's, as
+/// pip-audit's default service reads it) as OSV records that affect exactly
+/// that release: `versions: [version]`, and a range closing at the first
+/// `fixed_in` version above it, so the engine reports that fix. Withdrawn
+/// entries are dropped. No severity is given: the records are unscored.
+/// `None` when the document has no `vulnerabilities` key at all (an index
+/// that does not serve them), as opposed to an empty list.
+pub fn index_vulnerabilities(
+    canonical: &str,
+    version: &str,
+    doc: &Value,
+) -> Option<Vec<OsvRecord>> {
+    let list = doc.get("vulnerabilities")?.as_array()?;
+    let current = Version::from_str(version).ok();
+    let records = list
+        .iter()
+        .filter(|v| {
+            v.get("withdrawn")
+                .is_none_or(|w| w.is_null() || w.as_str() == Some(""))
+        })
+        .filter_map(|v| {
+            let id = v.get("id")?.as_str()?.trim().to_owned();
+            if id.is_empty() {
+                return None;
+            }
+            let strings = |key: &str| -> Vec<String> {
+                v.get(key)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let text = |key: &str| {
+                v.get(key)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+            };
+            let fixed_in = strings("fixed_in");
+            // The first fix above the release (fixes of older branches are
+            // listed too).
+            let first_fixed = fixed_in
+                .iter()
+                .filter_map(|f| Some((Version::from_str(f).ok()?, f)))
+                .filter(|(f, _)| current.as_ref().is_some_and(|c| f > c))
+                .min_by(|a, b| a.0.cmp(&b.0))
+                .map(|(_, f)| f.clone());
+            let ranges = match &first_fixed {
+                Some(fixed) => vec![OsvRange {
+                    kind: "ECOSYSTEM".to_owned(),
+                    events: vec![
+                        OsvEvent {
+                            introduced: Some(version.to_owned()),
+                            ..Default::default()
+                        },
+                        OsvEvent {
+                            fixed: Some(fixed.clone()),
+                            ..Default::default()
+                        },
+                    ],
+                }],
+                None => Vec::new(),
+            };
+            Some(OsvRecord {
+                id,
+                aliases: strings("aliases"),
+                summary: text("summary"),
+                details: text("details"),
+                affected: vec![OsvAffected {
+                    package: Some(OsvPackage {
+                        ecosystem: "PyPI".to_owned(),
+                        name: canonical.to_owned(),
+                    }),
+                    ranges,
+                    versions: vec![version.to_owned()],
+                    ..Default::default()
+                }],
+                database_specific: Some(json!({
+                    "source": "package-index",
+                    "fixed_in": fixed_in,
+                    "link": text("link"),
+                })),
+                ..Default::default()
+            })
+        })
+        .collect();
+    Some(records)
 }
 
 impl Upstream {
@@ -405,6 +680,10 @@ impl Upstream {
 }
 
 // ---- parsing --------------------------------------------------------------
+
+/// Entry points for `tests/fuzz`; not an API.
+#[doc(hidden)]
+pub mod fuzz;
 
 fn non_blank(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str)
@@ -716,22 +995,6 @@ pub(crate) fn parse_core_metadata(text: &str) -> LicenseMetadata {
             .map(|(_, v)| v.clone())
             .collect(),
     }
-}
-
-fn metadata_from_wheel(bytes: &[u8]) -> Result<String, String> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| format!("not a wheel: {e}"))?;
-    let name = zip
-        .file_names()
-        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
-        .map(str::to_owned)
-        .ok_or("wheel has no .dist-info/METADATA")?;
-    let mut text = String::new();
-    zip.by_name(&name)
-        .map_err(|e| e.to_string())?
-        .read_to_string(&mut text)
-        .map_err(|e| format!("reading {name}: {e}"))?;
-    Ok(text)
 }
 
 // ---- persistent-cache encodings ------------------------------------------

@@ -1,5 +1,8 @@
-//! Upstream clients: the package index (JSON API, or PEP 691 simple index +
-//! wheel METADATA) and advisories (OSV API, or an offline OSV directory/zip).
+//! Upstream clients: the package index (JSON API, falling back to the PEP 691
+//! simple index + core metadata, wheel `METADATA` or sdist `PKG-INFO`) and
+//! advisories (OSV API, an offline OSV directory/zip, the OSV export synced
+//! into the data directory, or the index's own per-release
+//! `vulnerabilities`).
 //!
 //! Canonical (PEP 503) names in URLs, redirects followed, timeouts, bounded
 //! concurrency, retries with backoff; results cached in memory and in the
@@ -15,10 +18,13 @@ use lex_align_engine::evaluate::{LicenseMetadata, Release};
 pub mod advisories;
 mod cache;
 pub mod discover;
+mod dist;
+pub mod export;
 mod http;
 pub mod index;
 pub mod offline;
 
+pub use advisories::{describe_advisory_source, AdvisorySourceInfo, AdvisorySourceKind};
 pub use discover::{discover_index, discover_index_with, IndexSetting};
 pub use offline::OfflineAdvisories;
 
@@ -34,6 +40,20 @@ pub struct UpstreamConfig {
     /// Offline advisories: a directory of OSV JSON/YAML records or an OSV
     /// export zip. When set, the OSV API is not used.
     pub offline_advisories: Option<PathBuf>,
+    /// The OSV export `lex-align advisories sync` keeps in the data
+    /// directory ([`export::export_path`]). Used when neither `osv_url` nor
+    /// `offline_advisories` is set, from the moment the file exists (it is
+    /// watched and reloaded; see [`Upstream::start_export_maintenance`]).
+    pub advisory_export: Option<PathBuf>,
+    /// Where the maintenance task re-syncs the export from; `None`: the URL
+    /// recorded at the last sync, else [`export::DEFAULT_EXPORT_URL`].
+    pub export_url: Option<String>,
+    /// How often the export is re-synced once it exists; `None`: never (the
+    /// file is still watched and reloaded).
+    pub export_resync: Option<Duration>,
+    /// With no other advisory source, use the `vulnerabilities` the index's
+    /// JSON API lists for each release.
+    pub index_advisories: bool,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Max concurrent requests per upstream.
@@ -64,6 +84,10 @@ impl UpstreamConfig {
             index_kind: IndexKind::Auto,
             osv_url: None,
             offline_advisories: None,
+            advisory_export: None,
+            export_url: None,
+            export_resync: None,
+            index_advisories: true,
             timeout: Duration::from_secs(5),
             concurrency: 32,
             retries: 2,
@@ -180,6 +204,11 @@ impl Upstream {
             advisories: self.inner.advisories.stats(),
             offline_records: self.inner.advisories.offline_count(),
         }
+    }
+
+    /// The advisory source in use now, and how old its data is.
+    pub fn advisory_source(&self) -> AdvisorySourceInfo {
+        self.inner.advisories.info(self.inner.index.has_json_api())
     }
 }
 

@@ -14,6 +14,9 @@ use crate::canonical_name;
 pub struct OfflineAdvisories {
     by_package: HashMap<String, Vec<OsvRecord>>,
     records: usize,
+    /// The newest `modified` stamp of the records (Unix seconds): how
+    /// current the data is.
+    newest_modified: Option<u64>,
     /// Files that could not be parsed (reported, not fatal: one bad record
     /// in a large snapshot must not disable all the others).
     skipped: Vec<(PathBuf, String)>,
@@ -148,6 +151,9 @@ impl OfflineAdvisories {
 
     fn add(&mut self, record: OsvRecord) {
         self.records += 1;
+        if let Some(t) = record.modified.as_deref().and_then(rfc3339_unix) {
+            self.newest_modified = Some(self.newest_modified.map_or(t, |n| n.max(t)));
+        }
         let mut names: Vec<String> = record
             .affected
             .iter()
@@ -181,8 +187,19 @@ impl OfflineAdvisories {
         self.by_package.len()
     }
 
+    /// The newest `modified` time of the records (Unix seconds).
+    pub fn newest_modified(&self) -> Option<u64> {
+        self.newest_modified
+    }
+
     /// Files that could not be parsed, with the reason.
     pub fn skipped(&self) -> &[(PathBuf, String)] {
         &self.skipped
     }
+}
+
+fn rfc3339_unix(s: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
 }

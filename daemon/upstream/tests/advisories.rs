@@ -162,15 +162,23 @@ async fn concurrent_cold_advisory_lookups_make_one_request() {
 
 #[tokio::test]
 async fn no_advisory_source_is_unavailable() {
-    let up = Upstream::new(
-        UpstreamConfig::default_with("http://127.0.0.1:9/pypi"),
-        None,
-    )
-    .unwrap();
-    match up.advisories("jinja2").await {
-        AdvisoryFacts::Unavailable(msg) => assert!(msg.contains("OSV_API_URL"), "{msg}"),
-        other => panic!("{other:?}"),
+    let mut cfg = UpstreamConfig::default_with("http://127.0.0.1:9/pypi");
+    cfg.index_advisories = false;
+    let up = Upstream::new(cfg, None).unwrap();
+    assert!(!up.advisories_per_release());
+    for facts in [
+        up.advisories("jinja2").await,
+        up.release_advisories("jinja2", "3.1.4").await,
+    ] {
+        match facts {
+            AdvisoryFacts::Unavailable(msg) => {
+                assert!(msg.contains("LEXALIGN_OSV_URL"), "{msg}");
+                assert!(msg.contains("lex-align advisories sync"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
+    assert_eq!(up.advisory_source().kind.as_str(), "none");
 }
 
 #[test]

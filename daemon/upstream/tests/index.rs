@@ -301,9 +301,9 @@ async fn the_persistent_tier_serves_a_fresh_process() {
 }
 
 #[tokio::test]
-async fn an_sdist_only_release_without_core_metadata_has_unknown_metadata() {
+async fn an_sdist_only_release_is_read_from_its_pkg_info() {
     // The fake serves `.metadata` for wheels only, so an sdist-only release
-    // publishes no core metadata.
+    // publishes no core metadata: its PKG-INFO is read out of the tar.gz.
     let index = FakeIndex::empty();
     let mut r = FakeRelease::new("1.0").license_expression("MIT");
     r.files = Some(vec!["demo-1.0.tar.gz".to_owned()]);
@@ -311,11 +311,10 @@ async fn an_sdist_only_release_without_core_metadata_has_unknown_metadata() {
     let up = upstream(index.simple_url(), IndexKind::Simple);
     let p = up.project("demo").await.unwrap();
     assert_eq!(p.releases.len(), 1);
-    // Nothing readable without unpacking the sdist: nothing known, not an error.
-    assert_eq!(
-        up.release_metadata("demo", "1.0").await.unwrap(),
-        LicenseMetadata::default()
-    );
+    let meta = up.release_metadata("demo", "1.0").await.unwrap();
+    assert_eq!(meta.license_expression.as_deref(), Some("MIT"));
+    assert_eq!(index.requests_to("/files/demo/demo-1.0.tar.gz"), 1);
+    assert_eq!(index.requests_to("/files/demo/demo-1.0.tar.gz.metadata"), 0);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 mod commands;
 mod compat;
 mod durability;
+mod index_fallbacks;
 mod team_access;
 
 use std::path::Path;

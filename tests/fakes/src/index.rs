@@ -1,12 +1,21 @@
 //! A fake Python package index serving the JSON API (`/pypi/{name}/json`,
-//! `/pypi/{name}/{version}/json`), the PEP 691 simple API (`/simple/…`,
-//! JSON or HTML by `Accept`) and wheel METADATA files (`{file url}.metadata`).
+//! `/pypi/{name}/{version}/json`, with each release's `vulnerabilities`),
+//! the PEP 691 simple API (`/simple/…`, JSON or HTML by `Accept`), wheel
+//! core metadata (`{file url}.metadata`, PEP 658/714) and the files
+//! themselves: real wheels (zip with `*.dist-info/METADATA`) and sdists
+//! (tar.gz with `PKG-INFO`).
 //!
 //! Projects come from `data/projects.json` (real-looking metadata of ~50
-//! projects) and from [`FakeIndex::add_project`].
+//! projects) and from [`FakeIndex::add_project`]. Switches turn parts off
+//! the way real mirrors lack them: the whole JSON API
+//! ([`FakeIndex::set_json_api`]), one version's JSON page
+//! ([`FakeIndex::hide_release_json`]), the simple API's JSON form
+//! ([`FakeIndex::set_simple_json`]) and the core-metadata files
+//! ([`FakeIndex::set_core_metadata`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -60,6 +69,86 @@ pub struct FakeRelease {
     /// File names; `None` = a pure-Python wheel and an sdist.
     #[serde(default)]
     pub files: Option<Vec<String>>,
+    /// What the JSON API lists under `vulnerabilities` for this release.
+    #[serde(default)]
+    pub vulnerabilities: Vec<FakeVulnerability>,
+}
+
+/// One entry of the JSON API's `vulnerabilities` list (as the index serves
+/// it: no severity, the fixed versions in `fixed_in`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FakeVulnerability {
+    pub id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub details: Option<String>,
+    #[serde(default)]
+    pub fixed_in: Vec<String>,
+    /// Withdrawal time (RFC 3339) of a retracted advisory.
+    #[serde(default)]
+    pub withdrawn: Option<String>,
+}
+
+impl FakeVulnerability {
+    pub fn new(id: impl Into<String>) -> FakeVulnerability {
+        FakeVulnerability {
+            id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn alias(mut self, alias: impl Into<String>) -> FakeVulnerability {
+        self.aliases.push(alias.into());
+        self
+    }
+
+    pub fn summary(mut self, summary: impl Into<String>) -> FakeVulnerability {
+        self.summary = Some(summary.into());
+        self
+    }
+
+    pub fn fixed_in(mut self, version: impl Into<String>) -> FakeVulnerability {
+        self.fixed_in.push(version.into());
+        self
+    }
+
+    pub fn withdrawn(mut self, at: impl Into<String>) -> FakeVulnerability {
+        self.withdrawn = Some(at.into());
+        self
+    }
+
+    fn to_json(&self, base: &str) -> Value {
+        json!({
+            "aliases": self.aliases,
+            "details": self.details.clone().unwrap_or_default(),
+            "fixed_in": self.fixed_in,
+            "id": self.id,
+            "link": format!("{base}/vulnerability/{}", self.id),
+            "source": "osv",
+            "summary": self.summary,
+            "withdrawn": self.withdrawn,
+        })
+    }
+}
+
+/// Which core-metadata markers the simple API puts on wheels, and whether
+/// `{file}.metadata` is served at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CoreMetadata {
+    /// Both `core-metadata` (PEP 714) and `data-dist-info-metadata` (PEP 658),
+    /// as booleans.
+    #[default]
+    Both,
+    /// Only PEP 714's `core-metadata` / `data-core-metadata`, with the
+    /// file's hash as value.
+    Pep714,
+    /// Only PEP 658's `data-dist-info-metadata`, with the file's hash.
+    Pep658,
+    /// No marker, and `.metadata` answers 404.
+    Off,
 }
 
 impl FakeProject {
@@ -147,6 +236,17 @@ impl FakeRelease {
     pub fn yanked(mut self, reason: Option<&str>) -> FakeRelease {
         self.yanked = true;
         self.yanked_reason = reason.map(str::to_owned);
+        self
+    }
+
+    pub fn vulnerability(mut self, v: FakeVulnerability) -> FakeRelease {
+        self.vulnerabilities.push(v);
+        self
+    }
+
+    /// Only these files (e.g. just an sdist).
+    pub fn files<S: Into<String>>(mut self, files: impl IntoIterator<Item = S>) -> FakeRelease {
+        self.files = Some(files.into_iter().map(Into::into).collect());
         self
     }
 
@@ -266,6 +366,7 @@ pub fn fixture_projects() -> Vec<FakeProject> {
                         requires_python: r.requires_python.or_else(|| p.requires_python.clone()),
                         upload_time: r.upload_time,
                         files: r.files,
+                        vulnerabilities: Vec::new(),
                     }
                 })
                 .collect(),
@@ -275,10 +376,38 @@ pub fn fixture_projects() -> Vec<FakeProject> {
         .collect()
 }
 
+/// A distribution file's bytes, built once.
+type Built = Arc<Vec<u8>>;
+
 struct IndexState {
     ctl: Arc<Control>,
     base: String,
     projects: RwLock<HashMap<String, Arc<FakeProject>>>,
+    /// Built distribution files, by (canonical project, file name).
+    files: RwLock<HashMap<(String, String), Built>>,
+    json_api: AtomicBool,
+    simple_json: AtomicBool,
+    core_metadata: AtomicU8,
+    /// (canonical project, version) whose JSON page answers 404.
+    hidden_release_json: RwLock<HashSet<(String, String)>>,
+}
+
+impl IndexState {
+    fn core_metadata(&self) -> CoreMetadata {
+        match self.core_metadata.load(Ordering::SeqCst) {
+            1 => CoreMetadata::Pep714,
+            2 => CoreMetadata::Pep658,
+            3 => CoreMetadata::Off,
+            _ => CoreMetadata::Both,
+        }
+    }
+
+    fn forget_files(&self, canonical: &str) {
+        self.files
+            .write()
+            .unwrap()
+            .retain(|(project, _), _| project != canonical);
+    }
 }
 
 /// Fake package index on 127.0.0.1; stops on drop.
@@ -310,6 +439,11 @@ impl FakeIndex {
                 ctl: ctl.clone(),
                 base,
                 projects: RwLock::new(map),
+                files: RwLock::new(HashMap::new()),
+                json_api: AtomicBool::new(true),
+                simple_json: AtomicBool::new(true),
+                core_metadata: AtomicU8::new(0),
+                hidden_release_json: RwLock::new(HashSet::new()),
             });
             slot = Some(st.clone());
             Router::new()
@@ -346,18 +480,56 @@ impl FakeIndex {
 
     /// Adds a project, replacing one with the same canonical name.
     pub fn add_project(&self, project: FakeProject) {
+        let canonical = project.canonical_name();
         let mut map = self.state.projects.write().unwrap();
-        map.insert(project.canonical_name(), Arc::new(project));
+        self.state.forget_files(&canonical);
+        map.insert(canonical, Arc::new(project));
     }
 
     /// Removes a project (any spelling); true if it was there.
     pub fn remove_project(&self, name: &str) -> bool {
+        let canonical = canonicalize(name);
+        self.state.forget_files(&canonical);
         self.state
             .projects
             .write()
             .unwrap()
-            .remove(&canonicalize(name))
+            .remove(&canonical)
             .is_some()
+    }
+
+    /// Off: every JSON API URL (`/pypi/…`) answers 404, as on a mirror
+    /// that only has the simple API. On by default.
+    pub fn set_json_api(&self, on: bool) {
+        self.state.json_api.store(on, Ordering::SeqCst);
+    }
+
+    /// The JSON page of one version (`/pypi/{name}/{version}/json`) answers
+    /// 404 while the project page still lists the release.
+    pub fn hide_release_json(&self, name: &str, version: &str) {
+        self.state
+            .hidden_release_json
+            .write()
+            .unwrap()
+            .insert((canonicalize(name), version.to_owned()));
+    }
+
+    /// Off: the simple API answers HTML (PEP 503) whatever the `Accept`
+    /// header asks for. On by default.
+    pub fn set_simple_json(&self, on: bool) {
+        self.state.simple_json.store(on, Ordering::SeqCst);
+    }
+
+    /// Which core-metadata markers wheels get, and whether `.metadata`
+    /// files are served ([`CoreMetadata::Both`] by default).
+    pub fn set_core_metadata(&self, mode: CoreMetadata) {
+        let v = match mode {
+            CoreMetadata::Both => 0,
+            CoreMetadata::Pep714 => 1,
+            CoreMetadata::Pep658 => 2,
+            CoreMetadata::Off => 3,
+        };
+        self.state.core_metadata.store(v, Ordering::SeqCst);
     }
 
     /// The project as served (any spelling of its name).
@@ -431,9 +603,17 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// Deterministic file content, so the listed digest is the real one.
-fn file_content(filename: &str) -> Vec<u8> {
-    format!("lex-align fake distribution file: {filename}\n").into_bytes()
+/// The file's bytes: a real wheel or sdist carrying the release's core
+/// metadata (built once, then kept), so the listed digest is the real one.
+fn file_content(st: &IndexState, p: &FakeProject, r: &FakeRelease, filename: &str) -> Arc<Vec<u8>> {
+    let key = (p.canonical_name(), filename.to_owned());
+    if let Some(bytes) = st.files.read().unwrap().get(&key) {
+        return bytes.clone();
+    }
+    let metadata = r.metadata_text(&p.name, p.summary.as_deref());
+    let bytes = Arc::new(crate::dist::build(filename, &metadata));
+    st.files.write().unwrap().insert(key, bytes.clone());
+    bytes
 }
 
 fn file_url(st: &IndexState, canonical: &str, filename: &str) -> String {
@@ -452,7 +632,7 @@ fn json_files(st: &IndexState, p: &FakeProject, r: &FakeRelease) -> Vec<Value> {
     r.file_names(&p.name)
         .into_iter()
         .map(|f| {
-            let content = file_content(&f);
+            let content = file_content(st, p, r, &f);
             let wheel = f.ends_with(".whl");
             let time = iso_time(r);
             json!({
@@ -515,6 +695,9 @@ async fn project_json(
     State(st): State<Arc<IndexState>>,
     UrlPath(name): UrlPath<String>,
 ) -> Response {
+    if !st.json_api.load(Ordering::SeqCst) {
+        return not_found();
+    }
     let canonical = match canonical_redirect(&st, &name, "/pypi/{}/json") {
         Ok(c) => c,
         Err(r) => return *r,
@@ -535,7 +718,7 @@ async fn project_json(
         "last_serial": 1,
         "releases": releases,
         "urls": json_files(&st, &p, latest),
-        "vulnerabilities": [],
+        "vulnerabilities": vulnerabilities(&st, latest),
     }))
     .into_response()
 }
@@ -544,6 +727,9 @@ async fn release_json(
     State(st): State<Arc<IndexState>>,
     UrlPath((name, version)): UrlPath<(String, String)>,
 ) -> Response {
+    if !st.json_api.load(Ordering::SeqCst) {
+        return not_found();
+    }
     let rest = format!("/pypi/{{}}/{version}/json");
     let canonical = match canonical_redirect(&st, &name, &rest) {
         Ok(c) => c,
@@ -555,22 +741,37 @@ async fn release_json(
     let Some(r) = p.find_release(&version) else {
         return not_found();
     };
+    let hidden =
+        st.hidden_release_json.read().unwrap().iter().any(|(n, v)| {
+            *n == canonical && p.find_release(v).is_some_and(|h| h.version == r.version)
+        });
+    if hidden {
+        return not_found();
+    }
     // The per-version endpoint has no `releases` key (as upstream).
     Json(json!({
         "info": info(&st, &p, r),
         "last_serial": 1,
         "urls": json_files(&st, &p, r),
-        "vulnerabilities": [],
+        "vulnerabilities": vulnerabilities(&st, r),
     }))
     .into_response()
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
+fn vulnerabilities(st: &IndexState, r: &FakeRelease) -> Vec<Value> {
+    r.vulnerabilities
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(SIMPLE_JSON))
+        .map(|v| v.to_json(&st.base))
+        .collect()
+}
+
+fn wants_json(st: &IndexState, headers: &HeaderMap) -> bool {
+    st.simple_json.load(Ordering::SeqCst)
+        && headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(SIMPLE_JSON))
 }
 
 async fn simple_root(State(st): State<Arc<IndexState>>, headers: HeaderMap) -> Response {
@@ -580,7 +781,7 @@ async fn simple_root(State(st): State<Arc<IndexState>>, headers: HeaderMap) -> R
         v.sort();
         v
     };
-    if wants_json(&headers) {
+    if wants_json(&st, &headers) {
         let projects: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
         let body = json!({"meta": {"api-version": "1.1"}, "projects": projects});
         return ([(header::CONTENT_TYPE, SIMPLE_JSON)], body.to_string()).into_response();
@@ -616,10 +817,11 @@ async fn simple_project(
         return not_found();
     };
     let releases = p.sorted_releases();
+    let mode = st.core_metadata();
     let mut files = Vec::new();
     for r in &releases {
         for f in r.file_names(&p.name) {
-            let content = file_content(&f);
+            let content = file_content(&st, &p, r, &f);
             let wheel = f.ends_with(".whl");
             // PEP 691: `yanked` is false, true or the reason.
             let yanked = match (&r.yanked, &r.yanked_reason) {
@@ -627,21 +829,33 @@ async fn simple_project(
                 (true, Some(reason)) if !reason.is_empty() => json!(reason),
                 (true, _) => json!(true),
             };
-            files.push(json!({
+            let mut file = json!({
                 "filename": f,
                 "url": file_url(&st, &canonical, &f),
                 "hashes": {"sha256": sha256_hex(&content)},
                 "requires-python": r.requires_python,
                 "yanked": yanked,
-                "core-metadata": wheel,
-                "data-dist-info-metadata": wheel,
                 "size": content.len(),
                 "upload-time": format!("{}.000000Z", iso_time(r)),
-            }));
+            });
+            let meta_hash = || {
+                let text = r.metadata_text(&p.name, p.summary.as_deref());
+                json!({"sha256": sha256_hex(text.as_bytes())})
+            };
+            match mode {
+                CoreMetadata::Both => {
+                    file["core-metadata"] = json!(wheel);
+                    file["data-dist-info-metadata"] = json!(wheel);
+                }
+                CoreMetadata::Pep714 if wheel => file["core-metadata"] = meta_hash(),
+                CoreMetadata::Pep658 if wheel => file["data-dist-info-metadata"] = meta_hash(),
+                _ => {}
+            }
+            files.push(file);
         }
     }
     let versions: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
-    if wants_json(&headers) {
+    if wants_json(&st, &headers) {
         let body = json!({
             "meta": {"api-version": "1.1"},
             "name": canonical,
@@ -676,8 +890,19 @@ async fn simple_project(
             Value::Bool(true) => attrs.push_str(" data-yanked=\"\""),
             _ => {}
         }
-        if f["core-metadata"] == json!(true) {
-            attrs.push_str(" data-core-metadata=\"true\" data-dist-info-metadata=\"true\"");
+        let hash_attr = |v: &Value| match v["sha256"].as_str() {
+            Some(h) => format!("sha256={h}"),
+            None => "true".to_owned(),
+        };
+        match (f.get("core-metadata"), f.get("data-dist-info-metadata")) {
+            (Some(Value::Bool(false)), _) | (None, None) => {}
+            (Some(Value::Bool(true)), _) => {
+                attrs.push_str(" data-core-metadata=\"true\" data-dist-info-metadata=\"true\"")
+            }
+            (Some(v), _) => attrs.push_str(&format!(" data-core-metadata=\"{}\"", hash_attr(v))),
+            (None, Some(v)) => {
+                attrs.push_str(&format!(" data-dist-info-metadata=\"{}\"", hash_attr(v)))
+            }
         }
         html.push_str(&format!(
             "<a href=\"{url}#sha256={sha}\"{attrs}>{filename}</a><br />\n"
@@ -714,7 +939,7 @@ async fn file(
     };
     if metadata {
         // Only wheels carry separately served core metadata.
-        if !dist_file.ends_with(".whl") {
+        if !dist_file.ends_with(".whl") || st.core_metadata() == CoreMetadata::Off {
             return not_found();
         }
         let text = r.metadata_text(&p.name, p.summary.as_deref());
@@ -722,7 +947,7 @@ async fn file(
     }
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
-        file_content(dist_file),
+        file_content(&st, &p, r, dist_file).to_vec(),
     )
         .into_response()
 }

@@ -1,6 +1,7 @@
 //! Fake upstream servers for tests and benchmarks: a Python package index
-//! ([`FakeIndex`]: JSON API, PEP 691 simple API, wheel METADATA) and an OSV
-//! API ([`FakeOsv`]), each on 127.0.0.1 with a random port, in its own
+//! ([`FakeIndex`]: JSON API with `vulnerabilities`, PEP 691 simple API,
+//! core metadata, real wheels and sdists) and an OSV API with its PyPI
+//! export zip ([`FakeOsv`]), each on 127.0.0.1 with a random port, in its own
 //! thread and runtime so that sync and async tests can use them alike.
 //!
 //! Both count requests per path, take an artificial latency
@@ -8,11 +9,14 @@
 
 use std::path::PathBuf;
 
+mod dist;
 mod index;
 mod osv;
 mod server;
 
-pub use index::{fixture_projects, FakeIndex, FakeProject, FakeRelease};
+pub use index::{
+    fixture_projects, CoreMetadata, FakeIndex, FakeProject, FakeRelease, FakeVulnerability,
+};
 pub use osv::FakeOsv;
 
 /// The PyPA advisory database snapshot (`<package>/<id>.yaml`) shipped

@@ -1,18 +1,22 @@
 //! A fake OSV API serving a fixed set of records (usually the PyPA
-//! snapshot): `POST /v1/query`, `POST /v1/querybatch`, `GET /v1/vulns/{id}`.
+//! snapshot): `POST /v1/query`, `POST /v1/querybatch`, `GET /v1/vulns/{id}`,
+//! and the ecosystem export the OSV project publishes, `GET /PyPI/all.zip`
+//! (one `<id>.json` per record).
 //!
 //! Like the real service, an empty result is `{}` (no `vulns` key), and a
 //! version query also returns withdrawn records that match: filtering those
 //! is the client's job.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -106,6 +110,11 @@ fn pypi_names(record: &OsvRecord) -> Vec<String> {
 struct OsvState {
     ctl: Arc<Control>,
     db: RwLock<Db>,
+    /// Bumped on every change of `db`, so the export is rebuilt.
+    generation: AtomicU64,
+    /// The export zip of one generation.
+    export: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    export_broken: AtomicBool,
 }
 
 /// Fake OSV API on 127.0.0.1; stops on drop.
@@ -146,6 +155,9 @@ impl FakeOsv {
                 r#"{"code":14,"message":"The service is currently unavailable."}"#,
             )),
             db: RwLock::new(db),
+            generation: AtomicU64::new(0),
+            export: Mutex::new(None),
+            export_broken: AtomicBool::new(false),
         });
         let st = state.clone();
         let server = Running::start("osv", move |_base| {
@@ -153,6 +165,7 @@ impl FakeOsv {
                 .route("/v1/query", post(query))
                 .route("/v1/querybatch", post(querybatch))
                 .route("/v1/vulns/{id}", get(vuln))
+                .route("/PyPI/all.zip", get(export))
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn_with_state(st.ctl.clone(), gate))
                 .with_state(st)
@@ -170,10 +183,22 @@ impl FakeOsv {
         format!("{}/v1/query", self.url())
     }
 
+    /// The PyPI export zip (`GET /PyPI/all.zip`), as the OSV project's
+    /// bucket serves it.
+    pub fn export_url(&self) -> String {
+        format!("{}/PyPI/all.zip", self.url())
+    }
+
+    /// On: the export URL answers 200 with a body that is not a zip.
+    pub fn set_export_broken(&self, broken: bool) {
+        self.state.export_broken.store(broken, Ordering::SeqCst);
+    }
+
     /// Adds (or replaces, by id) a record while the server runs.
     pub fn add_record(&self, record: OsvRecord) {
         let raw = serde_json::to_value(&record).expect("OsvRecord serialises");
         self.state.db.write().unwrap().insert(record, raw);
+        self.state.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Number of records served.
@@ -397,4 +422,47 @@ async fn vuln(State(st): State<Arc<OsvState>>, UrlPath(id): UrlPath<String>) -> 
         Some(&i) => Json(db.records[i].raw.clone()).into_response(),
         None => osv_error(StatusCode::NOT_FOUND, 5, "Bug not found."),
     }
+}
+
+/// The export: one `<id>.json` per record, deflated, built once per
+/// generation of the records.
+async fn export(State(st): State<Arc<OsvState>>) -> Response {
+    if st.export_broken.load(Ordering::SeqCst) {
+        return (
+            [(header::CONTENT_TYPE, "application/zip")],
+            "<html>this is not the export</html>",
+        )
+            .into_response();
+    }
+    let generation = st.generation.load(Ordering::SeqCst);
+    let cached = st
+        .export
+        .lock()
+        .unwrap()
+        .as_ref()
+        .filter(|(g, _)| *g == generation)
+        .map(|(_, z)| z.clone());
+    let zip = match cached {
+        Some(z) => z,
+        None => {
+            let built = Arc::new(build_export(&st.db.read().unwrap()));
+            *st.export.lock().unwrap() = Some((generation, built.clone()));
+            built
+        }
+    };
+    ([(header::CONTENT_TYPE, "application/zip")], zip.to_vec()).into_response()
+}
+
+fn build_export(db: &Db) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
+    for s in &db.records {
+        out.start_file(format!("{}.json", s.record.id), options)
+            .expect("zip entry starts");
+        let text = serde_json::to_vec(&s.raw).expect("a JSON value serialises");
+        out.write_all(&text).expect("zip entry is written");
+    }
+    out.finish().expect("zip is finished").into_inner()
 }

@@ -506,9 +506,14 @@ fn critical_cve_from_real_osv_vectors_denies_even_preferred_packages() {
     assert_eq!(v.advisories.len(), v.cve_ids.len());
 
     // Below the threshold: allowed, but the advisories are still reported.
+    // (Only the scored records: an unscored one would count as meeting it.)
     let mut lenient = registry();
     lenient.policies.cve_threshold = 1.0;
-    let v = decide(&r, &lenient, &facts(None, records), FailPolicy::Open);
+    let scored: Vec<OsvRecord> = records
+        .into_iter()
+        .filter(|r| crate::advisory::score(r).is_some())
+        .collect();
+    let v = decide(&r, &lenient, &facts(None, scored), FailPolicy::Open);
     assert_eq!(v.verdict, Decision::Allowed);
     assert!(v.cve_ids.contains(&"PYSEC-2024-11".to_string()));
     assert_eq!(v.max_cvss, Some(9.8));

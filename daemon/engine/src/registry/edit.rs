@@ -49,6 +49,22 @@ impl<'a> Lines<'a> {
     }
 }
 
+/// The YAML parser counts a bare CR as a line break, the line view here
+/// does not: editing such a file in place would address the wrong lines.
+fn check_line_breaks(text: &str) -> Result<(), RegistryError> {
+    let bare_cr = text
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'\r' && w[1] != b'\n')
+        || text.ends_with('\r');
+    if bare_cr {
+        return Err(err(
+            "registry.yml has bare CR line breaks; convert it to LF (or CRLF) line endings to edit it in place".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn err(message: String) -> RegistryError {
     RegistryError {
         message,
@@ -122,6 +138,11 @@ fn render(rule: &Rule, key: &str, indent: usize, step: usize, nl: &str) -> Strin
         out.push_str(&format!("{fpad}expires: {}{nl}", scalar(&e)));
     }
     out
+}
+
+/// One package block as the proposer writes it (for `compose.rs`).
+pub(super) fn render_rule(rule: &Rule, key: &str, indent: usize, step: usize, nl: &str) -> String {
+    render(rule, key, indent, step, nl)
 }
 
 /// Where the packages live in the document.
@@ -198,6 +219,7 @@ fn revalidate(out: String) -> Result<(String, Registry), RegistryError> {
 /// append a new one under `packages:` (created when absent). The file's other
 /// lines are untouched; the result must validate or nothing is returned.
 pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryError> {
+    check_line_breaks(text)?;
     let doc = tree::parse_yaml(text)?;
     let chars = check_block_style(&doc, text)?;
     let loc = locate(&doc)?;
@@ -319,6 +341,7 @@ pub fn upsert_rule_in_yaml(text: &str, rule: &Rule) -> Result<String, RegistryEr
 /// Remove the package block for `name` (any spelling). Errors when the
 /// package is not in the file.
 pub fn remove_rule_in_yaml(text: &str, name: &str) -> Result<String, RegistryError> {
+    check_line_breaks(text)?;
     let doc = tree::parse_yaml(text)?;
     let chars = check_block_style(&doc, text)?;
     let loc = locate(&doc)?;

@@ -251,14 +251,22 @@ pub fn route_rule(method: &Method, path: &str) -> RouteRule {
         // An agent reads its own queue (the session brief lists it).
         | ("GET", "/api/v1/reports/approval-requests")
         | ("GET", "/api/v1/registry")
+        // Team mode: what a personal daemon (an agent key) follows and ships.
+        | ("GET", "/api/v1/registry/events")
+        | ("POST", "/api/v1/audit/ingest")
+        | ("GET", "/api/v1/team/whoami")
         | ("POST", "/api/v1/registry/parse-yaml")
-        | ("GET", "/api/v1/lsp") => RouteRule::Needs(Agent),
+        | ("GET", "/api/v1/lsp")
+        // Public keys: whoever checks a signed verdict (a CI agent) may fetch them.
+        | ("GET", "/api/v1/keys") => RouteRule::Needs(Agent),
         ("POST", "/api/v1/registry/proposals") | ("POST", "/api/v1/registry/reload") => {
             RouteRule::Needs(Operator)
         }
         (_, p) if p == "/api/v1/overrides" || p.starts_with("/api/v1/overrides/") => {
             RouteRule::Needs(Operator)
         }
+        // The registry workshop's form actions (pages themselves are GETs).
+        ("POST", p) if p.starts_with("/dashboard/") => RouteRule::Needs(Operator),
         // Reports, audit, metrics, OpenAPI, docs and pages (and anything
         // unknown, so route names cannot be probed anonymously).
         _ => RouteRule::Needs(Developer),
@@ -427,6 +435,9 @@ mod tests {
             (Method::POST, "/api/v1/overrides"),
             (Method::GET, "/api/v1/overrides"),
             (Method::DELETE, "/api/v1/overrides/ovr_1"),
+            (Method::POST, "/dashboard/registry/decide"),
+            (Method::POST, "/dashboard/registry/rules"),
+            (Method::POST, "/dashboard/registry/policies"),
         ] {
             assert_eq!(route_rule(&m, p), RouteRule::Needs(Role::Operator), "{p}");
         }

@@ -100,11 +100,21 @@ pub async fn evaluate(
         query_get(&pairs, "requirement"),
     )
     .map_err(ApiError::Invalid)?;
+    let envelope = super::keys::envelope_requested(&headers, &pairs)?;
     let judged = app
         .evaluator
         .evaluate_shared(&req, &ctx)
         .await
         .map_err(service_error)?;
+    if let Some(kind) = envelope {
+        return Ok(super::keys::envelope_response(
+            &app,
+            kind,
+            &judged.verdict,
+            &judged.body,
+            &ctx.project,
+        ));
+    }
     // The body was serialised once, when the verdict was made.
     Ok((
         [(
@@ -207,9 +217,11 @@ pub async fn batch(
     State(app): State<Shared>,
     axum::Extension(identity): axum::Extension<crate::auth::Identity>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let ctx = caller(&headers, &identity, "batch")?;
+    let envelope = super::keys::envelope_requested(&headers, &query_pairs(query.as_deref())?)?;
     let body = json_object(body)?;
     let items = batch_items(&body)?;
     let valid: Vec<EvalRequest> = items
@@ -226,6 +238,12 @@ pub async fn batch(
     for item in items {
         match item {
             Ok(_) => match verdicts.next() {
+                Some(v) if envelope.is_some() => results.push(super::keys::envelope_item(
+                    &app,
+                    envelope.unwrap_or(crate::signing::EnvelopeKind::Verdict),
+                    &v,
+                    &ctx.project,
+                )),
                 Some(v) => results.push(serde_json::to_value(v).unwrap_or(Value::Null)),
                 None => results.push(Value::Null),
             },

@@ -87,7 +87,6 @@ pub async fn health(
         .unwrap_or(false);
     let loaded = app.registry.current();
     let cfg = &app.config;
-    let stats = app.evaluator.upstream.as_ref().map(|u| u.stats());
     let body = json!({
         // No Redis exists in this daemon; the key stays for old clients.
         "redis": "down",
@@ -105,18 +104,46 @@ pub async fn health(
             "index": cfg.index.as_ref().map(|i| json!({
                 "url": i.url, "kind": format!("{:?}", i.kind).to_ascii_lowercase(), "source": i.source,
             })),
-            "advisories": if let Some(p) = &cfg.offline_advisories {
-                json!({"offline": p.display().to_string(),
-                       "records": stats.as_ref().and_then(|s| s.offline_records)})
-            } else {
-                json!({"url": cfg.osv_url})
-            },
+            "advisories": advisories_health(&app),
             "fail_policy": format!("{:?}", cfg.fail_policy).to_ascii_lowercase(),
             "evaluate_budget_ms": cfg.evaluate_budget.as_millis() as u64,
         },
         "lapsing_soon": lapsing_soon(&app, project.as_deref()),
     });
     json_response(StatusCode::OK, &body)
+}
+
+/// The advisory source in use, how old its data is and when it is next
+/// refreshed (the original's `offline`/`url` keys kept for old clients).
+fn advisories_health(app: &AppState) -> Value {
+    let cfg = &app.config;
+    let info = match app.evaluator.upstream.as_ref() {
+        Some(u) => u.advisory_source(),
+        None => lex_align_upstream::describe_advisory_source(&crate::upstream_config(cfg)),
+    };
+    let rfc3339 = |t: u64| {
+        time::OffsetDateTime::from_unix_timestamp(i64::try_from(t).ok()?)
+            .ok()?
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    };
+    let mut v = json!({
+        "source": info.kind.as_str(),
+        "location": info.location,
+        "records": info.records,
+        "updated_at": info.updated_at.and_then(rfc3339),
+        "age_seconds": info.age_secs(),
+        "resync_every_hours": info.resync_every.map(|d| d.as_secs_f64() / 3600.0),
+        "next_sync_at": info.next_sync_at.and_then(rfc3339),
+        "last_sync_error": info.last_sync_error,
+        "unscored": cfg.unscored_advisories.as_str(),
+        "summary": info.summary(),
+    });
+    match &cfg.offline_advisories {
+        Some(p) => v["offline"] = json!(p.display().to_string()),
+        None => v["url"] = json!(cfg.osv_url),
+    }
+    v
 }
 
 fn project_param(query: Option<&str>) -> Result<Option<String>, ApiError> {

@@ -2,6 +2,7 @@
 
 pub(crate) mod errors;
 mod evaluate;
+mod keys;
 mod misc;
 mod openapi;
 pub mod overrides;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub access: crate::auth::Access,
     /// Keys, overrides and webhook deliveries (same file as `store`).
     pub access_db: lex_align_store::AccessDb,
+    /// Signs verdicts on request and audit checkpoints (`signing.rs`).
+    pub signer: Arc<crate::signing::DaemonKey>,
 }
 
 impl AppState {
@@ -78,7 +81,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/health", get(misc::health))
         .route("/api/v1/lsp", get(crate::lsp::upgrade))
         .route(crate::lsp::DOCS_PATH, get(crate::lsp::diagnostics_docs))
-        .route("/api/v1/registry", get(registry::get_registry))
+        .route("/api/v1/registry", get(crate::team::server::get_registry))
         .route("/api/v1/registry/pending", get(registry::pending))
         .route("/api/v1/registry/proposals", post(registry::proposals))
         .route("/api/v1/registry/parse-yaml", post(registry::parse_yaml))
@@ -93,6 +96,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/reports/projects", get(misc::projects))
         .route("/api/v1/reports/agents", get(misc::agents))
         .route("/api/v1/audit/verify", get(misc::audit_verify))
+        .route("/api/v1/keys", get(keys::keys))
         .route(
             "/api/v1/overrides",
             post(overrides::grant).get(overrides::list),
@@ -100,6 +104,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/overrides/{id}", delete(overrides::revoke))
         .route("/metrics", get(misc::metrics))
         .route("/openapi.json", get(openapi::openapi))
+        .merge(crate::pages::routes())
+        .merge(crate::team::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -118,12 +118,14 @@ fn document() -> Value {
                 "summary": "Verdict for one package",
                 "parameters": dependent_params(vec![
                     query("package", false, Some(200)), query("version", false, Some(100)),
-                    query("requirement", false, Some(1000))]),
+                    query("requirement", false, Some(1000)),
+                    query("envelope", false, None), query("format", false, None)]),
+                "description": "`envelope=dsse` (or `Accept: application/vnd.dsse.envelope.v1+json`) answers a signed DSSE envelope; `format=vsa` makes its payload an in-toto SLSA verification summary.",
                 "responses": {"200": resp("Verdict (a policy denial is still 200)", json!({"$ref": "#/components/schemas/Verdict"})),
                               "400": detail(), "422": invalid(), "503": detail()}}},
             "/api/v1/evaluate/batch": {"post": {
                 "summary": "Verdicts for many requirements in one round of upstream work",
-                "parameters": dependent_params(vec![]),
+                "parameters": dependent_params(vec![query("envelope", false, None), query("format", false, None)]),
                 "requestBody": body(json!({"oneOf": [
                     {"type": "object", "required": ["requirements"], "properties": {"requirements":
                         {"type": "array", "maxItems": 500, "items": {"type": "string"}}}},
@@ -186,6 +188,10 @@ fn document() -> Value {
                 vec![query("project", false, None), query("status", false, None)]),
             "/api/v1/reports/projects": {"get": {"summary": "Projects", "responses": {"200": resp("Report", obj())}}},
             "/api/v1/reports/agents": report("Agent activity", project_q),
+            "/api/v1/keys": {"get": {"summary": "The daemon's public keys (Ed25519) that sign verdicts and audit checkpoints",
+                "responses": {"200": resp("Keys", json!({"type": "object", "properties": {"keys": {"type": "array", "items":
+                    {"type": "object", "properties": {"key_id": {"type": "string"}, "alg": {"type": "string"},
+                        "public_key": {"type": "string", "description": "base64 of the 32 raw bytes"}}}}}}))}}},
             "/api/v1/audit/verify": {"get": {"summary": "Verify the audit log's hash chain",
                 "responses": {"200": resp("Chain holds", json!({"$ref": "#/components/schemas/VerifyReport"})),
                               "409": resp("Chain broken", json!({"$ref": "#/components/schemas/VerifyReport"}))}}},

@@ -6,8 +6,7 @@ use std::collections::HashSet;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use lex_align_engine::registry::{validate_rule, Registry};
 use serde_json::{json, Map, Value};
@@ -20,15 +19,7 @@ use super::{
 use crate::proposer::ProposalContext;
 use crate::registry_state::ReloadOutcome;
 
-pub async fn get_registry(State(app): State<Shared>) -> Response {
-    let body = app.registry.current().api_body.clone();
-    let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
+// `GET /api/v1/registry` (with ETag and generation): `team/server.rs`.
 
 pub async fn pending(State(app): State<Shared>) -> ApiResult {
     let names: HashSet<String> = app

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use pep440_rs::Version;
 
 use super::{deny, Ctx};
-use crate::evaluate::versions::installable;
+use crate::evaluate::versions::{installable, Admission};
 use crate::evaluate::{select_version, IndexFacts};
 use crate::verdict::{DenialCategory, Verdict};
 
@@ -72,15 +72,19 @@ fn unlisted_version(ctx: &Ctx) -> Option<Verdict> {
     }
     let listed = installable(releases);
     match (&ctx.pinned, req.specifiers()) {
-        (None, Some(specs)) if !listed.iter().any(|(v, _)| specs.contains(v)) => Some(deny(
-            req,
-            DenialCategory::NotFound,
-            format!(
-                "No release of `{}` on the package index satisfies `{}`.",
-                req.package,
-                req.requirement.as_deref().unwrap_or_default()
-            ),
-        )),
+        (None, Some(specs))
+            if !Admission::new(&specs).admits_any(listed.iter().map(|(v, _)| v)) =>
+        {
+            Some(deny(
+                req,
+                DenialCategory::NotFound,
+                format!(
+                    "No release of `{}` on the package index satisfies `{}`.",
+                    req.package,
+                    req.requirement.as_deref().unwrap_or_default()
+                ),
+            ))
+        }
         (Some(pin), _) if ctx.rule.is_none() => {
             // Yanked releases still exist: compare against every listing.
             let wanted = Version::from_str(pin).ok();

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use pep440_rs::Version;
 
 use super::registry_denial;
-use crate::evaluate::versions::{intersect_specifiers, ranges, requirement_with};
+use crate::evaluate::versions::{admits, intersect_specifiers, requirement_with, within};
 use crate::evaluate::{Needs, Plan};
 use crate::registry::{Rule, Status};
 use crate::request::EvalRequest;
@@ -45,7 +45,7 @@ fn version_violation(req: &EvalRequest, rule: &Rule) -> Option<Verdict> {
     let constraint = rule.bounds_text().unwrap_or_default();
     if let Some(pin) = req.pinned_version() {
         let v = Version::from_str(&pin).ok()?;
-        if bounds.contains(&v) {
+        if admits(&bounds, &v) {
             return None;
         }
         let suggested = requirement_with(req, intersect_specifiers(None, &bounds));
@@ -59,7 +59,7 @@ fn version_violation(req: &EvalRequest, rule: &Rule) -> Option<Verdict> {
         ));
     }
     let specs = req.specifiers()?;
-    if ranges(&specs).subset_of(&ranges(&bounds)) {
+    if within(&specs, &bounds) {
         return None;
     }
     let suggested = requirement_with(req, intersect_specifiers(Some(&specs), &bounds));

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use pep440_rs::{Version, VersionSpecifiers};
 
 use super::{registry_denial, Ctx};
-use crate::evaluate::versions::{best_release, requirement_with};
+use crate::evaluate::versions::{admits, best_release, requirement_with};
 use crate::registry::Status;
 use crate::verdict::Verdict;
 
@@ -19,8 +19,8 @@ pub(crate) fn run(ctx: &mut Ctx) -> Option<Verdict> {
         return None;
     };
     let latest = best_release(releases, |_| true)
-        .filter(|l| Version::from_str(l).is_ok_and(|v| !bounds.contains(&v)))?;
-    let compliant = best_release(releases, |v| bounds.contains(v));
+        .filter(|l| Version::from_str(l).is_ok_and(|v| !admits(&bounds, &v)))?;
+    let compliant = best_release(releases, |v| admits(&bounds, v));
     let suggested = match &compliant {
         Some(c) => requirement_with(
             req,

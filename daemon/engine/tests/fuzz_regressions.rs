@@ -1,0 +1,57 @@
+//! Inputs the fuzz targets (tests/fuzz) found; each must be refused with a
+//! field error (a 422), never a panic.
+
+use lex_align_engine::request::EvalRequest;
+
+#[test]
+fn fuzz_pep508_request_requirement() {
+    for requirement in [
+        "apyq.\0as0",
+        "cryptography.=41",
+        "requests- >=2",
+        "httpx_[http2]",
+        "requests[osck-]==2.31",
+        "httpx[http2_ ,cli]",
+    ] {
+        let e = EvalRequest::parse("", None, Some(requirement)).unwrap_err();
+        assert_eq!(e.field, "requirement", "{requirement:?}");
+    }
+}
+
+#[test]
+fn fuzz_pep508_marker_multibyte_request() {
+    let r = "pywin32>=306 ; platform_release != 'Vi'''sta\u{2122} \u{1f40d}'";
+    let e = EvalRequest::parse("", None, Some(r)).unwrap_err();
+    assert_eq!(e.field, "requirement");
+}
+
+/// `package` is capped at MAX_NAME_LEN characters (names go into URLs,
+/// cache keys and the audit log); a name taken from `requirement` is not.
+#[test]
+fn fuzz_request_name_length_via_requirement() {
+    let long = "a".repeat(lex_align_engine::name::MAX_NAME_LEN + 100);
+    assert!(EvalRequest::parse(&long, None, None).is_err());
+    let e = EvalRequest::parse("", None, Some(&format!("{long}>=1"))).unwrap_err();
+    assert_eq!(e.field, "requirement");
+}
+
+/// The proposer's in-place edits on a registry.yml with bare CR line
+/// breaks (old Mac style, or stray CRs): an error or an edit, no panic
+/// (edit.rs `Lines::indent` indexes past the last `\n`-split line).
+#[test]
+fn fuzz_registry_edit_bare_cr() {
+    use lex_align_engine::registry::{
+        remove_rule_in_yaml, upsert_rule_in_yaml, validate_rule, Registry,
+    };
+    for text in [
+        "version: '1'\n\r\rpackages:\n  httpx:\n    status: approved\n",
+        "version: '1'\rpackages:\r  httpx:\r    status: approved\r",
+    ] {
+        let reg = Registry::from_yaml(text).unwrap();
+        let rule = reg.rule("httpx").unwrap().clone();
+        let _ = upsert_rule_in_yaml(text, &rule);
+        let fresh = validate_rule("fuzz-new", &serde_json::json!({"status": "approved"})).unwrap();
+        let _ = upsert_rule_in_yaml(text, &fresh);
+        let _ = remove_rule_in_yaml(text, "httpx");
+    }
+}

@@ -1,0 +1,108 @@
+//! The shipper: every audit row a personal daemon writes goes to its team
+//! server (`POST /api/v1/audit/ingest`), in order, in batches of up to
+//! 500; the outbox cursor moves only on the team's 2xx, so nothing is lost
+//! and a retried batch is deduplicated by the team.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use lex_align_store::outbox::SHIP_BATCH_MAX;
+use serde_json::json;
+
+use super::follow::{classify, transport, Fail};
+use super::status::{now, LinkCell};
+use super::{bearer, FollowSettings};
+use crate::http::AppState;
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+
+/// One delivery attempt: `Ok(rows sent)` (0 when the queue was empty).
+async fn ship_once(
+    app: &AppState,
+    link: &LinkCell,
+    settings: &FollowSettings,
+    client: &reqwest::Client,
+) -> Result<usize, Fail> {
+    let store = app.store.clone();
+    let batch = tokio::task::spawn_blocking(move || store.outbox_batch(SHIP_BATCH_MAX))
+        .await
+        .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?
+        .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?;
+    if batch.rows.is_empty() {
+        return Ok(0);
+    }
+    let n = batch.rows.len();
+    let mut req = client
+        .post(format!("{}/api/v1/audit/ingest", settings.url))
+        .timeout(settings.timeout)
+        .json(&json!({ "rows": batch.rows }));
+    if let Some(b) = bearer(settings) {
+        req = req.header("authorization", b);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| transport(&e, settings.timeout))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let detail = resp.text().await.unwrap_or_default();
+        return Err(match classify(status, "POST /api/v1/audit/ingest") {
+            Fail::Away(m) => Fail::Away(format!(
+                "{m}: {}",
+                detail.chars().take(300).collect::<String>()
+            )),
+            auth => auth,
+        });
+    }
+    app.store.outbox_ack(batch.upto_seq).await.map_err(|e| {
+        Fail::Away(format!(
+            "outbox cursor not saved (the batch is sent again): {e}"
+        ))
+    })?;
+    link.update(|l| {
+        l.shipped_rows += n as u64;
+        l.last_batch = n;
+        l.last_contact_at = Some(now());
+        l.ship_error = None;
+    });
+    Ok(n)
+}
+
+/// The shipper loop. Ends when the app is gone or the credential is refused.
+pub async fn run(
+    app: Weak<AppState>,
+    link: Arc<LinkCell>,
+    settings: FollowSettings,
+    client: reqwest::Client,
+) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        if link.is_revoked() {
+            return;
+        }
+        let Some(state) = app.upgrade() else { return };
+        let result = ship_once(&state, &link, &settings, &client).await;
+        drop(state);
+        match result {
+            // A full batch: more are likely waiting.
+            Ok(n) if n == SHIP_BATCH_MAX => {
+                backoff = BACKOFF_START;
+                continue;
+            }
+            Ok(_) => {
+                backoff = BACKOFF_START;
+                tokio::time::sleep(settings.ship_every).await;
+            }
+            Err(Fail::Auth(m)) => {
+                link.revoke(m);
+                return;
+            }
+            Err(Fail::Away(m)) => {
+                tracing::debug!("shipping audit rows failed: {m}");
+                link.update(|l| LinkCell::set_error(&mut l.ship_error, m));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(settings.poll);
+            }
+        }
+    }
+}

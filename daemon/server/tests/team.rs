@@ -1,0 +1,425 @@
+//! Team mode: a team server and a personal daemon on 127.0.0.1, the link
+//! between them through a TCP proxy the test cuts and restores.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{start_with, Options, TestServer};
+use lex_align_daemon::auth::AuthSettings;
+use lex_align_daemon::team::FollowSettings;
+use lex_align_daemon::Config;
+use lex_align_store::{AccessDb, CreatedKey};
+use serde_json::{json, Value};
+
+/// A TCP relay to `target` that can be cut (every connection dropped, new
+/// ones refused) and restored: the team server "goes away".
+struct Proxy {
+    addr: std::net::SocketAddr,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (up, conns) = (up.clone(), conns.clone());
+            async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        return;
+                    };
+                    if !up.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(task);
+                }
+            }
+        });
+        Proxy {
+            addr,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+fn api_key_auth() -> AuthSettings {
+    let vars: HashMap<&str, &str> =
+        HashMap::from([("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "apikey")]);
+    AuthSettings::from_lookup(&|k: &str| vars.get(k).map(|v| v.to_string()), |s| match s {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    })
+    .unwrap()
+}
+
+struct Team {
+    team: TestServer,
+    key: CreatedKey,
+    proxy: Proxy,
+}
+
+/// A team server with API keys and an agent key for alice's laptop.
+async fn team_server() -> Team {
+    let made: Arc<Mutex<Option<CreatedKey>>> = Arc::default();
+    let out = made.clone();
+    let team = start_with(Options {
+        tweak: Some(Box::new(move |c: &mut Config| {
+            c.auth = api_key_auth();
+            c.team.keepalive = Duration::from_millis(500);
+            let db = AccessDb::open(&c.database_path).unwrap();
+            *out.lock().unwrap() =
+                Some(db.create_key("alice-laptop", "agent", None, None).unwrap());
+        })),
+        ..Options::default()
+    })
+    .await;
+    let key = made.lock().unwrap().take().unwrap();
+    let addr = team.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = Proxy::start(addr).await;
+    Team { team, key, proxy }
+}
+
+/// A personal daemon (no auth, loopback) following `team` through its proxy.
+async fn personal(team: &Team) -> TestServer {
+    let mut follow = FollowSettings::new(&team.proxy.url(), Some(team.key.key.clone()));
+    follow.poll = Duration::from_millis(500);
+    follow.timeout = Duration::from_millis(1500);
+    follow.ship_every = Duration::from_millis(50);
+    start_with(Options {
+        registry: None,
+        tweak: Some(Box::new(move |c: &mut Config| c.team.follow = Some(follow))),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn health_team(p: &TestServer) -> Value {
+    let (status, v) = p.get("/api/v1/health").await;
+    assert_eq!(status, 200, "{v}");
+    v["team"].clone()
+}
+
+/// Waits (bounded) until `cond` holds on the personal daemon's `team` health.
+async fn wait_team(p: &TestServer, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let t = health_team(p).await;
+        if cond(&t) {
+            return t;
+        }
+        last = t;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: never reached; last team health: {last}");
+}
+
+async fn wait_relayed(team: &TestServer, n: u64) {
+    for _ in 0..200 {
+        if team.handle.store().relayed_count().unwrap() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(team.handle.store().relayed_count().unwrap(), n);
+}
+
+fn team_rows(team: &TestServer) -> Vec<(String, String, Option<String>)> {
+    team.handle.store().flush().unwrap();
+    let c = rusqlite::Connection::open(team.handle.store().path()).unwrap();
+    let mut stmt = c
+        .prepare("SELECT requester, package, auth_method FROM audit_log ORDER BY seq")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_change_reaches_the_personal_daemon_within_two_seconds() {
+    let t = team_server().await;
+    let p = personal(&t).await;
+    let link = wait_team(&p, "first sync", |v| {
+        v["state"] == "following" && v["events_connected"] == true
+    })
+    .await;
+    assert_eq!(link["registry_version"], "1.2", "{link}");
+    assert_eq!(link["identity"]["id"], "alice-laptop", "{link}");
+    assert_eq!(link["identity"]["role"], "agent", "{link}");
+    let g1 = link["registry_generation"].as_u64().unwrap();
+    let (_, v) = p.evaluate("package=pyqt5").await;
+    assert_eq!(v["verdict"], "DENIED", "{v}");
+    assert!(v.get("degraded").is_none(), "{v}");
+
+    // ETag revalidation on the team server.
+    let auth = format!("Bearer {}", t.key.key);
+    let r = t
+        .team
+        .client
+        .get(t.team.url("/api/v1/registry"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(
+        r.headers()["x-lexalign-registry-generation"]
+            .to_str()
+            .unwrap(),
+        g1.to_string()
+    );
+    let r = t
+        .team
+        .client
+        .get(t.team.url("/api/v1/registry"))
+        .header("authorization", &auth)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    // Without a key: refused.
+    let r = t
+        .team
+        .client
+        .get(t.team.url("/api/v1/registry/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The change: httpx banned on the team server.
+    let changed = common::REGISTRY_YAML
+        .replace("version: \"1.2\"", "version: \"1.3\"")
+        .replace(
+            "  httpx:\n    status: preferred\n    reason: Standard async HTTP client.",
+            "  httpx:\n    status: banned\n    reason: Banned by the team today.",
+        );
+    std::fs::write(&t.team.registry_path, changed).unwrap();
+    let started = Instant::now();
+    t.team.handle.registry().reload("api").await.unwrap();
+    let link = wait_team(&p, "the change", |v| v["registry_version"] == "1.3").await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "propagation took {took:?}");
+    assert!(link["registry_generation"].as_u64().unwrap() > g1, "{link}");
+    assert_eq!(link["lag_generations"], 0, "{link}");
+    let (_, v) = p.evaluate("package=httpx").await;
+    assert_eq!(v["verdict"], "DENIED", "{v}");
+    // Same engine, same registry: the same verdict as the team's own.
+    let r = t
+        .team
+        .client
+        .get(t.team.url("/api/v1/evaluate?package=httpx"))
+        .header("authorization", &auth)
+        .header("x-lexalign-project", "proj")
+        .send()
+        .await
+        .unwrap();
+    let tv: Value = r.json().await.unwrap();
+    assert_eq!(tv["verdict"], v["verdict"]);
+    assert_eq!(tv["reason"], v["reason"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verdicts_land_once_through_an_outage_and_the_chain_verifies() {
+    let t = team_server().await;
+    let p = personal(&t).await;
+    wait_team(&p, "first sync", |v| v["state"] == "following").await;
+
+    for pkg in ["pyqt5", "requests", "httpx"] {
+        let (s, v) = p.evaluate(&format!("package={pkg}")).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    wait_relayed(&t.team, 3).await;
+    let rows = team_rows(&t.team);
+    assert_eq!(rows.len(), 3);
+    for (requester, _, method) in &rows {
+        assert_eq!(requester, "anonymous");
+        assert_eq!(method.as_deref(), Some("relay:alice-laptop"));
+    }
+    let link = wait_team(&p, "drained", |v| v["outbox"]["depth"] == 0).await;
+    assert!(link["outbox"]["last_delivery_at"].is_string(), "{link}");
+
+    // A retried batch never duplicates: send the same rows again.
+    {
+        let c = rusqlite::Connection::open(p.handle.store().path()).unwrap();
+        c.execute("UPDATE outbox_cursor SET shipped_seq = 0", [])
+            .unwrap();
+    }
+    wait_team(&p, "resent", |v| v["outbox"]["shipped_since_start"] == 6).await;
+    assert_eq!(
+        team_rows(&t.team).len(),
+        3,
+        "a resent batch duplicated rows"
+    );
+
+    // The team goes away: answers go on, flagged; the queue grows.
+    t.proxy.cut();
+    let link = wait_team(&p, "degraded", |v| v["state"] == "degraded").await;
+    assert!(link["degraded"]["reason"].is_string(), "{link}");
+    for pkg in ["pyqt5", "six", "requests", "pyqt5"] {
+        let (s, v) = p.evaluate(&format!("package={pkg}")).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(v["degraded"]["reason"].is_string(), "{v}");
+        assert!(v["degraded"]["since"].is_string(), "{v}");
+    }
+    let (s, v) = p
+        .post_json(
+            "/api/v1/evaluate/batch",
+            &json!({"requirements": ["pyqt5", "httpx"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["degraded"].is_object() && v["results"][1]["degraded"].is_object(),
+        "{v}"
+    );
+    let link = wait_team(&p, "queued", |v| v["outbox"]["depth"] == 6).await;
+    assert_eq!(link["state"], "degraded");
+    assert_eq!(team_rows(&t.team).len(), 3);
+
+    // Back: the queue drains, degraded disappears, every row exactly once.
+    t.proxy.restore();
+    wait_team(&p, "recovered", |v| {
+        v["state"] == "following" && v["outbox"]["depth"] == 0
+    })
+    .await;
+    let (_, v) = p.evaluate("package=pyqt5").await;
+    assert!(v.get("degraded").is_none(), "{v}");
+    wait_relayed(&t.team, 10).await;
+    let rows = team_rows(&t.team);
+    assert_eq!(rows.len(), 10);
+    assert!(t.team.handle.store().verify().unwrap().ok);
+    assert_eq!(p.audit_rows(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_key_stops_the_link_and_answers_go_on_flagged() {
+    let t = team_server().await;
+    let p = personal(&t).await;
+    wait_team(&p, "first sync", |v| v["state"] == "following").await;
+    let db = AccessDb::open(t.team.handle.store().path()).unwrap();
+    assert!(db.revoke_key(&t.key.record.id).unwrap());
+    t.team.handle.state.refresh_access(true).await;
+
+    let (s, _) = p.evaluate("package=pyqt5").await;
+    assert_eq!(s, 200);
+    let link = wait_team(&p, "revoked", |v| v["state"] == "revoked").await;
+    assert!(
+        link["revoked"]["reason"].as_str().unwrap().contains("401"),
+        "{link}"
+    );
+    let (s, v) = p.evaluate("package=pyqt5").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["verdict"], "DENIED");
+    assert!(
+        v["degraded"]["reason"].as_str().unwrap().contains("401"),
+        "{v}"
+    );
+    // Stopped, not retrying: the queue keeps the rows.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let link = health_team(&p).await;
+    assert_eq!(link["state"], "revoked");
+    assert_eq!(link["outbox"]["depth"], 2, "{link}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ingest_is_idempotent_and_a_scoped_key_ships_only_its_project() {
+    let t = team_server().await;
+    let auth = format!("Bearer {}", t.key.key);
+    let row = |id: &str| {
+        json!({"row_id": id, "ts": "2026-01-02T03:04:05.000006+00:00", "project": "proj",
+               "requester": "bob", "package": "six", "canonical": "six", "version": null,
+               "requirement": null, "resolved_version": null, "verdict": "ALLOWED",
+               "denial_category": "", "reason": "ok", "license": "MIT", "cve_ids": [],
+               "max_cvss": null, "registry_status": null, "agent_model": null,
+               "agent_version": null, "source": "api", "auth_method": "anonymous"})
+    };
+    let post = |body: Value| {
+        t.team
+            .client
+            .post(t.team.url("/api/v1/audit/ingest"))
+            .header("authorization", &auth)
+            .json(&body)
+            .send()
+    };
+    let r = post(json!({"rows": [row("r1"), row("r2")]})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["new"], json!(["r1", "r2"]));
+    let r = post(json!({"rows": [row("r2"), row("r3")]})).await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["new"], json!(["r3"]));
+    assert_eq!(v["duplicate"], json!(["r2"]));
+    assert_eq!(t.team.audit_rows(), 3);
+    let r = post(json!({"rows": [{"row_id": "x"}]})).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let r = t
+        .team
+        .client
+        .post(t.team.url("/api/v1/audit/ingest"))
+        .json(&json!({"rows": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let db = AccessDb::open(t.team.handle.store().path()).unwrap();
+    let scoped = db.create_key("ci", "agent", Some("other"), None).unwrap();
+    t.team.handle.state.refresh_access(true).await;
+    let r = t
+        .team
+        .client
+        .post(t.team.url("/api/v1/audit/ingest"))
+        .header("authorization", format!("Bearer {}", scoped.key))
+        .json(&json!({"rows": [row("r9")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(t.team.handle.store().verify().unwrap().ok);
+}

@@ -1,0 +1,1 @@
+cd app && uv add 'httpx>=0.27' ; echo "a b" | cat # uv add x

@@ -1,0 +1,2 @@
+pip install foo\
+  bar

@@ -1,0 +1,1 @@
+uv add --dev --group lint 'ruff>=0.5' "cryptography>=41,<44"

@@ -1,0 +1,1 @@
+uv --quiet add --optional socks pysocks

@@ -1,0 +1,1 @@
+uv add --index=internal --bounds major httpx

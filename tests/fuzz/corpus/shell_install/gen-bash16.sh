@@ -1,0 +1,1 @@
+uv add 'pkg @ git+https://example.invalid/pkg'

@@ -1,0 +1,1 @@
+uv add -r requirements.txt -c constraints.txt

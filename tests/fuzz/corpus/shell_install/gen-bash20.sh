@@ -1,0 +1,1 @@
+python3 -m pip install -i http://127.0.0.1:1/simple jinja2

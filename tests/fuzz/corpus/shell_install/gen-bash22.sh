@@ -1,0 +1,1 @@
+uv pip install --system 'httpx[http2]>=0.27'

@@ -1,0 +1,1 @@
+PIP_NO_CACHE_DIR=1 pip install rich

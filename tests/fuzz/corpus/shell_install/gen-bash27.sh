@@ -1,0 +1,1 @@
+pip install ./dist/pkg-1.0-py3-none-any.whl

@@ -1,0 +1,1 @@
+pip install -rrequirements/dev.txt --requirement=base.txt

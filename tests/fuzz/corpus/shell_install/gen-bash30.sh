@@ -1,0 +1,1 @@
+poetry add requests@^2.28 'httpx'

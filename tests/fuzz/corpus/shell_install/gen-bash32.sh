@@ -1,0 +1,1 @@
+poetry add -G docs 'mkdocs>=1.5'

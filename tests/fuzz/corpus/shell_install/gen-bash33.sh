@@ -1,0 +1,1 @@
+pdm add -dG test pytest-cov

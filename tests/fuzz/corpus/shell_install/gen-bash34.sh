@@ -1,0 +1,1 @@
+pdm add -G web 'fastapi>=0.110'

@@ -1,0 +1,1 @@
+pipx install --python python3.11 black

@@ -1,0 +1,1 @@
+pipx install --preinstall pyqt5 mytool

@@ -1,0 +1,1 @@
+echo pip install requests
