@@ -55,3 +55,21 @@ fn fuzz_registry_edit_bare_cr() {
         let _ = remove_rule_in_yaml(text, "httpx");
     }
 }
+
+/// Two spellings of one package: removing it must not leave the other
+/// behind (registry_yaml fuzz target).
+#[test]
+fn fuzz_registry_remove_duplicate_spellings() {
+    use lex_align_engine::registry::{remove_rule_in_yaml, Registry};
+    let text =
+        "version: '1'\npackages:\n  httpx:\n    status: approved\n  HTTPX:\n    status: banned\n";
+    if Registry::from_yaml(text).is_ok() {
+        match remove_rule_in_yaml(text, "httpx") {
+            Ok(out) => assert!(
+                Registry::from_yaml(&out).is_ok_and(|r| r.rule("httpx").is_none()),
+                "{out}"
+            ),
+            Err(e) => assert!(e.message.contains("more than once"), "{}", e.message),
+        }
+    }
+}

@@ -354,10 +354,17 @@ pub fn remove_rule_in_yaml(text: &str, name: &str) -> Result<String, RegistryErr
             "`packages` is written as a flow mapping (`{...}`); rewrite it in block style to edit it in place".into(),
         ));
     }
-    let (k, _) = entries
+    let mut matching = entries
         .iter()
-        .find(|(k, _)| k.as_str().is_some_and(|s| canonicalize(s) == canonical))
-        .ok_or_else(not_found)?;
+        .filter(|(k, _)| k.as_str().is_some_and(|s| canonicalize(s) == canonical));
+    let (k, _) = matching.next().ok_or_else(not_found)?;
+    // Removing one of two spellings would leave the package listed (found by
+    // the registry_yaml fuzz target).
+    if matching.next().is_some() {
+        return Err(err(format!(
+            "package `{name}` is declared more than once (under names that normalise alike); remove the duplicate by hand first"
+        )));
+    }
     let lines = Lines::new(text);
     let start = k.line.ok_or_else(not_found)? - 1;
     let (s, e) = lines.block(start);
