@@ -48,6 +48,12 @@ pub fn tighten(dep: &Dependency, raw: &str, suggested: &str) -> Option<String> {
     Some(rewrite_requirement(dep, raw, &dep.name, &spec))
 }
 
+/// `dep` renamed to `name` (a "did you mean" suggestion), keeping its
+/// specifier, extras and marker.
+pub fn rename(dep: &Dependency, raw: &str, name: &str) -> String {
+    rewrite_requirement(dep, raw, name, dep.specifier.as_deref().unwrap_or(""))
+}
+
 /// `dep` moved to `version` (the first version without known advisories):
 /// `==` pins stay pins, everything else becomes a lower bound, so the
 /// resolver can no longer pick a vulnerable release.

@@ -1003,6 +1003,15 @@ impl LanguageServer for Server {
                     let edits = vec![self.edit(&snap.text, dep, &new)];
                     actions.push(quickfix(title, edits, actions.is_empty()));
                 }
+                if v.verdict == Decision::Denied && analysis::rewritable(dep) {
+                    let raw = dep.source.span.slice(&snap.text);
+                    for name in &v.suggestions {
+                        let new = fixes::rename(dep, raw, name);
+                        let edits = vec![self.edit(&snap.text, dep, &new)];
+                        let title = format!("Did you mean {name}? Rename {} to {name}", dep.name);
+                        actions.push(quickfix(title, edits, actions.is_empty()));
+                    }
+                }
                 if v.is_requestable || v.verdict == Decision::ProvisionallyAllowed {
                     let rationale = format!(
                         "Needed by {project}: {} (requested from the editor)",

@@ -1004,3 +1004,51 @@ fn every_code_is_documented() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_name_gets_a_did_you_mean_rename() {
+    let text = "[project]\nname = \"demo\"\nversion = \"0.1.0\"\ndependencies = [\n    \"gitpyhton[doc]>=3.1.41 ; python_version >= '3.9'\",\n]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let uri = file_uri(&dir.path().join("pyproject.toml"));
+    let (mut client, _) = TestClient::start(EngineBackend::new(), false).await;
+    open(&mut client, &uri, text, 1).await;
+    let publishes = client
+        .diagnostics_until(&uri, |p| has_code(p, "not-found"))
+        .await;
+    let last = publishes.last().unwrap();
+    let d = &last["diagnostics"][0];
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("Did you mean `gitpython`?"),
+        "{d}"
+    );
+
+    let r = span_of(text, "gitpyhton");
+    let actions = client
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": {"uri": uri},
+                "range": {"start": {"line": r.0, "character": r.1}, "end": {"line": r.0, "character": r.1}},
+                "context": {"diagnostics": [], "only": ["quickfix"]}
+            }),
+        )
+        .await;
+    let rename = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with("Did you mean"))
+        .unwrap_or_else(|| panic!("a rename action in {actions}"));
+    assert_eq!(
+        rename["title"],
+        "Did you mean gitpython? Rename gitpyhton to gitpython"
+    );
+    // Extras, specifier and marker stay as written.
+    assert_eq!(
+        apply_edit(text, &rename["edit"], &uri, false),
+        text.replace("gitpyhton[doc]", "gitpython[doc]")
+    );
+}

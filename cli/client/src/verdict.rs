@@ -38,6 +38,8 @@ pub struct Verdict {
     pub fixed_versions: Vec<FixedVersion>,
     pub advisories: Vec<Value>,
     pub upstream_error: Option<String>,
+    /// Real names close to a package the index does not have.
+    pub suggestions: Vec<String>,
     /// Set by the client when the verdict is synthetic (server unreachable).
     #[serde(skip)]
     pub transport_error: bool,
@@ -66,6 +68,7 @@ impl Default for Verdict {
             fixed_versions: Vec::new(),
             advisories: Vec::new(),
             upstream_error: None,
+            suggestions: Vec::new(),
             transport_error: false,
         }
     }
@@ -119,6 +122,7 @@ impl Verdict {
             fixed_versions: &self.fixed_versions,
             advisories: &self.advisories,
             upstream_error: self.upstream_error.as_deref(),
+            suggestions: &self.suggestions,
         }
     }
 
@@ -150,6 +154,11 @@ impl Verdict {
             return Some(format!("upgrade to `{}>={v}`", self.package));
         }
         match self.denial_category.as_deref() {
+            Some("not-found") if !self.suggestions.is_empty() => {
+                let names: Vec<String> =
+                    self.suggestions.iter().map(|s| format!("`{s}`")).collect();
+                Some(format!("did you mean {}?", names.join(" or ")))
+            }
             Some("not-found") => {
                 Some("check the spelling: the package index has no such package".into())
             }
@@ -185,6 +194,7 @@ pub struct ClientVerdict<'a> {
     pub fixed_versions: &'a [FixedVersion],
     pub advisories: &'a [Value],
     pub upstream_error: Option<&'a str>,
+    pub suggestions: &'a [String],
 }
 
 /// Release-number comparison good enough to pick the highest of a few
@@ -268,5 +278,25 @@ mod tests {
         };
         assert_eq!(v.first_safe_version().as_deref(), Some("3.1.10"));
         assert_eq!(v.fix().as_deref(), Some("upgrade to `jinja2>=3.1.10`"));
+    }
+
+    #[test]
+    fn an_unknown_name_is_fixed_by_its_suggestions() {
+        let mut v = Verdict {
+            verdict: DENIED.into(),
+            package: "reqeusts".into(),
+            denial_category: Some("not-found".into()),
+            ..Verdict::default()
+        };
+        assert_eq!(
+            v.fix().as_deref(),
+            Some("check the spelling: the package index has no such package")
+        );
+        v.suggestions = vec!["requests".into(), "requests-oauthlib".into()];
+        assert_eq!(
+            v.fix().as_deref(),
+            Some("did you mean `requests` or `requests-oauthlib`?")
+        );
+        assert_eq!(v.client_json()["suggestions"][0], "requests");
     }
 }

@@ -92,8 +92,10 @@ pub enum IndexFacts {
         /// pinned one). `None` if it could not be fetched.
         metadata: Option<(String, LicenseMetadata)>,
     },
-    /// The index answered 404: the project does not exist.
-    NotFound,
+    /// The index answered 404: the project does not exist. `known_names`
+    /// are names the index has confirmed (looked up before), offered as
+    /// "did you mean" candidates beside the registry's own.
+    NotFound { known_names: Vec<String> },
     /// Transport error, timeout or 5xx: say so, never cache.
     Unavailable(String),
 }

@@ -58,9 +58,81 @@ pub fn validate(name: &str) -> Result<(), String> {
         .map_err(|e| format!("invalid package name {name:?}: {e}"))
 }
 
+/// How many "did you mean" names a verdict carries at most.
+pub const MAX_SUGGESTIONS: usize = 3;
+
+/// Names among `candidates` close to `name`, closest first: a typo or a
+/// hallucinated variant of a real package (`reqeusts`, `python-dateutils`,
+/// `py-yaml`). Compared in canonical form, and once more with separators
+/// dropped so `pyyaml` and `py-yaml` count as the same spelling. Short names
+/// allow one edit, longer ones two; the name itself is never suggested.
+pub fn similar_names<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let wanted = canonicalize(name);
+    let bare = |s: &str| s.replace('-', "");
+    let wanted_bare = bare(&wanted);
+    let budget = if wanted_bare.chars().count() <= 5 {
+        1
+    } else {
+        2
+    };
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for cand in candidates {
+        let c = canonicalize(cand);
+        if c == wanted || c.is_empty() || found.iter().any(|(_, f)| *f == c) {
+            continue;
+        }
+        // Cheap reject before the quadratic distance.
+        if c.len().abs_diff(wanted.len()) > budget + 1 {
+            continue;
+        }
+        let d = strsim::damerau_levenshtein(&wanted, &c)
+            .min(strsim::damerau_levenshtein(&wanted_bare, &bare(&c)));
+        if d <= budget {
+            found.push((d, c));
+        }
+    }
+    found.sort();
+    found.truncate(MAX_SUGGESTIONS);
+    found.into_iter().map(|(_, c)| c).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_names_are_suggested_closest_first() {
+        let known = [
+            "requests",
+            "httpx",
+            "pyyaml",
+            "python-dateutil",
+            "numpy",
+            "urllib3",
+        ];
+        assert_eq!(similar_names("reqeusts", known), ["requests"]);
+        assert_eq!(similar_names("Requets", known), ["requests"]);
+        assert_eq!(similar_names("py-yaml", known), ["pyyaml"]);
+        assert_eq!(
+            similar_names("python_dateutils", known),
+            ["python-dateutil"]
+        );
+        assert_eq!(similar_names("nunpy", known), ["numpy"]);
+        // Itself, or nothing close: no suggestion.
+        assert!(similar_names("requests", known).is_empty());
+        assert!(similar_names("flask", known).is_empty());
+        // Short names allow one edit only: `httpz` is one away, `htz` two.
+        assert_eq!(similar_names("httpz", known), ["httpx"]);
+        assert!(similar_names("htz", ["httpx"]).is_empty());
+    }
+
+    #[test]
+    fn suggestions_are_capped_deduplicated_and_ordered() {
+        let known = ["abcdeg", "abcdef", "abcdeh", "abcdei", "ABCDEF", "abcdxx"];
+        let got = similar_names("abcdez", known);
+        assert_eq!(got.len(), MAX_SUGGESTIONS);
+        assert_eq!(got, ["abcdef", "abcdeg", "abcdeh"]);
+    }
 
     #[test]
     fn canonical_form_collapses_separator_runs() {

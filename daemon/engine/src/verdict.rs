@@ -99,6 +99,10 @@ pub struct Verdict {
     /// what the verdict was without it.
     #[serde(rename = "override", default)]
     pub override_: Option<OverrideApplied>,
+    /// For a package the index does not have: real names close to it
+    /// (registry and index-confirmed names), closest first.
+    #[serde(default)]
+    pub suggestions: Vec<String>,
 }
 
 /// The override that allowed an otherwise DENIED package.

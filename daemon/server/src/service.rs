@@ -496,7 +496,11 @@ fn judged_version(req: &EvalRequest, reg: &Registry, index: Option<&IndexFacts>)
 async fn fetch_index(up: &Upstream, req: &EvalRequest, reg: &Registry) -> IndexFacts {
     let project = match up.project(&req.canonical).await {
         Ok(p) => p,
-        Err(IndexError::NotFound) => return IndexFacts::NotFound,
+        Err(IndexError::NotFound) => {
+            return IndexFacts::NotFound {
+                known_names: up.known_names(),
+            }
+        }
         Err(IndexError::Unavailable(m)) => return IndexFacts::Unavailable(m),
     };
     let selected = select_version(req, reg, &project.releases);

@@ -415,3 +415,40 @@ fn tamper(db: &std::path::Path) {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_packages_get_did_you_mean_from_the_registry_and_the_index() {
+    let s = start().await;
+
+    // `htpx` is one edit from the registry's preferred `httpx`.
+    let (status, v) = s.evaluate("package=htpx").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["verdict"], "DENIED", "{v}");
+    assert_eq!(v["denial_category"], "not-found", "{v}");
+    assert_eq!(v["suggestions"], json!(["httpx"]), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("Did you mean `httpx`?"),
+        "{v}"
+    );
+
+    // `nunpy`: not in the registry; suggested once the index has answered
+    // for `numpy`.
+    let (_, v) = s.evaluate("package=nunpy").await;
+    assert_eq!(v["suggestions"], json!([]), "{v}");
+    let (_, v) = s.evaluate("package=numpy").await;
+    assert_ne!(v["denial_category"], "not-found", "{v}");
+    let (_, v) = s.evaluate("package=nunpy&version=2.0.0").await;
+    assert_eq!(v["denial_category"], "not-found", "{v}");
+    assert_eq!(v["suggestions"], json!(["numpy"]), "{v}");
+
+    // A banned package is never offered; nothing close gives nothing.
+    let (_, v) = s.evaluate("package=pyqt6").await;
+    assert_eq!(v["denial_category"], "not-found", "{v}");
+    assert_eq!(v["suggestions"], json!([]), "{v}");
+    // A known package carries no suggestions.
+    let (_, v) = s.evaluate("package=httpx").await;
+    assert_eq!(v["suggestions"], json!([]), "{v}");
+}

@@ -342,6 +342,11 @@ impl AdvisorySource {
         self.local().map(|o| o.record_count())
     }
 
+    /// Packages the local records name.
+    pub(crate) fn package_names(&self) -> Vec<String> {
+        self.local().map(|o| o.package_names()).unwrap_or_default()
+    }
+
     /// The local records in use: the operator's offline source, else the
     /// synced export once it is loaded.
     fn local(&self) -> Option<Arc<OfflineAdvisories>> {

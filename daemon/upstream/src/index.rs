@@ -60,7 +60,12 @@ pub(crate) struct IndexClient {
     release_ttl: Duration,
     not_found_ttl: Duration,
     advisory_ttl: Duration,
+    /// Names the index answered for, for "did you mean" (bounded).
+    confirmed: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// How many index-confirmed names are kept for suggestions.
+const CONFIRMED_CAP: usize = 50_000;
 
 impl IndexClient {
     pub(crate) fn new(
@@ -85,6 +90,7 @@ impl IndexClient {
             release_ttl: cfg.release_ttl,
             not_found_ttl: cfg.not_found_ttl,
             advisory_ttl: cfg.advisory_ttl,
+            confirmed: Default::default(),
         };
         if url.is_empty() {
             // Advisories can still work; every index lookup says why not.
@@ -162,9 +168,20 @@ impl IndexClient {
             .await
             .map_err(IndexError::Unavailable)?;
         match entry {
-            Entry::Found(p) => Ok(p),
+            Entry::Found(p) => {
+                let mut known = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+                if known.len() < CONFIRMED_CAP && !known.contains(canonical) {
+                    known.insert(canonical.to_owned());
+                }
+                Ok(p)
+            }
             Entry::NotFound => Err(IndexError::NotFound),
         }
+    }
+
+    fn confirmed_names(&self) -> Vec<String> {
+        let known = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        known.iter().cloned().collect()
     }
 
     /// Whether the index has a JSON API (`None` until the first answer
@@ -663,6 +680,16 @@ impl Upstream {
     pub async fn project(&self, canonical: &str) -> Result<Project, IndexError> {
         let name = canonical_name(canonical).ok_or(IndexError::NotFound)?;
         self.inner.index.project(&name).await
+    }
+
+    /// Names known to exist, as "did you mean" candidates for a name the
+    /// index does not have: every project the index has answered for in
+    /// this process, and the packages the local advisory records name
+    /// (all real projects, and the popular ones typosquats imitate).
+    pub fn known_names(&self) -> Vec<String> {
+        let mut names = self.inner.index.confirmed_names();
+        names.extend(self.inner.advisories.package_names());
+        names
     }
 
     /// License-bearing metadata of one release.

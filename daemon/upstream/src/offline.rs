@@ -183,6 +183,11 @@ impl OfflineAdvisories {
         self.records
     }
 
+    /// Canonical names of every package the records name.
+    pub fn package_names(&self) -> Vec<String> {
+        self.by_package.keys().cloned().collect()
+    }
+
     pub fn package_count(&self) -> usize {
         self.by_package.len()
     }

@@ -129,7 +129,9 @@ impl EngineBackend {
     fn index_facts(&self, req: &EvalRequest, registry: &Registry) -> IndexFacts {
         let Some((name, releases, license)) = INDEX.iter().find(|(n, _, _)| *n == req.canonical)
         else {
-            return IndexFacts::NotFound;
+            return IndexFacts::NotFound {
+                known_names: INDEX.iter().map(|(n, _, _)| (*n).to_string()).collect(),
+            };
         };
         let releases: Vec<Release> = releases
             .iter()

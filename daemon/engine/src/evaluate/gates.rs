@@ -138,6 +138,7 @@ pub(crate) fn base(req: &EvalRequest, decision: Decision, reason: String) -> Ver
         advisories: Vec::new(),
         upstream_error: None,
         override_: None,
+        suggestions: Vec::new(),
     }
 }
 

@@ -131,7 +131,12 @@ fn banned_and_deprecated_are_decided_without_upstream() {
         "Blocked by enterprise registry."
     );
     // decide() agrees with plan() whatever facts are handed in.
-    let f = facts(Some(IndexFacts::NotFound), vec![]);
+    let f = facts(
+        Some(IndexFacts::NotFound {
+            known_names: vec![],
+        }),
+        vec![],
+    );
     assert_eq!(
         decide(
             &req("pyqt5", None, None),
@@ -325,7 +330,12 @@ fn a_package_the_index_does_not_have_is_denied() {
         let v = decide(
             &r,
             &reg,
-            &facts(Some(IndexFacts::NotFound), vec![]),
+            &facts(
+                Some(IndexFacts::NotFound {
+                    known_names: vec![],
+                }),
+                vec![],
+            ),
             FailPolicy::Open,
         );
         assert_eq!(v.verdict, Decision::Denied);

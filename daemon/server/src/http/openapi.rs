@@ -92,6 +92,8 @@ fn document() -> Value {
                 "properties": {"id": {"type": "string"}, "fixed": {"type": "string"}}}},
             "advisories": {"type": "array", "items": {"type": "object"}},
             "upstream_error": {"type": ["string", "null"]},
+            "suggestions": {"type": "array", "items": {"type": "string"},
+                "description": "For not-found: real names close to the one asked, closest first"},
             "override": {"type": ["object", "null"], "description": "Set when an operator override let a denial through",
                 "properties": {"id": {"type": "string"}, "approver": {"type": "string"},
                     "justification": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},

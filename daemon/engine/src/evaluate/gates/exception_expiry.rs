@@ -267,7 +267,9 @@ packages:
         );
         // A lapsed approval is no longer exempt from the existence gate.
         let gone = Facts {
-            index: Some(IndexFacts::NotFound),
+            index: Some(IndexFacts::NotFound {
+                known_names: vec![],
+            }),
             advisories: Some(AdvisoryFacts::Found(Vec::new())),
         };
         let v = decide(

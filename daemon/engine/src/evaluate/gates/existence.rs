@@ -9,27 +9,31 @@ use pep440_rs::Version;
 use super::{deny, Ctx};
 use crate::evaluate::versions::{installable, Admission};
 use crate::evaluate::{select_version, IndexFacts};
+use crate::registry::Status;
 use crate::verdict::{DenialCategory, Verdict};
 
 pub(crate) fn run(ctx: &mut Ctx) -> Option<Verdict> {
     let req = ctx.req;
     let facts = ctx.facts;
     match (&facts.index, ctx.needs.index) {
-        (Some(IndexFacts::NotFound), _) if ctx.rule.is_none() => {
-            let mut v = deny(
-                req,
-                DenialCategory::NotFound,
-                format!(
-                    "`{}` does not exist on the package index; check the name (possible typo or hallucinated package).",
-                    req.package
-                ),
+        (Some(IndexFacts::NotFound { known_names }), _) if ctx.rule.is_none() => {
+            let suggestions = suggest(ctx, known_names);
+            let mut reason = format!(
+                "`{}` does not exist on the package index; check the name (possible typo or hallucinated package).",
+                req.package
             );
+            if !suggestions.is_empty() {
+                let names: Vec<String> = suggestions.iter().map(|s| format!("`{s}`")).collect();
+                reason.push_str(&format!(" Did you mean {}?", names.join(" or ")));
+            }
+            let mut v = deny(req, DenialCategory::NotFound, reason);
             v.resolved_version = ctx.pinned.clone();
+            v.suggestions = suggestions;
             return Some(v);
         }
         // A registry rule is an operator's decision; a package the index does not
         // carry (a private one) keeps it.
-        (Some(IndexFacts::NotFound), _) => {}
+        (Some(IndexFacts::NotFound { .. }), _) => {}
         (Some(IndexFacts::Unavailable(e)), _) => index_down(ctx, e),
         (None, true) => index_down(ctx, "it was not consulted"),
         (
@@ -55,6 +59,22 @@ pub(crate) fn run(ctx: &mut Ctx) -> Option<Verdict> {
         None => select_version(req, ctx.registry, ctx.releases),
     };
     None
+}
+
+/// Close names a user could have meant: the registry's packages that are not
+/// blocked (a banned package is no better a choice), then names the index
+/// has confirmed.
+fn suggest(ctx: &Ctx, known_names: &[String]) -> Vec<String> {
+    let listed = ctx
+        .registry
+        .packages
+        .iter()
+        .filter(|(_, r)| !matches!(r.status, Status::Banned | Status::Deprecated))
+        .map(|(k, _)| k.as_str());
+    crate::name::similar_names(
+        &ctx.req.package,
+        listed.chain(known_names.iter().map(String::as_str)),
+    )
 }
 
 fn index_down(ctx: &mut Ctx, why: &str) {

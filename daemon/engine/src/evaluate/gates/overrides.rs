@@ -286,7 +286,7 @@ mod tests {
         // Declaration order, whatever serde_json's map type.
         let text = serde_json::to_string(&v).unwrap();
         assert!(
-            text.ends_with(r#","upstream_error":null,"override":null}"#),
+            text.ends_with(r#","upstream_error":null,"override":null,"suggestions":[]}"#),
             "{text}"
         );
         let json = serde_json::to_value(&v).unwrap();
