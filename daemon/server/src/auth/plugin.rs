@@ -65,8 +65,14 @@ impl PluginAuth {
             }
             other => {
                 tracing::warn!(plugin = name, error = %other, "authenticator plugin call failed");
+                let what = match &other {
+                    CallError::Timeout(_) => other.to_string(),
+                    CallError::Invalid(why) => format!("gave an invalid answer: {why}"),
+                    CallError::Unhealthy { .. } | CallError::Busy => format!("is {other}"),
+                    _ => format!("failed: {other}"),
+                };
                 Unauthorized(format!(
-                    "Authentication failed: the {name} authenticator {other}."
+                    "Authentication failed: the {name} authenticator {what}."
                 ))
             }
         }
