@@ -73,3 +73,22 @@ fn fuzz_registry_remove_duplicate_spellings() {
         }
     }
 }
+
+/// A registry whose `packages` declares the same key twice, the first block
+/// ending in a comment with NUL bytes: the YAML parser stopped at the NUL
+/// and saw one `httpx`, so a removal left the second listed (found by the
+/// registry_yaml fuzz target). Control characters are refused, by the
+/// loader and by the edits alike.
+#[test]
+fn fuzz_registry_control_characters_are_refused() {
+    use lex_align_engine::registry::{remove_rule_in_yaml, Registry};
+    let text =
+        std::str::from_utf8(include_bytes!("data/registry-remove-duplicate-key.yml")).unwrap();
+    let e = Registry::from_text(text).unwrap_err();
+    assert!(e.message.contains("control character U+0002"), "{e:?}");
+    assert_eq!(e.line, Some(10), "{e:?}");
+    assert!(remove_rule_in_yaml(text, "httpx").is_err());
+    // Tabs and CRLF are printable for YAML and still load.
+    let ok = "version: \"1\"\r\npackages:\r\n  httpx: {status: approved}  #\tnote\r\n";
+    assert!(Registry::from_text(ok).is_ok());
+}

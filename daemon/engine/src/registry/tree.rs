@@ -354,6 +354,7 @@ impl MarkedEventReceiver for Builder {
 
 /// Parse YAML text into a tree. An empty document (or only comments) is `{}`.
 pub(crate) fn parse_yaml(text: &str) -> Result<Node, RegistryError> {
+    check_printable(text)?;
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
@@ -371,6 +372,29 @@ pub(crate) fn parse_yaml(text: &str) -> Result<Node, RegistryError> {
         Some(node) if node.val != Val::Null => node,
         // An empty document or an explicit null document behaves like `{}`.
         _ => Node::plain(Val::Map(Vec::new())),
+    })
+}
+
+/// YAML allows only printable characters (YAML 1.2 §5.1). The parser stops
+/// at a NUL as if the stream ended, so a NUL in a comment would hide every
+/// line after it from the loader but not from an editor: refuse instead.
+fn check_printable(text: &str) -> Result<(), RegistryError> {
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{85}')
+            || (' '..='~').contains(&c)
+            || (c >= '\u{a0}' && !matches!(c, '\u{fffe}' | '\u{ffff}'))
+    };
+    let Some((at, c)) = text.char_indices().find(|&(_, c)| !printable(c)) else {
+        return Ok(());
+    };
+    Err(RegistryError {
+        message: format!(
+            "invalid YAML: control character U+{:04X} is not allowed in a YAML file",
+            c as u32
+        ),
+        package: None,
+        field: None,
+        line: Some(text[..at].matches('\n').count() + 1),
     })
 }
 
