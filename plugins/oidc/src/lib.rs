@@ -9,25 +9,25 @@ mod http;
 pub mod keys;
 pub mod verify;
 
-use serde_json::Value;
+use lex_align_plugin_sdk::{AuthRequest, AuthenticatorPlugin, Identity, PluginError, Value};
 
 use config::OidcConfig;
 use keys::{KeyStore, Loader};
 use verify::{Claims, Verifier};
 
 /// The configured plugin: one per process, shared by the host's threads.
-pub struct Oidc {
+pub struct OidcAuth {
     verifier: Verifier,
 }
 
-impl Oidc {
+impl OidcAuth {
     /// Reads the configuration and loads the key set once; an error here is
     /// a configuration error (400).
-    pub fn from_config(config: &Value) -> Result<Oidc, String> {
+    pub fn from_config(config: &Value) -> Result<OidcAuth, String> {
         let cfg = OidcConfig::from_json(config)?;
         let loader = Loader::new(cfg.jwks.clone(), cfg.http_timeout);
         let keys = KeyStore::open(loader, cfg.jwks_refresh_min, cfg.jwks_max_age)?;
-        Ok(Oidc {
+        Ok(OidcAuth {
             verifier: Verifier::new(cfg, keys),
         })
     }
@@ -45,3 +45,22 @@ impl Oidc {
         self.verifier.keys().fetches()
     }
 }
+
+impl AuthenticatorPlugin for OidcAuth {
+    fn configure(config: &Value) -> Result<Self, PluginError> {
+        OidcAuth::from_config(config).map_err(PluginError::bad_config)
+    }
+
+    fn authenticate(&self, req: &AuthRequest) -> Result<Identity, PluginError> {
+        let claims = self
+            .verify_bearer(req.bearer())
+            .map_err(PluginError::unauthorized)?;
+        Ok(Identity {
+            id: claims.id,
+            email: claims.email,
+            groups: claims.groups,
+        })
+    }
+}
+
+lex_align_plugin_sdk::export_authenticator!("oidc", OidcAuth);
