@@ -84,6 +84,11 @@ pub enum Common {
         #[command(subcommand)]
         command: crate::advisories::AdvisoriesCommand,
     },
+    /// Authenticator and proposer plugins (docs/plugins.md).
+    Plugins {
+        #[command(subcommand)]
+        command: crate::plugins::PluginsCommand,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -85,6 +85,7 @@ pub fn run_checks(get: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
             out.push(check_cache(&c.database_path, var("REDIS_URL")));
             out.push(check_proposer(c));
             out.push(check_auth(c));
+            out.extend(check_plugins(c));
             out.push(check_index(c));
             out.push(check_advisories(c));
         }
@@ -346,6 +347,14 @@ fn check_cache(db: &Path, redis_url: Option<String>) -> Check {
 
 fn check_proposer(c: &Config) -> Check {
     const L: &str = "proposer";
+    if let Some(name) = &c.proposer_plugin {
+        // Whether it loads is the plugins check's.
+        return check(
+            Status::Ok,
+            L,
+            format!("plugin:{name} (explicit, REGISTRY_PROPOSER); see the plugin checks below."),
+        );
+    }
     let (backend, source) = match c.proposer {
         ProposerChoice::LocalFile => ("local_file", "explicit (REGISTRY_PROPOSER)"),
         ProposerChoice::LogOnly => ("log_only", "explicit (REGISTRY_PROPOSER)"),
@@ -392,7 +401,7 @@ fn check_auth(c: &Config) -> Check {
             L,
             format!(
                 "enabled (backend={}; API keys accepted too). See docs/security.md.",
-                c.auth.backend.name()
+                c.auth.backend.label()
             ),
         );
     }
@@ -416,6 +425,66 @@ fn check_auth(c: &Config) -> Check {
         ),
         Err(e) => check(Status::Fail, L, format!("the daemon will refuse to start: {e}")),
     }
+}
+
+/// Loads the plugins as the daemon would (this runs each one's configure)
+/// and reports every library; a selected plugin that would not load fails,
+/// since the daemon then refuses to start.
+fn check_plugins(c: &Config) -> Vec<Check> {
+    use lex_align_daemon::auth::Backend;
+    use lex_align_plugin_host::{Kind, PluginHost, PluginState};
+    let auth_plugin = match &c.auth.backend {
+        Backend::Plugin(name) if c.auth.enabled => Some(name.clone()),
+        _ => None,
+    };
+    if c.plugins.dirs.is_empty() && auth_plugin.is_none() && c.proposer_plugin.is_none() {
+        return Vec::new();
+    }
+    let host = PluginHost::load(c.plugins.clone());
+    let mut out = Vec::new();
+    for r in host.report() {
+        let label = format!("plugin {}", r.name.as_deref().unwrap_or("?"));
+        match r.state {
+            PluginState::Ready => out.push(check(
+                Status::Ok,
+                &label,
+                format!(
+                    "ready ({}, ABI {}) — {}",
+                    r.kind.as_deref().unwrap_or("?"),
+                    r.abi.unwrap_or(0),
+                    r.path
+                ),
+            )),
+            _ => out.push(check(
+                Status::Warn,
+                &label,
+                format!(
+                    "{}, skipped by the daemon: {} — {}",
+                    r.state.as_str(),
+                    r.error.as_deref().unwrap_or("?"),
+                    r.path
+                ),
+            )),
+        }
+    }
+    for (variable, name, kind) in [
+        ("AUTH_BACKEND", auth_plugin, Kind::Authenticator),
+        (
+            "REGISTRY_PROPOSER",
+            c.proposer_plugin.clone(),
+            Kind::Proposer,
+        ),
+    ] {
+        let Some(name) = name else { continue };
+        if let Err(e) = host.select(&name, kind) {
+            out.push(check(
+                Status::Fail,
+                variable,
+                format!("plugin:{name}: the daemon will refuse to start: {e}"),
+            ));
+        }
+    }
+    out
 }
 
 fn check_index(c: &Config) -> Check {

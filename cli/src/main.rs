@@ -12,6 +12,7 @@ mod compile;
 mod daemon;
 mod export;
 mod lsp_cmd;
+mod plugins;
 mod quickstart;
 mod selftest;
 mod team;
@@ -75,6 +76,7 @@ fn common(c: Common) -> u8 {
         Common::Admin { command } => admin::run(command),
         Common::Advisories { command } => advisories::run(command),
         Common::Team { command } => team::run(command),
+        Common::Plugins { command } => plugins::run(command),
     }
 }
 

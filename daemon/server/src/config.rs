@@ -49,6 +49,12 @@ pub struct Config {
     pub audit_sync: lex_align_store::Synchronous,
     pub evaluate_budget: Duration,
     pub proposer: ProposerChoice,
+    /// `REGISTRY_PROPOSER=plugin:<name>`: this proposer plugin instead of
+    /// [`Config::proposer`].
+    pub proposer_plugin: Option<String>,
+    /// Plugin directories and call timeout (`LEXALIGN_PLUGIN_DIRS`,
+    /// `LEXALIGN_PLUGIN_TIMEOUT_MS`; docs/plugins.md).
+    pub plugins: lex_align_plugin_host::HostSettings,
     /// Poll interval for the registry file (fallback to file watching);
     /// `None` disables polling.
     pub reload_interval: Option<Duration>,
@@ -106,6 +112,8 @@ impl Config {
             audit_sync: lex_align_store::Synchronous::Normal,
             evaluate_budget: Duration::from_millis(4000),
             proposer: ProposerChoice::Auto,
+            proposer_plugin: None,
+            plugins: lex_align_plugin_host::HostSettings::default(),
             reload_interval: Some(Duration::from_secs(300)),
             watch_registry: true,
             webhook_secret: None,
@@ -270,7 +278,18 @@ impl Config {
             })?;
             c.evaluate_budget = Duration::from_millis(n);
         }
-        if let Some(p) = var("REGISTRY_PROPOSER") {
+        if let Some(name) = var("REGISTRY_PROPOSER")
+            .as_deref()
+            .and_then(|p| p.strip_prefix("plugin:"))
+        {
+            if !lex_align_plugin_host::valid_plugin_name(name) {
+                return Err(err(
+                    "REGISTRY_PROPOSER",
+                    format!("plugin:{name:?}: a plugin name is 1-64 characters of [a-z0-9_-], e.g. REGISTRY_PROPOSER=plugin:gitlab"),
+                ));
+            }
+            c.proposer_plugin = Some(name.to_string());
+        } else if let Some(p) = var("REGISTRY_PROPOSER") {
             c.proposer = match p.as_str() {
                 "log_only" => ProposerChoice::LogOnly,
                 "local_file" => ProposerChoice::LocalFile,
@@ -318,6 +337,8 @@ impl Config {
         }
 
         c.auth = crate::auth::AuthSettings::from_lookup(&var, parse_bool)?;
+        c.plugins = lex_align_plugin_host::HostSettings::from_lookup(&var)
+            .map_err(|e| err(e.variable, e.message))?;
         c.signing = crate::signing::SigningSettings::from_lookup(&var)?;
         c.team = crate::team::TeamSettings::from_lookup(&var)?;
         if let Some(n) = var("LEXALIGN_MAX_BODY_BYTES") {

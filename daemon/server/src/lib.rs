@@ -8,6 +8,7 @@ pub mod lsp;
 pub mod metrics;
 pub mod overrides;
 pub mod pages;
+pub mod plugin_proposer;
 pub mod proposer;
 pub mod registry_state;
 pub mod service;
@@ -139,7 +140,30 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         store.clone(),
         metrics.clone(),
     )?);
-    let proposer = proposer::select(config.proposer, config.registry_path.as_deref())?;
+    // Plugins first: the authenticator and proposer may be among them.
+    // Loading runs each plugin's configure (blocking, bounded by the
+    // plugin timeout), so off the async workers.
+    let plugin_settings = config.plugins.clone();
+    let plugins = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            lex_align_plugin_host::PluginHost::load(plugin_settings)
+        })
+        .await
+        .context("loading plugins")?,
+    );
+    let proposer: Arc<dyn proposer::Proposer> = match &config.proposer_plugin {
+        Some(name) => {
+            let handle = plugins
+                .select(name, lex_align_plugin_host::Kind::Proposer)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "REGISTRY_PROPOSER=plugin:{name}: {e}; run `lex-align plugins list` to see what was found"
+                    )
+                })?;
+            Arc::new(plugin_proposer::PluginProposer::new(handle))
+        }
+        None => proposer::select(config.proposer, config.registry_path.as_deref())?,
+    };
 
     let cache: Arc<dyn PersistentCache> = Arc::new(StoreCache(store.clone()));
     let upstream = Upstream::new(upstream_config(&config), Some(cache))
@@ -168,9 +192,9 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         .refresh(&access_db, true)
         .context("cannot read the overrides")?;
     // Fail closed: a backend that cannot be built stops the start.
-    let access = auth::Access::build(&config.auth, keys)?;
+    let access = auth::Access::build(&config.auth, keys, &plugins)?;
     if config.auth.enabled {
-        tracing::info!(backend = config.auth.backend.name(), "authentication on");
+        tracing::info!(backend = %config.auth.backend.label(), "authentication on");
     }
 
     // Signed verdicts and audit checkpoints: made on first start.
@@ -204,6 +228,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         access,
         access_db,
         signer,
+        plugins,
     });
     let poll = tokio::spawn({
         let state = Arc::downgrade(&state);

@@ -30,6 +30,11 @@ pub use messages::{
 };
 pub use pool::{MAX_IN_FLIGHT, MAX_STUCK};
 
+/// A plugin name: 1-64 characters of `[a-z0-9_-]`.
+pub fn valid_plugin_name(name: &str) -> bool {
+    lex_align_plugin_abi::valid_name(name) && name.len() <= load::MAX_NAME
+}
+
 /// `LEXALIGN_PLUGIN_TIMEOUT_MS` when unset.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
 
@@ -133,6 +138,16 @@ pub enum PluginState {
     Failed,
     /// Loaded, but too many calls are stuck: calls fail fast for now.
     Unhealthy,
+}
+
+impl PluginState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginState::Ready => "ready",
+            PluginState::Failed => "failed",
+            PluginState::Unhealthy => "unhealthy",
+        }
+    }
 }
 
 /// One library found, as `lex-align plugins list` and health show it.

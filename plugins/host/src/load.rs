@@ -6,7 +6,7 @@ use std::ffi::CStr;
 use std::path::Path;
 
 use lex_align_plugin_abi::{
-    valid_name, EntryFn, LexAlignPlugin, KIND_AUTHENTICATOR, KIND_PROPOSER, LEX_ALIGN_ABI_VERSION,
+    EntryFn, LexAlignPlugin, KIND_AUTHENTICATOR, KIND_PROPOSER, LEX_ALIGN_ABI_VERSION,
     LEX_ALIGN_PLUGIN_SYMBOL,
 };
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
@@ -28,7 +28,7 @@ pub(crate) struct Opened {
     pub native: Native,
 }
 
-const MAX_NAME: usize = 64;
+pub(crate) const MAX_NAME: usize = 64;
 
 /// A static string of the descriptor, checked.
 ///
@@ -87,7 +87,7 @@ pub(crate) fn open(path: &Path, partial: &mut Partial) -> Result<Opened, String>
     // SAFETY: as above.
     let kind_text = unsafe { read_str(d.kind, "kind") }?;
     partial.kind = Some(kind_text.clone());
-    if !valid_name(&name) || name.len() > MAX_NAME {
+    if !crate::valid_plugin_name(&name) {
         return Err(format!(
             "bad name {:?}: a plugin name is 1-{MAX_NAME} characters of [a-z0-9_-]",
             crate::messages::clean_text(&name)

@@ -284,6 +284,36 @@ fn stuck_calls_are_left_behind_replaced_and_capped() {
 }
 
 #[test]
+fn a_configure_that_never_answers_fails_the_library_not_the_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slow = tmp.path().join("slow");
+    let release = tmp.path().join("release");
+    let cfg = format!(
+        r#"{{"hang_configure":true,"release_file":{:?}}}"#,
+        release.display().to_string()
+    );
+    install(
+        &rust_plugin(TEST_AUTH),
+        &slow,
+        "test-auth",
+        Some(("test-auth", &cfg)),
+    );
+    c_plugin(CSource::Auth, &[], tmp.path(), "c-auth");
+    let h = host(&[&slow, tmp.path()], 200);
+    let rep = h.report();
+    let e = by_name(&rep, "slow/test-auth.so");
+    assert_eq!(e.state, PluginState::Failed);
+    assert_eq!(
+        e.error.as_deref(),
+        Some("configure failed: did not answer within 200 ms")
+    );
+    // Loading went on past it.
+    let c = h.select("c-auth", Kind::Authenticator).unwrap();
+    assert_eq!(identity(c.call(&auth("c.fay"))), "fay");
+    std::fs::write(&release, "").unwrap();
+}
+
+#[test]
 fn settings_come_from_the_environment() {
     let vars = |pairs: &'static [(&'static str, &'static str)]| {
         move |k: &str| {

@@ -13,6 +13,7 @@
 mod header;
 mod keys;
 mod limit;
+mod plugin;
 mod settings;
 mod webhook;
 
@@ -185,8 +186,26 @@ pub struct Access {
 impl Access {
     /// From the settings; fails when the selected backend cannot be built
     /// (fail closed: the daemon does not start).
-    pub fn build(settings: &AuthSettings, keys: Arc<KeyRing>) -> anyhow::Result<Access> {
+    pub fn build(
+        settings: &AuthSettings,
+        keys: Arc<KeyRing>,
+        plugins: &lex_align_plugin_host::PluginHost,
+    ) -> anyhow::Result<Access> {
         let authenticator: Arc<dyn Authenticator> = match &settings.backend {
+            // Only when authentication is on: a daemon with it off never
+            // calls an authenticator, so it needs none.
+            Backend::Plugin(name) if settings.enabled => {
+                let handle = plugins
+                    .select(name, lex_align_plugin_host::Kind::Authenticator)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "AUTH_BACKEND=plugin:{name}: {e}. The daemon does not start without its authenticator (fail closed); \
+                             run `lex-align plugins list` to see what was found"
+                        )
+                    })?;
+                Arc::new(plugin::PluginAuth::new(handle))
+            }
+            Backend::Plugin(_) => Arc::new(AnonymousAuth),
             Backend::Anonymous => Arc::new(AnonymousAuth),
             Backend::Header(cfg) => Arc::new(header::HeaderAuth::new(cfg.clone())),
             Backend::Webhook(cfg) => Arc::new(webhook::WebhookAuth::new(cfg.clone())?),

@@ -31,6 +31,8 @@ pub enum Backend {
     Header(HeaderSettings),
     Webhook(WebhookSettings),
     ApiKey,
+    /// `plugin:<name>`: an authenticator plugin (docs/plugins.md).
+    Plugin(String),
 }
 
 impl Backend {
@@ -40,6 +42,15 @@ impl Backend {
             Backend::Header(_) => "header",
             Backend::Webhook(_) => "webhook",
             Backend::ApiKey => "apikey",
+            Backend::Plugin(_) => "plugin",
+        }
+    }
+
+    /// As configured: the name, or `plugin:<name>`.
+    pub fn label(&self) -> String {
+        match self {
+            Backend::Plugin(name) => format!("plugin:{name}"),
+            other => other.name().to_string(),
         }
     }
 }
@@ -211,15 +222,19 @@ impl AuthSettings {
                 })
             }
             other if other.starts_with("plugin:") => {
-                return Err(err(
-                    "AUTH_BACKEND",
-                    format!("{other}: plugin authenticators are not supported by this build; use header, webhook, apikey or anonymous"),
-                ))
+                let name = &other["plugin:".len()..];
+                if !lex_align_plugin_host::valid_plugin_name(name) {
+                    return Err(err(
+                        "AUTH_BACKEND",
+                        format!("{other:?}: a plugin name is 1-64 characters of [a-z0-9_-], e.g. AUTH_BACKEND=plugin:oidc"),
+                    ));
+                }
+                Backend::Plugin(name.to_string())
             }
             other => {
                 return Err(err(
                     "AUTH_BACKEND",
-                    format!("Unknown AUTH_BACKEND={other}; use header, webhook, apikey or anonymous"),
+                    format!("Unknown AUTH_BACKEND={other}; use header, webhook, apikey, anonymous or plugin:<name>"),
                 ))
             }
         };
@@ -291,6 +306,8 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (pairs, var) in [
             (vec![("AUTH_BACKEND", "kerberos")], "AUTH_BACKEND"),
+            (vec![("AUTH_BACKEND", "plugin:")], "AUTH_BACKEND"),
+            (vec![("AUTH_BACKEND", "plugin:Bad/Name")], "AUTH_BACKEND"),
             (vec![("AUTH_BACKEND", "webhook")], "AUTH_VERIFY_URL"),
             (
                 vec![("AUTH_BACKEND", "webhook"), ("AUTH_VERIFY_URL", "ftp://x")],
@@ -316,6 +333,13 @@ mod tests {
         ] {
             assert_eq!(parse(&pairs).unwrap_err().variable, var, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn plugin_backends_name_their_plugin() {
+        let s = parse(&[("AUTH_BACKEND", "plugin:oidc")]).unwrap();
+        assert!(matches!(&s.backend, Backend::Plugin(n) if n == "oidc"));
+        assert_eq!(s.backend.label(), "plugin:oidc");
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub async fn health(
         "registry_version": loaded.from_file.then(|| loaded.registry.version.clone()),
         "auth_enabled": cfg.auth.enabled,
         "cache": "memory+sqlite",
-        "auth_backend": cfg.auth.enabled.then(|| cfg.auth.backend.name()),
+        "auth_backend": cfg.auth.enabled.then(|| cfg.auth.backend.label()),
         "registry_path": cfg.registry_path.as_ref().map(|p| p.display().to_string()),
         "registry_packages": loaded.registry.packages.len(),
         "last_reload": app.registry.last_reload(),
@@ -109,6 +109,9 @@ pub async fn health(
             "evaluate_budget_ms": cfg.evaluate_budget.as_millis() as u64,
         },
         "lapsing_soon": lapsing_soon(&app, project.as_deref()),
+        // Each library found in LEXALIGN_PLUGIN_DIRS: path, name, kind,
+        // abi, state (ready | failed | unhealthy), error.
+        "plugins": app.plugins.report(),
     });
     json_response(StatusCode::OK, &body)
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub access_db: lex_align_store::AccessDb,
     /// Signs verdicts on request and audit checkpoints (`signing.rs`).
     pub signer: Arc<crate::signing::DaemonKey>,
+    /// Every plugin library found, loaded or not (health lists them).
+    pub plugins: Arc<lex_align_plugin_host::PluginHost>,
 }
 
 impl AppState {

@@ -147,7 +147,16 @@ fn document() -> Value {
                 "responses": {"202": resp("Recorded", obj()), "400": detail(),
                               "409": resp("Refused: the policy denies this package", json!({"$ref": "#/components/schemas/Detail"})),
                               "422": invalid()}}},
-            "/api/v1/health": {"get": {"summary": "Health (always 200)", "responses": {"200": resp("Health", obj())}}},
+            "/api/v1/health": {"get": {"summary": "Health (always 200)", "responses": {"200": resp("Health", json!({
+                "type": "object", "properties": {
+                    // Authenticated callers only (docs/plugins.md).
+                    "plugins": {"type": "array", "items": {"type": "object",
+                        "required": ["path", "name", "kind", "abi", "state", "error"], "properties": {
+                        "path": {"type": "string"}, "name": {"type": ["string", "null"]},
+                        "kind": {"type": ["string", "null"], "enum": ["authenticator", "proposer", null]},
+                        "abi": {"type": ["integer", "null"]},
+                        "state": {"type": "string", "enum": ["ready", "failed", "unhealthy"]},
+                        "error": {"type": ["string", "null"]}}}}}}))}}},
             "/api/v1/registry": {"get": {"summary": "The live registry", "responses": {"200": resp("Registry", obj())}}},
             "/api/v1/registry/pending": {"get": {"summary": "Triage queue",
                 "responses": {"200": resp("Pending", json!({"type": "object", "properties": {

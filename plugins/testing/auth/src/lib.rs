@@ -1,6 +1,7 @@
 //! Authenticator `test-auth`, for the plugin tests only.
 //!
 //! Config (`test-auth.json`): `{"fail": "why"}` makes configure fail;
+//! `{"hang_configure": true}` makes it wait for the release file;
 //! `{"groups": [...]}` are the groups of every identity; `{"release_file":
 //! path}` ends a `hang` token's wait when the file appears.
 //!
@@ -34,6 +35,13 @@ impl AuthenticatorPlugin for TestAuth {
         if let Some(why) = config.get("fail").and_then(Value::as_str) {
             return Err(PluginError::bad_config(why));
         }
+        let release_file = config
+            .get("release_file")
+            .and_then(Value::as_str)
+            .map(PathBuf::from);
+        if config.get("hang_configure") == Some(&Value::Bool(true)) {
+            hang_until(release_file.as_deref());
+        }
         Ok(TestAuth {
             groups: config
                 .get("groups")
@@ -44,10 +52,7 @@ impl AuthenticatorPlugin for TestAuth {
                         .collect()
                 })
                 .unwrap_or_default(),
-            release_file: config
-                .get("release_file")
-                .and_then(Value::as_str)
-                .map(PathBuf::from),
+            release_file,
         })
     }
 
