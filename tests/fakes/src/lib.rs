@@ -1,18 +1,25 @@
 //! Fake upstream servers for tests and benchmarks: a Python package index
 //! ([`FakeIndex`]: JSON API with `vulnerabilities`, PEP 691 simple API,
-//! core metadata, real wheels and sdists) and an OSV API with its PyPI
-//! export zip ([`FakeOsv`]), each on 127.0.0.1 with a random port, in its own
+//! core metadata, real wheels and sdists), an OSV API with its PyPI
+//! export zip ([`FakeOsv`]), and for the shipped plugins an OpenID
+//! provider's key endpoint ([`FakeJwks`]) and a GitLab REST API
+//! ([`FakeGitLab`]), each on 127.0.0.1 with a random port, in its own
 //! thread and runtime so that sync and async tests can use them alike.
 //!
-//! Both count requests per path, take an artificial latency
-//! (`set_latency`), can be switched "down" (503) and stop on drop.
+//! They count requests per path, can be switched "down" (503) and stop on
+//! drop; the index and OSV fakes also take an artificial latency.
 
 use std::path::PathBuf;
 
 mod dist;
+mod gitlab;
 mod index;
+mod jwks;
 mod osv;
 mod server;
+
+pub use gitlab::{FakeCommit, FakeGitLab, FakeMergeRequest};
+pub use jwks::FakeJwks;
 
 pub use index::{
     fixture_projects, CoreMetadata, FakeIndex, FakeProject, FakeRelease, FakeVulnerability,
