@@ -139,7 +139,8 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         store.clone(),
         metrics.clone(),
     )?);
-    let proposer = proposer::select(config.proposer, config.registry_path.as_deref())?;
+    let proposer = proposer::select(&config)?;
+    let reviews = proposer::review::ReviewQueue::start(proposer.clone(), store.clone());
 
     let cache: Arc<dyn PersistentCache> = Arc::new(StoreCache(store.clone()));
     let upstream = Upstream::new(upstream_config(&config), Some(cache))
@@ -200,6 +201,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         registry,
         store,
         proposer,
+        reviews,
         metrics,
         access,
         access_db,
