@@ -4,16 +4,20 @@
 //! export zip ([`FakeOsv`]), each on 127.0.0.1 with a random port, in its own
 //! thread and runtime so that sync and async tests can use them alike.
 //!
+//! [`FakeGithub`] is the REST API the `github` proposer talks to.
+//!
 //! Both count requests per path, take an artificial latency
 //! (`set_latency`), can be switched "down" (503) and stop on drop.
 
 use std::path::PathBuf;
 
 mod dist;
+mod github;
 mod index;
 mod osv;
 mod server;
 
+pub use github::{FakeGithub, FakePull, RecordedRequest};
 pub use index::{
     fixture_projects, CoreMetadata, FakeIndex, FakeProject, FakeRelease, FakeVulnerability,
 };
