@@ -355,41 +355,54 @@ fn check_proposer(c: &Config) -> Check {
             format!("plugin:{name} (explicit, REGISTRY_PROPOSER); see the plugin checks below."),
         );
     }
+    let explicit = "explicit (REGISTRY_PROPOSER)";
     let (backend, source) = match c.proposer {
-        ProposerChoice::LocalFile => ("local_file", "explicit (REGISTRY_PROPOSER)"),
-        ProposerChoice::LogOnly => ("log_only", "explicit (REGISTRY_PROPOSER)"),
+        ProposerChoice::LocalFile => ("local_file", explicit.to_string()),
+        ProposerChoice::LogOnly => ("log_only", explicit.to_string()),
+        ProposerChoice::LocalGit => ("local_git", explicit.to_string()),
+        ProposerChoice::Github => (
+            "github",
+            match &c.repo.repo_url {
+                Some(u) => format!("REGISTRY_REPO_URL={}", u.display()),
+                None => "explicit (REGISTRY_PROPOSER); repository from the origin of REGISTRY_PATH"
+                    .to_string(),
+            },
+        ),
         ProposerChoice::Auto => {
-            let writable_target = c.registry_path.as_deref().is_some_and(|p| {
-                if p.exists() {
-                    writable(&parent_of(p))
-                } else {
-                    let parent = parent_of(p);
-                    parent.exists() && writable(&parent)
-                }
-            });
-            (
-                if writable_target {
-                    "local_file"
-                } else {
-                    "log_only"
-                },
-                "auto-detected",
-            )
+            let auto = lex_align_daemon::proposer::auto_backend(
+                c.registry_path.as_deref(),
+                c.registry_path_explicit,
+            );
+            (auto.backend, format!("auto-detected: {}", auto.why))
         }
     };
-    if backend == "local_file" {
-        check(
+    match backend {
+        "local_file" => check(
             Status::Ok,
             L,
             format!("{backend} ({source}) — recommended for single-team installs."),
-        )
-    } else {
-        check(
+        ),
+        "local_git" => check(
+            Status::Ok,
+            L,
+            format!("{backend} ({source}) — each accepted proposal is written and committed by {} <{}>.",
+                c.repo.bot_author_name, c.repo.bot_author_email),
+        ),
+        "github" => check(
+            Status::Warn,
+            L,
+            format!(
+                "{backend} ({source}) — proposals and approval requests become pull requests; \
+                 REGISTRY_REPO_TOKEN must be allowed to push branches and open pull requests, and \
+                 merges reach this daemon through the registry webhook (REGISTRY_WEBHOOK_SECRET)."
+            ),
+        ),
+        _ => check(
             Status::Warn,
             L,
             "log_only — proposals are logged but not written. \
              Set REGISTRY_PATH to a registry.yml in a writable directory to enable local_file (recommended).",
-        )
+        ),
     }
 }
 

@@ -11,12 +11,68 @@ use lex_align_upstream::discover::{discover_index, IndexSetting};
 /// Which proposer backend runs operator proposals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProposerChoice {
-    /// `REGISTRY_PROPOSER` unset: `local_file` when REGISTRY_PATH's directory
-    /// is writable, else `log_only`.
+    /// `REGISTRY_PROPOSER` unset: `github` when REGISTRY_REPO_URL is set;
+    /// `local_git` when an explicit REGISTRY_PATH is inside a git work tree;
+    /// `local_file` when REGISTRY_PATH's directory is writable; else
+    /// `log_only` (proposer/mod.rs, `auto_backend`).
     #[default]
     Auto,
     LogOnly,
     LocalFile,
+    LocalGit,
+    Github,
+}
+
+/// A value that must never be printed: `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The git and GitHub proposers' settings (server-ops.md §2).
+#[derive(Debug, Clone)]
+pub struct RepoSettings {
+    /// `REGISTRY_BOT_AUTHOR_NAME` / `_EMAIL`: author and committer.
+    pub bot_author_name: String,
+    pub bot_author_email: String,
+    /// `REGISTRY_REPO_URL`, checked; `None` with `REGISTRY_PROPOSER=github`:
+    /// the `origin` of the repository holding REGISTRY_PATH.
+    pub repo_url: Option<crate::proposer::github::RepoUrl>,
+    /// `REGISTRY_REPO_TOKEN` (or `GITHUB_TOKEN` / `GH_TOKEN`, see from_lookup).
+    pub token: Option<Secret>,
+    /// `REGISTRY_FILE_PATH`: the registry inside the repository.
+    pub file_path: String,
+    /// `REGISTRY_REPO_WORKDIR`: the clone cache.
+    pub workdir: PathBuf,
+    /// `GITHUB_API_BASE`; `None`: derived from the repository's host.
+    pub api_base: Option<String>,
+}
+
+impl RepoSettings {
+    fn new(data_dir: &Path) -> RepoSettings {
+        RepoSettings {
+            bot_author_name: "lex-align bot".into(),
+            bot_author_email: "lex-align@localhost".into(),
+            repo_url: None,
+            token: None,
+            file_path: "registry.yml".into(),
+            workdir: data_dir.join("registry-work"),
+            api_base: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +83,11 @@ pub struct Config {
     pub database_path: PathBuf,
     /// `registry.yml` (or its compiled JSON); `None` → built-in default policy.
     pub registry_path: Option<PathBuf>,
+    /// True when REGISTRY_PATH was set (not the data directory's default):
+    /// only then may auto-selection pick `local_git`, so a daemon never
+    /// commits into a repository it merely happens to sit in (a dotfiles
+    /// HOME).
+    pub registry_path_explicit: bool,
     /// `None` when nothing is configured: index lookups then report
     /// `upstream_error` (no index host is built in).
     pub index: Option<IndexSetting>,
@@ -55,6 +116,8 @@ pub struct Config {
     /// Plugin directories and call timeout (`LEXALIGN_PLUGIN_DIRS`,
     /// `LEXALIGN_PLUGIN_TIMEOUT_MS`; docs/plugins.md).
     pub plugins: lex_align_plugin_host::HostSettings,
+    /// `local_git` / `github` settings.
+    pub repo: RepoSettings,
     /// Poll interval for the registry file (fallback to file watching);
     /// `None` disables polling.
     pub reload_interval: Option<Duration>,
@@ -100,8 +163,10 @@ impl Config {
             bind_host: "127.0.0.1".into(),
             bind_port: 8765,
             database_path: data_dir.join("lexalign.sqlite"),
+            repo: RepoSettings::new(&data_dir),
             data_dir,
             registry_path: None,
+            registry_path_explicit: false,
             index: None,
             osv_url: None,
             offline_advisories: None,
@@ -183,6 +248,7 @@ impl Config {
         }
         // Unset: the data directory's registry.yml (laid down by quickstart),
         // so a daemon started by a client or editor uses the same policy.
+        c.registry_path_explicit = var("REGISTRY_PATH").is_some();
         c.registry_path = var("REGISTRY_PATH").map(PathBuf::from).or_else(|| {
             let default = c.data_dir.join("registry.yml");
             default.is_file().then_some(default)
@@ -293,34 +359,25 @@ impl Config {
             c.proposer = match p.as_str() {
                 "log_only" => ProposerChoice::LogOnly,
                 "local_file" => ProposerChoice::LocalFile,
-                "local_git" | "github" => {
-                    return Err(err(
-                        "REGISTRY_PROPOSER",
-                        format!("the `{p}` proposer is not supported yet; use `local_file` or `log_only` (or unset it to auto-detect)"),
-                    ))
-                }
+                "local_git" => ProposerChoice::LocalGit,
+                "github" => ProposerChoice::Github,
                 other => {
                     return Err(err(
                         "REGISTRY_PROPOSER",
-                        format!("Unknown REGISTRY_PROPOSER={other}; use `local_file` or `log_only`"),
+                        format!("Unknown REGISTRY_PROPOSER={other}; use `local_file`, `local_git`, `github` or `log_only` (or unset it to auto-detect)"),
                     ))
                 }
             };
         }
-        if var("REGISTRY_REPO_URL").is_some() && var("REGISTRY_PROPOSER").is_none() {
-            return Err(err(
-                "REGISTRY_REPO_URL",
-                "the github proposer is not supported yet; unset REGISTRY_REPO_URL (proposals then go to the local registry file)",
-            ));
+        if let Some(b) = var("REGISTRY_DEFAULT_BRANCH") {
+            c.default_branch = b;
         }
+        repo_settings(&var, &mut c)?;
         if let Some(s) = var("REGISTRY_RELOAD_INTERVAL") {
             let secs = parse_secs("REGISTRY_RELOAD_INTERVAL", &s)?;
             c.reload_interval = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
         }
         c.webhook_secret = var("REGISTRY_WEBHOOK_SECRET");
-        if let Some(b) = var("REGISTRY_DEFAULT_BRANCH") {
-            c.default_branch = b;
-        }
         if let Some(s) = var("LICENSE_CACHE_TTL") {
             c.license_cache_ttl = positive_secs("LICENSE_CACHE_TTL", &s)?;
         }
@@ -382,7 +439,90 @@ impl Config {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+/// REGISTRY_REPO_URL, the token and the rest of the git settings. A
+/// repository URL selects `github` unless REGISTRY_PROPOSER says otherwise
+/// (server-ops.md §3).
+fn repo_settings(var: &dyn Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    if !crate::proposer::valid_git_branch(&c.default_branch) {
+        return Err(err(
+            "REGISTRY_DEFAULT_BRANCH",
+            format!(
+                "{:?} is not a branch name git accepts, e.g. main",
+                c.default_branch
+            ),
+        ));
+    }
+    let url = var("REGISTRY_REPO_URL");
+    if c.proposer == ProposerChoice::Auto && url.is_some() {
+        c.proposer = ProposerChoice::Github;
+    }
+    let github = c.proposer == ProposerChoice::Github;
+    let r = &mut c.repo;
+    if let Some(n) = var("REGISTRY_BOT_AUTHOR_NAME") {
+        r.bot_author_name = n;
+    }
+    if let Some(e) = var("REGISTRY_BOT_AUTHOR_EMAIL") {
+        r.bot_author_email = e;
+    }
+    if let Some(f) = var("REGISTRY_FILE_PATH") {
+        r.file_path = crate::proposer::github::check_file_path(&f)
+            .map_err(|m| err("REGISTRY_FILE_PATH", m))?;
+    }
+    if let Some(w) = var("REGISTRY_REPO_WORKDIR") {
+        r.workdir = PathBuf::from(w);
+    }
+    if !github {
+        return Ok(());
+    }
+    if let Some(u) = &url {
+        r.repo_url = Some(
+            crate::proposer::github::RepoUrl::parse(u).map_err(|m| err("REGISTRY_REPO_URL", m))?,
+        );
+    }
+    // GITHUB_TOKEN / GH_TOKEN only when the repository itself is detected:
+    // an explicit REGISTRY_REPO_URL takes its own token.
+    let token = var("REGISTRY_REPO_TOKEN").or_else(|| {
+        url.is_none()
+            .then(|| var("GITHUB_TOKEN").or_else(|| var("GH_TOKEN")))
+            .flatten()
+    });
+    let Some(token) = token else {
+        return Err(err(
+            "REGISTRY_REPO_TOKEN",
+            "the github proposer needs a token that may push branches and open pull requests; \
+             set REGISTRY_REPO_TOKEN (or unset REGISTRY_REPO_URL / REGISTRY_PROPOSER=github)",
+        ));
+    };
+    if token
+        .chars()
+        .any(|ch| ch.is_control() || ch.is_whitespace())
+    {
+        // Never echo it: it would land in the log of a failed start.
+        return Err(err(
+            "REGISTRY_REPO_TOKEN",
+            "the token contains whitespace or control characters; paste it again",
+        ));
+    }
+    r.token = Some(Secret::new(token));
+    if let Some(a) = var("GITHUB_API_BASE") {
+        r.api_base = Some(check_url("GITHUB_API_BASE", &a)?);
+    }
+    if let Some(u) = &r.repo_url {
+        if r.api_base.is_none() && u.default_api_base().is_none() {
+            return Err(err(
+                "GITHUB_API_BASE",
+                format!(
+                    "REGISTRY_REPO_URL {} names no GitHub host to derive the REST API from; \
+                     set GITHUB_API_BASE, e.g. https://github.example.com/api/v3",
+                    u.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
         || h.parse::<std::net::IpAddr>()
@@ -555,13 +695,13 @@ mod tests {
             ),
             (
                 &[("REGISTRY_PROPOSER", "github")],
-                "REGISTRY_PROPOSER",
-                "not supported yet",
+                "REGISTRY_REPO_TOKEN",
+                "needs a token",
             ),
             (
-                &[("REGISTRY_PROPOSER", "local_git")],
-                "REGISTRY_PROPOSER",
-                "not supported yet",
+                &[("REGISTRY_REPO_URL", "https://git.example/o/r.git")],
+                "REGISTRY_REPO_TOKEN",
+                "set REGISTRY_REPO_TOKEN",
             ),
             (
                 &[("REGISTRY_PROPOSER", "acme:Thing")],

@@ -162,8 +162,9 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
                 })?;
             Arc::new(plugin_proposer::PluginProposer::new(handle))
         }
-        None => proposer::select(config.proposer, config.registry_path.as_deref())?,
+        None => proposer::select(&config)?,
     };
+    let reviews = proposer::review::ReviewQueue::start(proposer.clone(), store.clone());
 
     let cache: Arc<dyn PersistentCache> = Arc::new(StoreCache(store.clone()));
     let upstream = Upstream::new(upstream_config(&config), Some(cache))
@@ -224,6 +225,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         registry,
         store,
         proposer,
+        reviews,
         metrics,
         access,
         access_db,

@@ -57,6 +57,11 @@ impl Proposer for PluginProposer {
     fn class_name(&self) -> &'static str {
         "PluginProposer"
     }
+    /// A plugin proposer opens reviews (a merge request, a ticket): it gets
+    /// approval requests too.
+    fn reviews(&self) -> bool {
+        true
+    }
     /// Blocking: waits on the host's threads at most the plugin timeout.
     fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError> {
         let failed = |e: CallError| {

@@ -53,6 +53,25 @@ pub struct ApprovalRequest {
     pub decided_by: Option<String>,
     pub decided_at: Option<String>,
     pub decision_note: Option<String>,
+    /// What a reviewing proposer (`github`, a plugin) did with the request:
+    /// its backend, `queued | opened | amended | applied | logged | failed`,
+    /// the pull request (or other) URL, a detail and when. `None` when the
+    /// request never went to one (records only).
+    pub proposal_backend: Option<String>,
+    pub proposal_status: Option<String>,
+    pub proposal_url: Option<String>,
+    pub proposal_detail: Option<String>,
+    pub proposal_at: Option<String>,
+}
+
+/// A proposer's outcome for one approval request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProposalOutcome {
+    pub backend: String,
+    /// `queued` before the proposer answered, then its result status.
+    pub status: String,
+    pub url: Option<String>,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,7 +86,8 @@ pub struct HistoryEntry {
 }
 
 const COLUMNS: &str = "id, ts, project, requester, package, rationale, status, last_audit_id, \
-    agent_model, agent_version, canonical, created_at, decided_by, decided_at, decision_note";
+    agent_model, agent_version, canonical, created_at, decided_by, decided_at, decision_note, \
+    proposal_backend, proposal_status, proposal_url, proposal_detail, proposal_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRequest> {
     Ok(ApprovalRequest {
@@ -86,6 +106,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRequest> {
         decided_by: r.get(12)?,
         decided_at: r.get(13)?,
         decision_note: r.get(14)?,
+        proposal_backend: r.get(15)?,
+        proposal_status: r.get(16)?,
+        proposal_url: r.get(17)?,
+        proposal_detail: r.get(18)?,
+        proposal_at: r.get(19)?,
     })
 }
 
@@ -243,6 +268,64 @@ pub(crate) fn set_status(
     record(&tx, id, &now, actor, Some(&current.status), status, note)?;
     tx.commit()?;
     Ok(row)
+}
+
+/// Records a proposer's outcome on the request and in its history (the
+/// request's status is unchanged: a pull request is not a decision).
+pub(crate) fn set_proposal(
+    conn: &mut Connection,
+    id: &str,
+    outcome: &ProposalOutcome,
+) -> Result<ApprovalRequest, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ts();
+    let row = tx
+        .prepare_cached(&format!(
+            "UPDATE approval_requests SET proposal_backend = ?2, proposal_status = ?3, \
+               proposal_url = ?4, proposal_detail = ?5, proposal_at = ?6 \
+             WHERE id = ?1 RETURNING {COLUMNS}"
+        ))?
+        .query_row(
+            params![
+                id,
+                outcome.backend,
+                outcome.status,
+                outcome.url,
+                outcome.detail,
+                now
+            ],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    let note = match &outcome.url {
+        Some(url) => format!("proposal {}: {url}", outcome.status),
+        None => format!("proposal {}: {}", outcome.status, outcome.detail),
+    };
+    record(
+        &tx,
+        id,
+        &now,
+        &format!("proposer:{}", outcome.backend),
+        Some(&row.status),
+        &row.status,
+        Some(&note),
+    )?;
+    tx.commit()?;
+    Ok(row)
+}
+
+/// Requests a reviewing proposer has not answered yet (the daemon stopped
+/// while they were queued), oldest first.
+pub(crate) fn queued_proposals(conn: &Connection) -> Result<Vec<ApprovalRequest>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM approval_requests WHERE proposal_status = 'queued' \
+         AND status = 'PENDING_REVIEW' ORDER BY ts"
+    ))?;
+    let rows = stmt
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 fn get_on(conn: &Connection, id: &str) -> rusqlite::Result<Option<ApprovalRequest>> {

@@ -38,8 +38,8 @@ pub use access::{
     key_hash, AccessDb, ApiKey, CreatedKey, OverrideRow, DELIVERY_RETENTION, KEY_PREFIX,
 };
 pub use approvals::{
-    ApprovalRequest, HistoryEntry, NewApprovalRequest, APPROVED, PENDING_REVIEW, REJECTED,
-    STATUSES, WITHDRAWN,
+    ApprovalRequest, HistoryEntry, NewApprovalRequest, ProposalOutcome, APPROVED, PENDING_REVIEW,
+    REJECTED, STATUSES, WITHDRAWN,
 };
 pub use chain::{BrokenRow, VerifyReport, GENESIS_HASH};
 pub use export::{ExportFilter, ExportFormat};
@@ -570,6 +570,23 @@ impl Store {
         let (id, status, actor) = (id.to_string(), status.to_string(), actor.to_string());
         let note = note.map(str::to_string);
         self.exec_blocking(move |c| approvals::set_status(c, &id, &status, &actor, note.as_deref()))
+    }
+
+    /// A reviewing proposer's outcome for request `id` (`queued` first,
+    /// then what it answered), with a history entry.
+    pub async fn set_proposal_outcome(
+        &self,
+        id: &str,
+        outcome: ProposalOutcome,
+    ) -> Result<ApprovalRequest, StoreError> {
+        let id = id.to_string();
+        self.exec(move |c| approvals::set_proposal(c, &id, &outcome))
+            .await
+    }
+
+    /// Requests still `queued` for a reviewing proposer (sent again at start).
+    pub fn queued_proposals(&self) -> Result<Vec<ApprovalRequest>, StoreError> {
+        self.snapshot(approvals::queued_proposals)
     }
 
     pub fn approval_request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {

@@ -14,7 +14,30 @@ use crate::chain::{insert_chained, CanonicalRow, GENESIS_HASH};
 use crate::util::{canonical_name, normalize_ts, now_ts, value_to_f64, value_to_string};
 use crate::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// Version 4 adds the proposal outcome of an approval request (what a
+/// reviewing proposer such as `github` did with it: queued, opened,
+/// amended, failed; its URL and detail).
+fn upgrade_to_v4(tx: &Connection) -> Result<(), StoreError> {
+    let present = columns(tx, "approval_requests")?;
+    for col in PROPOSAL_COLUMNS {
+        if !present.iter().any(|c| c == col) {
+            tx.execute_batch(&format!(
+                "ALTER TABLE approval_requests ADD COLUMN {col} TEXT"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+const PROPOSAL_COLUMNS: [&str; 5] = [
+    "proposal_backend",
+    "proposal_status",
+    "proposal_url",
+    "proposal_detail",
+    "proposal_at",
+];
 
 /// Version 3 adds the access tables (`access.rs`) and the audit log's
 /// `auth_method` column (how the requester was authenticated; hashed into
@@ -157,13 +180,14 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
-    if found == 1 || found == 2 {
-        // Same rows (the chain is untouched): indexes go, tables and a
-        // nullable column are added.
+    if (1..=3).contains(&found) {
+        // Same rows (the chain is untouched): indexes go, tables and
+        // nullable columns are added.
         for ix in V2_DROPPED_INDEXES {
             tx.execute_batch(&format!("DROP INDEX IF EXISTS {ix}"))?;
         }
         upgrade_to_v3(&tx)?;
+        upgrade_to_v4(&tx)?;
         let mut set = tx.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?;
         set.execute(params!["schema_version", SCHEMA_VERSION.to_string()])?;
         set.execute(params!["migrated_from_version", found.to_string()])?;
@@ -199,6 +223,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.execute_batch(SCHEMA_V1)?;
     upgrade_to_v3(&tx)?;
+    upgrade_to_v4(&tx)?;
     let mut migrated_rows = 0u64;
     if legacy_audit {
         migrated_rows += copy_legacy_audit(&tx)?;

@@ -252,3 +252,83 @@ fn timestamps_must_parse() {
         .unwrap();
     assert_eq!(rc.ts, "2026-01-02T02:04:05.000000+00:00");
 }
+
+#[tokio::test]
+async fn proposal_outcomes_are_kept_on_the_request_and_in_its_history() {
+    use lex_align_store::ProposalOutcome;
+    let (_d, store) = temp_store();
+    let r = store
+        .upsert_approval_request(req("Flask", "web ui"))
+        .await
+        .unwrap();
+    assert_eq!(r.proposal_status, None);
+    let queued = ProposalOutcome {
+        backend: "github".into(),
+        status: "queued".into(),
+        url: None,
+        detail: "waiting".into(),
+    };
+    store.set_proposal_outcome(&r.id, queued).await.unwrap();
+    assert_eq!(store.queued_proposals().unwrap().len(), 1);
+    let done = store
+        .set_proposal_outcome(
+            &r.id,
+            ProposalOutcome {
+                backend: "github".into(),
+                status: "opened".into(),
+                url: Some("https://git.example/o/r/pull/7".into()),
+                detail: "Opened PR #7.".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // A pull request is not a decision: the request stays pending.
+    assert_eq!(done.status, PENDING_REVIEW);
+    assert_eq!(done.proposal_status.as_deref(), Some("opened"));
+    assert_eq!(
+        done.proposal_url.as_deref(),
+        Some("https://git.example/o/r/pull/7")
+    );
+    assert!(done.proposal_at.is_some());
+    assert!(store.queued_proposals().unwrap().is_empty());
+    let h = store.approval_history(&r.id).unwrap();
+    let notes: Vec<_> = h
+        .iter()
+        .map(|e| (e.actor.as_str(), e.note.as_deref()))
+        .collect();
+    assert_eq!(
+        notes[1..],
+        [
+            ("proposer:github", Some("proposal queued: waiting")),
+            (
+                "proposer:github",
+                Some("proposal opened: https://git.example/o/r/pull/7")
+            ),
+        ]
+    );
+    let report = store.approval_requests_report(None, None).unwrap();
+    assert_eq!(report["items"][0]["proposal_status"], "opened");
+    // A decided request is not re-sent even if it was left queued.
+    store
+        .set_proposal_outcome(
+            &r.id,
+            ProposalOutcome {
+                backend: "github".into(),
+                status: "queued".into(),
+                url: None,
+                detail: "waiting".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .set_request_status(&r.id, REJECTED, "op", Some("no"))
+        .await
+        .unwrap();
+    assert!(store.queued_proposals().unwrap().is_empty());
+    let e = store
+        .set_proposal_outcome("no-such-id", ProposalOutcome::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+}

@@ -281,3 +281,46 @@ fn creates_missing_parent_directories() {
     assert!(store.ping());
     assert!(path.exists());
 }
+
+#[test]
+fn version_3_gains_the_proposal_columns_and_keeps_its_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    let store = Store::open(&path).unwrap();
+    let r = store
+        .upsert_approval_request_blocking(NewApprovalRequest {
+            project: "p".into(),
+            requester: "r".into(),
+            package: "six".into(),
+            rationale: "shims".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    drop(store);
+    // Back to the version-3 layout.
+    let conn = Connection::open(&path).unwrap();
+    for col in [
+        "proposal_backend",
+        "proposal_status",
+        "proposal_url",
+        "proposal_detail",
+        "proposal_at",
+    ] {
+        conn.execute_batch(&format!("ALTER TABLE approval_requests DROP COLUMN {col}"))
+            .unwrap();
+    }
+    conn.execute_batch("PRAGMA user_version = 3").unwrap();
+    drop(conn);
+    assert!(
+        Store::open_read_only(&path).is_err(),
+        "a read-only open cannot migrate"
+    );
+    let store = Store::open(&path).unwrap();
+    let back = store.approval_request(&r.id).unwrap().unwrap();
+    assert_eq!((back.package.as_str(), back.proposal_status), ("six", None));
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}

@@ -8,16 +8,19 @@
 //!
 //! They count requests per path, can be switched "down" (503) and stop on
 //! drop; the index and OSV fakes also take an artificial latency.
+//! [`FakeGithub`] is the REST API the `github` proposer talks to.
 
 use std::path::PathBuf;
 
 mod dist;
+mod github;
 mod gitlab;
 mod index;
 mod jwks;
 mod osv;
 mod server;
 
+pub use github::{FakeGithub, FakePull, RecordedRequest};
 pub use gitlab::{FakeCommit, FakeGitLab, FakeMergeRequest};
 pub use jwks::FakeJwks;
 

@@ -257,7 +257,8 @@ pub async fn batch(
 }
 
 /// Approval requests are records, never registry writes: a package the
-/// policy denies is refused (409) and nothing is stored (W1).
+/// policy denies is refused (409) and nothing is stored (W1). With a
+/// reviewing proposer the request also becomes a pull request (queued).
 pub async fn approval_request(
     State(app): State<Shared>,
     axum::Extension(identity): axum::Extension<crate::auth::Identity>,
@@ -302,6 +303,21 @@ pub async fn approval_request(
             )
         })?;
 
+    // A reviewing proposer (a pull request) gets what is still open and not
+    // in the registry yet; a decided request or a listed package stays a
+    // record. Never a write to the live registry (W1).
+    let mut proposal = "recorded";
+    if let Some(queue) = &app.reviews {
+        if stored.status == lex_align_store::PENDING_REVIEW && verdict.registry_status.is_none() {
+            let job = crate::proposer::review::ReviewJob::from(&stored);
+            match queue.enqueue(job).await {
+                Ok(()) => proposal = crate::proposer::review::QUEUED,
+                Err(e) => {
+                    tracing::warn!(package = %package, "approval request not queued for review: {e}")
+                }
+            }
+        }
+    }
     let body = json!({
         "request_id": stored.id,
         "status": stored.status,
@@ -309,7 +325,7 @@ pub async fn approval_request(
         "project": ctx.project,
         "agent_model": ctx.agent_model,
         "agent_version": ctx.agent_version,
-        "proposal": {"backend": app.proposer.class_name(), "status": "recorded"},
+        "proposal": {"backend": app.proposer.class_name(), "status": proposal},
     });
     Ok(json_response(StatusCode::ACCEPTED, &body).into_response())
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub registry: Arc<RegistryState>,
     pub store: Arc<lex_align_store::Store>,
     pub proposer: Arc<dyn Proposer>,
+    /// Set when the proposer reviews (`github`): approval requests go to it.
+    pub reviews: Option<crate::proposer::review::ReviewQueue>,
     pub metrics: Arc<Metrics>,
     pub access: crate::auth::Access,
     /// Keys, overrides and webhook deliveries (same file as `store`).

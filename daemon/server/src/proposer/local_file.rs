@@ -1,119 +1,15 @@
-//! Proposers: where an operator's registry proposal goes (server-ops.md §3).
-//! This build has `log_only` and `local_file`; approval requests never reach
-//! a proposer (they are records, W1).
+//! `local_file`: writes the rule into the registry file, format-preserving
+//! (the engine's in-place YAML edit keeps comments), validated, atomically.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use lex_align_engine::registry::{
     set_policies_in_yaml, upsert_rule_in_yaml, GlobalPolicies, Registry, Rule,
 };
-use serde::Serialize;
 
-use crate::config::ProposerChoice;
-
-/// Who proposes and why.
-#[derive(Debug, Clone, Default)]
-pub struct ProposalContext {
-    /// `operator` (or `agent`).
-    pub source: String,
-    pub project: String,
-    pub requester: String,
-    pub rationale: Option<String>,
-    pub agent_model: Option<String>,
-    pub agent_version: Option<String>,
-}
-
-/// The `POST /registry/proposals` 200 body (http-api.md §6.3).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ProposalResult {
-    pub backend: String,
-    /// `opened | amended | applied | logged | failed`.
-    pub status: String,
-    pub url: Option<String>,
-    pub branch: Option<String>,
-    pub commit_sha: Option<String>,
-    pub detail: String,
-}
-
-/// A recoverable proposer failure (502 on the operator route).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ProposerError(pub String);
-
-pub trait Proposer: Send + Sync + 'static {
-    /// `log_only` | `local_file`.
-    fn name(&self) -> &'static str;
-    /// The original's class name, used in the approval-requests 202 body.
-    fn class_name(&self) -> &'static str;
-    /// Blocking (file I/O): call from a blocking thread.
-    fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError>;
-    /// True when a successful proposal changed the live registry file, so the
-    /// caller reloads at once instead of waiting for a poll (W24).
-    fn writes_registry(&self) -> bool {
-        false
-    }
-    /// New global policies (the registry workshop's policy editor). The
-    /// default only logs them. Blocking, like [`Proposer::propose`].
-    fn propose_policies(
-        &self,
-        policies: &GlobalPolicies,
-        ctx: &ProposalContext,
-    ) -> Result<ProposalResult, ProposerError> {
-        tracing::info!(
-            cve_threshold = policies.cve_threshold,
-            unknown_license_policy = policies.unknown_license_policy.as_str(),
-            requester = %ctx.requester,
-            "global-policy proposal logged ({} proposer)",
-            self.name()
-        );
-        Ok(ProposalResult {
-            backend: self.name().into(),
-            status: "logged".into(),
-            url: None,
-            branch: None,
-            commit_sha: None,
-            detail: "Logged the global-policy change. No registry was changed: set REGISTRY_PATH to a writable registry.yml \
-                     (or REGISTRY_PROPOSER=local_file) to have proposals written."
-                .into(),
-        })
-    }
-}
-
-pub struct LogOnlyProposer;
-
-impl Proposer for LogOnlyProposer {
-    fn name(&self) -> &'static str {
-        "log_only"
-    }
-    fn class_name(&self) -> &'static str {
-        "LogOnlyProposer"
-    }
-    fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError> {
-        tracing::info!(
-            package = %rule.name,
-            status = rule.status.as_str(),
-            source = %ctx.source,
-            project = %ctx.project,
-            requester = %ctx.requester,
-            "registry proposal logged (log_only proposer)"
-        );
-        Ok(ProposalResult {
-            backend: "log_only".into(),
-            status: "logged".into(),
-            url: None,
-            branch: None,
-            commit_sha: None,
-            detail: format!(
-                "Logged proposal for {} → {}. No registry was changed: set REGISTRY_PATH to a writable registry.yml \
-                 (or REGISTRY_PROPOSER=local_file) to have proposals written; REGISTRY_REPO_URL-based proposers are not supported yet.",
-                rule.name,
-                rule.status.as_str()
-            ),
-        })
-    }
-}
+use super::{ProposalContext, ProposalResult, Proposer, ProposerError, EMPTY_REGISTRY};
 
 /// Writes the rule into the registry file, format-preserving, atomically.
 pub struct LocalFileProposer {
@@ -121,9 +17,6 @@ pub struct LocalFileProposer {
     /// In-process serialisation of read-modify-write.
     lock: Mutex<()>,
 }
-
-/// Starting document when the registry file does not exist yet.
-const EMPTY_REGISTRY: &str = "version: \"1\"\nglobal_policies: {}\npackages: {}\n";
 
 impl LocalFileProposer {
     pub fn new(path: PathBuf) -> LocalFileProposer {
@@ -256,61 +149,10 @@ impl Proposer for LocalFileProposer {
     }
 }
 
-/// Selection per server-ops.md §3, once at startup.
-pub fn select(
-    choice: ProposerChoice,
-    registry_path: Option<&Path>,
-) -> anyhow::Result<Arc<dyn Proposer>> {
-    match choice {
-        ProposerChoice::LogOnly => Ok(Arc::new(LogOnlyProposer)),
-        ProposerChoice::LocalFile => match registry_path {
-            Some(p) => Ok(Arc::new(LocalFileProposer::new(p.to_path_buf()))),
-            None => anyhow::bail!(
-                "REGISTRY_PROPOSER=local_file needs REGISTRY_PATH: set it to the registry.yml proposals should be written to"
-            ),
-        },
-        ProposerChoice::Auto => {
-            if let Some(p) = registry_path {
-                // The file's directory (or the path itself when it is one):
-                // proposals write a temp file there and rename it over.
-                let dir = if p.is_dir() { p.to_path_buf() } else { parent(p) };
-                if dir_writable(&dir) {
-                    return Ok(Arc::new(LocalFileProposer::new(p.to_path_buf())));
-                }
-            }
-            tracing::warn!(
-                "proposals will only be logged: set REGISTRY_PATH to a writable registry.yml to have them written"
-            );
-            Ok(Arc::new(LogOnlyProposer))
-        }
-    }
-}
-
-fn parent(p: &Path) -> PathBuf {
-    p.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// Permission bits lie (root, ACLs, read-only mounts): try it.
-fn dir_writable(dir: &Path) -> bool {
-    if !dir.is_dir() {
-        return false;
-    }
-    let probe = dir.join(format!(".lexalign-write-probe-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proposer::LogOnlyProposer;
     use lex_align_engine::registry::validate_rule;
     use serde_json::json;
 
@@ -321,39 +163,6 @@ mod tests {
             requester: "anonymous".into(),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn selection_follows_the_original_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let yml = dir.path().join("registry.yml");
-        // Writable directory, file not there yet → local_file.
-        assert_eq!(
-            select(ProposerChoice::Auto, Some(&yml)).unwrap().name(),
-            "local_file"
-        );
-        // No registry path → log_only.
-        assert_eq!(
-            select(ProposerChoice::Auto, None).unwrap().name(),
-            "log_only"
-        );
-        // Parent missing → log_only.
-        let nowhere = dir.path().join("missing/registry.yml");
-        assert_eq!(
-            select(ProposerChoice::Auto, Some(&nowhere)).unwrap().name(),
-            "log_only"
-        );
-        assert_eq!(
-            select(ProposerChoice::LogOnly, Some(&yml))
-                .unwrap()
-                .class_name(),
-            "LogOnlyProposer"
-        );
-        let e = select(ProposerChoice::LocalFile, None)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("REGISTRY_PATH"), "{e}");
     }
 
     #[test]
