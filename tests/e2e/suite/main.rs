@@ -8,6 +8,7 @@ mod compat;
 mod durability;
 mod index_fallbacks;
 mod team_access;
+mod team_mode;
 
 use std::path::Path;
 
