@@ -599,3 +599,122 @@ async fn load_after_kill(load: Load) -> Vec<String> {
     let answers = std::mem::take(&mut *load.answers.lock().unwrap());
     answers.into_iter().map(|a| a.tag).collect()
 }
+
+async fn request_approval(p: &Personal, package: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/approval-requests", p.base()))
+        .header("X-LexAlign-Project", "web")
+        .json(&serde_json::json!({"package": package, "rationale": "needed by the web app"}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The team's approval requests (operator view).
+async fn team_requests(team: &TeamServer) -> Vec<Value> {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/reports/approval-requests", team.base()))
+        .bearer_auth(&team.operator_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_go_to_the_team_its_decision_comes_back_and_requests_wait_out_an_outage() {
+    let up = Upstreams::start();
+    let mut team = TeamServer::start(&up).await;
+    let mut p = Personal::start(&team).await;
+    p.wait_team("first sync", |t| t["state"] == "following")
+        .await;
+    let v = p.evaluate("six").await;
+    assert_eq!(v["verdict"], "PROVISIONALLY_ALLOWED", "{v}");
+
+    let (s, v) = request_approval(&p, "six").await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["queued"], false, "{v}");
+    let items = team_requests(&team).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["id"], v["request_id"]);
+    assert_eq!(items[0]["requester"], "alice-laptop");
+
+    // The operator approves it in the team's registry workshop, as a
+    // browser would: the page's form token, then the form.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser
+        .get(format!("{}/dashboard/registry", team.base()))
+        .bearer_auth(&team.operator_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no form token on the workshop page"))
+        .to_string();
+    let r = browser
+        .post(format!("{}/dashboard/registry/decide", team.base()))
+        .bearer_auth(&team.operator_key)
+        .header("Origin", team.base())
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("package", "six"),
+            ("decision", "approve"),
+            ("status", "approved"),
+            ("reason", "Reviewed: MIT, tiny."),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let items = team_requests(&team).await;
+    assert_eq!(items[0]["status"], "APPROVED", "{items:?}");
+    // The decision reaches the laptop.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let v = p.evaluate("six").await;
+        if v["registry_status"] == "approved" {
+            assert_eq!(v["verdict"], "ALLOWED", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the approval never arrived: {v}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // The team goes away: the request waits on disk, through a kill.
+    team.daemon.kill9().await;
+    let (s, v) = request_approval(&p, "click").await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["queued"], true, "{v}");
+    assert!(v["detail"].is_string(), "{v}");
+    assert_eq!(v["status"], "PENDING_REVIEW", "{v}");
+    p.daemon.kill9().await;
+    p.restart().await;
+    let link = p
+        .wait_team("queued after restart", |t| t["forward"]["queued"] == 1)
+        .await;
+    assert_eq!(link["state"], "degraded", "{link}");
+
+    team.restart().await;
+    p.wait_team("delivered", |t| {
+        t["forward"]["queued"] == 0 && t["state"] == "following"
+    })
+    .await;
+    let items = team_requests(&team).await;
+    let click: Vec<&Value> = items.iter().filter(|i| i["package"] == "click").collect();
+    assert_eq!(click.len(), 1, "{items:?}");
+    assert_eq!(click[0]["requester"], "alice-laptop");
+    assert_eq!(click[0]["status"], "PENDING_REVIEW");
+}
