@@ -423,3 +423,172 @@ async fn ingest_is_idempotent_and_a_scoped_key_ships_only_its_project() {
     assert_eq!(r.status(), 403);
     assert!(t.team.handle.store().verify().unwrap().ok);
 }
+
+fn team_requests(team: &TestServer) -> Vec<Value> {
+    let report = team
+        .handle
+        .store()
+        .approval_requests_report(None, None)
+        .unwrap();
+    report["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approval_requests_go_to_the_team_and_wait_durably_while_it_is_away() {
+    let t = team_server().await;
+    let p = personal(&t).await;
+    wait_team(&p, "first sync", |v| v["state"] == "following").await;
+
+    // Live: the team's own answer, with its request id.
+    let (s, v) = p
+        .post_json(
+            "/api/v1/approval-requests",
+            &json!({"package": "six", "rationale": "tiny py2/3 shim"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["queued"], false, "{v}");
+    assert_eq!(v["status"], "PENDING_REVIEW", "{v}");
+    let items = team_requests(&t.team);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["id"], v["request_id"]);
+    assert_eq!(items[0]["requester"], "alice-laptop");
+    assert_eq!(items[0]["project"], "proj");
+    // Nothing local: the request is the team's.
+    let local = p
+        .handle
+        .store()
+        .approval_requests_report(None, None)
+        .unwrap();
+    assert_eq!(local["items"].as_array().map(Vec::len), Some(0), "{local}");
+
+    // A denied package is refused here, as on the team (nothing queued).
+    let (s, v) = p
+        .post_json(
+            "/api/v1/approval-requests",
+            &json!({"package": "pyqt5", "rationale": "please"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+
+    // Away: queued, said so, with the original's fields.
+    t.proxy.cut();
+    let (s, v) = p
+        .post_json(
+            "/api/v1/approval-requests",
+            &json!({"package": "attrs", "rationale": "needed for models"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["queued"], true, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("Queued"), "{v}");
+    for field in [
+        "request_id",
+        "status",
+        "package",
+        "project",
+        "agent_model",
+        "agent_version",
+        "proposal",
+    ] {
+        assert!(v.get(field).is_some(), "no {field} in {v}");
+    }
+    assert_eq!(v["package"], "attrs");
+    let link = wait_team(&p, "queued", |v| v["forward"]["queued"] == 1).await;
+    assert_eq!(link["state"], "degraded", "{link}");
+    assert_eq!(team_requests(&t.team).len(), 1);
+
+    // Back: delivered once, with its idempotency key.
+    t.proxy.restore();
+    let link = wait_team(&p, "delivered", |v| {
+        v["forward"]["queued"] == 0 && v["state"] == "following"
+    })
+    .await;
+    assert_eq!(link["forward"]["delivered"], 2, "{link}");
+    let items = team_requests(&t.team);
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items.iter().any(|i| i["package"] == "attrs"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proposal_the_key_may_not_make_is_refused_by_the_team_not_queued() {
+    let t = team_server().await;
+    let p = personal(&t).await;
+    wait_team(&p, "first sync", |v| v["state"] == "following").await;
+    // Locally the caller is the operator; the team sees an agent key.
+    let (s, v) = p
+        .post_json(
+            "/api/v1/registry/proposals",
+            &json!({"name": "six", "status": "approved"}),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("operator"), "{v}");
+    let link = health_team(&p).await;
+    assert_eq!(
+        link["state"], "following",
+        "a role refusal is not a revoked key: {link}"
+    );
+    assert_eq!(link["forward"]["refused"], 1, "{link}");
+    assert_eq!(link["forward"]["last_refused"]["status"], 403, "{link}");
+    // The team's registry did not change.
+    let (_, reg) = t.team.get_bare("/api/v1/registry").await;
+    assert!(reg["packages"].get("six").is_none(), "{reg}");
+    // Invalid rules are refused here and never sent.
+    let (s, _) = p
+        .post_json(
+            "/api/v1/registry/proposals",
+            &json!({"name": "six", "status": "nonsense"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(health_team(&p).await["forward"]["refused"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotency_key_replays_the_first_answer_to_its_caller_only() {
+    let t = team_server().await;
+    let db = AccessDb::open(t.team.handle.store().path()).unwrap();
+    let other = db.create_key("bob-laptop", "agent", None, None).unwrap();
+    t.team.handle.state.refresh_access(true).await;
+    let post = |key: &str, package: &str| {
+        t.team
+            .client
+            .post(t.team.url("/api/v1/approval-requests"))
+            .bearer_auth(key)
+            .header("x-lexalign-project", "proj")
+            .header("idempotency-key", "k-1")
+            .json(&json!({"package": package, "rationale": "r"}))
+            .send()
+    };
+    let first = post(&t.key.key, "six").await.unwrap();
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    // The retry (even with another body) gets the first answer; nothing new.
+    let again = post(&t.key.key, "attrs").await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(team_requests(&t.team).len(), 1);
+    // Attack: another caller reusing the key reads nothing of alice's.
+    let bob = post(&other.key, "attrs").await.unwrap();
+    assert_eq!(bob.status(), 202);
+    assert!(bob.headers().get("idempotent-replayed").is_none());
+    let bob: Value = bob.json().await.unwrap();
+    assert_ne!(bob["request_id"], first["request_id"]);
+    assert_eq!(team_requests(&t.team).len(), 2);
+    // Without a key: refused before any replay.
+    let r = t
+        .team
+        .client
+        .post(t.team.url("/api/v1/approval-requests"))
+        .header("x-lexalign-project", "proj")
+        .header("idempotency-key", "k-1")
+        .json(&json!({"package": "six", "rationale": "r"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

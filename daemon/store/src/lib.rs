@@ -16,6 +16,7 @@ mod access;
 mod approvals;
 mod chain;
 pub mod export;
+pub mod forward;
 mod inbox;
 pub mod outbox;
 pub mod relay;

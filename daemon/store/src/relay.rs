@@ -125,8 +125,13 @@ impl Store {
                             // A crash after the append, before the mark?
                             let found: Option<(String, i64)> = tx
                                 .query_row(
+                                    // A row another id already owns is not this one
+                                    // (two verdicts can share time, requester and package).
                                     "SELECT id, seq FROM audit_log WHERE ts = ?1 AND requester = ?2 \
-                                     AND canonical = ?3 AND auth_method = ?4 LIMIT 1",
+                                     AND canonical = ?3 AND auth_method = ?4 \
+                                     AND id NOT IN (SELECT audit_id FROM shipped_rows \
+                                                    WHERE state = 'done' AND audit_id IS NOT NULL) \
+                                     LIMIT 1",
                                     params![ts, requester, canonical, method_s],
                                     |r| Ok((r.get(0)?, r.get(1)?)),
                                 )
@@ -319,6 +324,32 @@ mod tests {
         assert_eq!(o.duplicate, vec!["a"]);
         assert_eq!(o.new, vec!["c"]);
         assert_eq!(store.row_count().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pending_id_never_takes_a_row_another_id_owns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        let ts = "2026-01-01T00:00:00Z";
+        store.relay_ingest(vec![ship("a", ts)], "k").await.unwrap();
+        // `b` (same time, requester and package as `a`) was marked pending,
+        // then the server died before appending it.
+        store
+            .exec(move |c| {
+                c.execute(
+                    "INSERT INTO shipped_rows (row_id, state, shipper, ts, requester, canonical, received_at) \
+                     SELECT 'b', 'pending', shipper, ts, requester, canonical, received_at \
+                     FROM shipped_rows WHERE row_id = 'a'",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let o = store.relay_ingest(vec![ship("b", ts)], "k").await.unwrap();
+        assert_eq!(o.new, vec!["b"], "b was taken for a's row and lost");
+        assert_eq!(store.row_count().unwrap(), 2);
+        assert_eq!(store.relayed_count().unwrap(), 2);
     }
 
     #[tokio::test]

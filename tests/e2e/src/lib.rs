@@ -184,7 +184,12 @@ pub struct Daemon {
 impl Daemon {
     /// `cmd` is the `lex-align daemon` command line without the bind settings.
     pub async fn start(cmd: Cmd) -> Daemon {
-        let port = free_port();
+        Daemon::start_on(cmd, free_port()).await
+    }
+
+    /// Like [`Daemon::start`] on a given port (a restart that its clients
+    /// must find at the same address).
+    pub async fn start_on(cmd: Cmd, port: u16) -> Daemon {
         let cmd = cmd
             .env("BIND_HOST", "127.0.0.1")
             .env("BIND_PORT", port.to_string());
@@ -192,6 +197,16 @@ impl Daemon {
         let base = format!("http://127.0.0.1:{port}");
         wait_healthy(&base, &mut child).await;
         Daemon { child, port, base }
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, …) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the daemon is running");
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} {pid} failed");
     }
 
     /// SIGKILL, no chance to flush anything.

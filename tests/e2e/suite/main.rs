@@ -9,6 +9,7 @@ mod durability;
 mod index_fallbacks;
 mod plugins;
 mod team_access;
+mod team_mode;
 
 use std::path::Path;
 

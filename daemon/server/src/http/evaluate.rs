@@ -262,6 +262,7 @@ pub async fn batch(
 pub async fn approval_request(
     State(app): State<Shared>,
     axum::Extension(identity): axum::Extension<crate::auth::Identity>,
+    team: Option<axum::Extension<std::sync::Arc<crate::team::TeamState>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
@@ -282,6 +283,33 @@ pub async fn approval_request(
     let verdict = app.evaluator.judge(&req).await;
     if verdict.verdict == Decision::Denied {
         return Err(ApiError::detail(StatusCode::CONFLICT, verdict.reason));
+    }
+
+    // A personal daemon: the request is the team's to review.
+    if let Some(fw) = team.as_ref().and_then(|t| t.forwarder.clone()) {
+        let new = crate::team::forward::new_forward(
+            "POST",
+            "/api/v1/approval-requests",
+            &ctx,
+            &json!({"package": package, "rationale": rationale}),
+        );
+        let resp = fw
+            .submit(&app, new, |f| {
+                (
+                    StatusCode::ACCEPTED,
+                    json!({
+                        "request_id": f.id,
+                        "status": lex_align_store::PENDING_REVIEW,
+                        "package": package,
+                        "project": ctx.project,
+                        "agent_model": ctx.agent_model,
+                        "agent_version": ctx.agent_version,
+                        "proposal": {"backend": "team", "status": "queued"},
+                    }),
+                )
+            })
+            .await;
+        return Ok(resp);
     }
 
     let stored = app

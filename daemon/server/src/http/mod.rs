@@ -113,6 +113,10 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::team::server::idempotent,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::auth::authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

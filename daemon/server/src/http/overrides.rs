@@ -16,6 +16,9 @@ use super::{
     FieldIssue, Shared, MAX_HEADER, MAX_PACKAGE, MAX_VERSION,
 };
 use crate::auth::Identity;
+use crate::team::TeamState;
+use lex_align_store::forward::NewForward;
+use std::sync::Arc;
 
 /// The longest an override may run.
 pub const MAX_OVERRIDE_DAYS: i64 = 90;
@@ -56,9 +59,11 @@ pub fn check_expiry(t: OffsetDateTime) -> Result<(), String> {
 pub async fn grant(
     State(app): State<Shared>,
     Extension(identity): Extension<Identity>,
+    team: Option<Extension<Arc<TeamState>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = json_object(body)?;
+    let original = serde_json::Value::Object(body.clone());
     let mut issues = Vec::new();
     let mut take = |field: &str, max: usize| {
         required_str(&body, field, max)
@@ -121,6 +126,27 @@ pub async fn grant(
             format!("This key is scoped to project `{scope}` and cannot grant overrides for `{project}`."),
         ));
     }
+    // A personal daemon: exceptions are the team's to grant (its role
+    // check applies to this machine's key).
+    if let Some(fw) = team.as_ref().and_then(|t| t.forwarder.clone()) {
+        let new = NewForward {
+            method: "POST".into(),
+            path: "/api/v1/overrides".into(),
+            body: original.to_string(),
+            ..Default::default()
+        };
+        let expires = expires_at.format(&Rfc3339).unwrap_or_default();
+        let resp = fw
+            .submit(&app, new, |f| {
+                (
+                    StatusCode::ACCEPTED,
+                    json!({"request_id": f.id, "status": "queued", "package": package,
+                           "project": project, "version": version, "expires_at": expires}),
+                )
+            })
+            .await;
+        return Ok(resp);
+    }
     let db = app.access_db.clone();
     let approver = identity.id.clone();
     let row = tokio::task::spawn_blocking(move || {
@@ -162,8 +188,38 @@ pub async fn list(State(app): State<Shared>, RawQuery(q): RawQuery) -> ApiResult
 pub async fn revoke(
     State(app): State<Shared>,
     Extension(identity): Extension<Identity>,
+    team: Option<Extension<Arc<TeamState>>>,
     Path(id): Path<String>,
 ) -> ApiResult {
+    if let Some(fw) = team.as_ref().and_then(|t| t.forwarder.clone()) {
+        // The id is a path segment on the team too.
+        let Some(seg) = Some(id.as_str()).filter(|s| {
+            !s.is_empty()
+                && s.len() <= 100
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }) else {
+            return Err(ApiError::detail(
+                StatusCode::NOT_FOUND,
+                format!("No active override with id {id}."),
+            ));
+        };
+        let new = NewForward {
+            method: "DELETE".into(),
+            path: format!("/api/v1/overrides/{seg}"),
+            body: "{}".into(),
+            ..Default::default()
+        };
+        let resp = fw
+            .submit(&app, new, |f| {
+                (
+                    StatusCode::ACCEPTED,
+                    json!({"request_id": f.id, "id": id, "revoked": false, "status": "queued"}),
+                )
+            })
+            .await;
+        return Ok(resp);
+    }
     let db = app.access_db.clone();
     let by = identity.id.clone();
     let key = id.clone();

@@ -39,6 +39,7 @@ pub async fn pending(State(app): State<Shared>) -> ApiResult {
 pub async fn proposals(
     State(app): State<Shared>,
     axum::Extension(identity): axum::Extension<crate::auth::Identity>,
+    team: Option<axum::Extension<std::sync::Arc<crate::team::TeamState>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
@@ -77,6 +78,33 @@ pub async fn proposals(
     rule_json.extend(optional);
     let rule = validate_rule(&name, &Value::Object(rule_json))
         .map_err(|e| ApiError::detail(StatusCode::BAD_REQUEST, e.message))?;
+
+    // A personal daemon: the registry is the team's; the team's proposer
+    // runs (with this machine's key, so its role decides).
+    if let Some(fw) = team.as_ref().and_then(|t| t.forwarder.clone()) {
+        let new = crate::team::forward::new_forward(
+            "POST",
+            "/api/v1/registry/proposals",
+            &ctx,
+            &Value::Object(body),
+        );
+        let resp = fw
+            .submit(&app, new, |f| {
+                (
+                    StatusCode::ACCEPTED,
+                    json!({
+                        "request_id": f.id,
+                        "backend": "team",
+                        "status": "queued",
+                        "url": null,
+                        "branch": null,
+                        "commit_sha": null,
+                    }),
+                )
+            })
+            .await;
+        return Ok(resp);
+    }
 
     let context = ProposalContext {
         source: "operator".into(),

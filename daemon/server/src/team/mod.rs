@@ -14,6 +14,7 @@
 //! `team` object, `degraded` on verdicts while the team is away).
 
 pub mod follow;
+pub mod forward;
 pub mod server;
 pub mod ship;
 pub mod status;
@@ -134,6 +135,9 @@ pub struct TeamState {
     pub(crate) epoch: tokio::sync::Mutex<Option<(String, u64)>>,
     /// Personal daemon side: the link to the team (`None` when not following).
     pub link: Option<Arc<status::LinkCell>>,
+    /// Personal daemon side: approval requests, proposals and overrides
+    /// sent to the team (queued while it is away).
+    pub forwarder: Option<Arc<forward::Forwarder>>,
 }
 
 /// Dropping it stops the follower and the shipper.
@@ -159,6 +163,7 @@ pub async fn start(app: &Shared) -> anyhow::Result<TeamHandle> {
             state: Arc::new(TeamState {
                 epoch: tokio::sync::Mutex::new(None),
                 link: None,
+                forwarder: None,
             }),
             tasks: Vec::new(),
         });
@@ -173,6 +178,11 @@ pub async fn start(app: &Shared) -> anyhow::Result<TeamHandle> {
         .connect_timeout(settings.timeout)
         .build()
         .map_err(|e| anyhow::anyhow!("team mode: HTTP client: {e}"))?;
+    let forwarder = Arc::new(forward::Forwarder::new(
+        settings.clone(),
+        client.clone(),
+        link.clone(),
+    ));
     let weak = Arc::downgrade(app);
     let tasks = vec![
         tokio::spawn(follow::run(
@@ -181,12 +191,19 @@ pub async fn start(app: &Shared) -> anyhow::Result<TeamHandle> {
             settings.clone(),
             client.clone(),
         )),
-        tokio::spawn(ship::run(weak, link.clone(), settings, client)),
+        tokio::spawn(ship::run(
+            weak,
+            link.clone(),
+            forwarder.clone(),
+            settings,
+            client,
+        )),
     ];
     Ok(TeamHandle {
         state: Arc::new(TeamState {
             epoch: tokio::sync::Mutex::new(None),
             link: Some(link),
+            forwarder: Some(forwarder),
         }),
         tasks,
     })

@@ -246,3 +246,100 @@ pub async fn whoami(
         }),
     ))
 }
+
+/// The routes a personal daemon forwards to its team (`forward.rs`).
+fn forwarded(method: &axum::http::Method, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    match method.as_str() {
+        "POST" => matches!(
+            path,
+            "/api/v1/approval-requests" | "/api/v1/registry/proposals" | "/api/v1/overrides"
+        ),
+        "DELETE" => path.starts_with("/api/v1/overrides/"),
+        _ => false,
+    }
+}
+
+/// Longest `Idempotency-Key` kept (the forwarder sends UUIDs).
+const MAX_IDEMPOTENCY_KEY: usize = 100;
+
+/// Largest answer kept for a replay.
+const MAX_KEPT_ANSWER: usize = 1024 * 1024;
+
+/// `Idempotency-Key` on the forwarded routes: the first answer to a
+/// caller's key is kept and given again to a retry, so a delivery retried
+/// after a lost answer never asks, proposes or grants twice. Keys are per
+/// caller: nobody reads another's answer. 5xx answers are not kept (the
+/// retry runs again). Runs after authorization.
+pub async fn idempotent(
+    State(app): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
+    let Some(key) = key else {
+        return next.run(req).await;
+    };
+    if !forwarded(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"detail": format!("Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters")}),
+        );
+    }
+    let Some(identity) = req.extensions().get::<Identity>().cloned() else {
+        return next.run(req).await;
+    };
+    // The credential, not the display name: two keys may share a name.
+    let caller = format!("{}|{}", identity.method, identity.id);
+    let slot = format!("{} {}|{key}", req.method(), req.uri().path());
+    match app.store.idempotent_answer(&caller, &slot).await {
+        Ok(Some((status, body))) => {
+            let mut r =
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return r;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            // Fail closed: acting without knowing whether it was done
+            // could act twice.
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"detail": format!("audit database unavailable: {e}")}),
+            );
+        }
+    }
+    let resp = next.run(req).await;
+    if resp.status().is_server_error() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_KEPT_ANSWER).await else {
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"detail": "answer too large to keep"}),
+        );
+    };
+    if let Err(e) = app
+        .store
+        .keep_idempotent_answer(&caller, &slot, parts.status.as_u16(), bytes.to_vec())
+        .await
+    {
+        tracing::warn!("cannot keep the answer for Idempotency-Key replays: {e}");
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}

@@ -10,6 +10,7 @@ use lex_align_store::outbox::SHIP_BATCH_MAX;
 use serde_json::json;
 
 use super::follow::{classify, transport, Fail};
+use super::forward::Forwarder;
 use super::status::{now, LinkCell};
 use super::{bearer, FollowSettings};
 use crate::http::AppState;
@@ -72,6 +73,7 @@ async fn ship_once(
 pub async fn run(
     app: Weak<AppState>,
     link: Arc<LinkCell>,
+    forwarder: Arc<Forwarder>,
     settings: FollowSettings,
     client: reqwest::Client,
 ) {
@@ -81,27 +83,39 @@ pub async fn run(
             return;
         }
         let Some(state) = app.upgrade() else { return };
-        let result = ship_once(&state, &link, &settings, &client).await;
+        let shipped = ship_once(&state, &link, &settings, &client).await;
+        // The team answers: hand it the queued decisions too (a failure
+        // there is recorded in its own slot by the forwarder).
+        let forwarded = match &shipped {
+            Ok(_) => forwarder.drain(&state).await.map(|_| ()),
+            Err(_) => Ok(()),
+        };
         drop(state);
-        match result {
-            // A full batch: more are likely waiting.
-            Ok(n) if n == SHIP_BATCH_MAX => {
-                backoff = BACKOFF_START;
-                continue;
-            }
-            Ok(_) => {
-                backoff = BACKOFF_START;
-                tokio::time::sleep(settings.ship_every).await;
-            }
-            Err(Fail::Auth(m)) => {
+        match (shipped, forwarded) {
+            (Err(Fail::Auth(m)), _) => {
                 link.revoke(m);
                 return;
             }
-            Err(Fail::Away(m)) => {
+            // The forwarder revoked the link itself.
+            (_, Err(Fail::Auth(_))) => return,
+            (Err(Fail::Away(m)), _) => {
                 tracing::debug!("shipping audit rows failed: {m}");
                 link.update(|l| LinkCell::set_error(&mut l.ship_error, m));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(settings.poll);
+            }
+            (Ok(_), Err(Fail::Away(m))) => {
+                tracing::debug!("forwarding to the team failed: {m}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(settings.poll);
+            }
+            // A full batch: more are likely waiting.
+            (Ok(n), Ok(())) if n == SHIP_BATCH_MAX => {
+                backoff = BACKOFF_START;
+            }
+            (Ok(_), Ok(())) => {
+                backoff = BACKOFF_START;
+                tokio::time::sleep(settings.ship_every).await;
             }
         }
     }

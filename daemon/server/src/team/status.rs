@@ -57,6 +57,8 @@ pub struct Link {
     pub events_connected: bool,
     pub follow_error: Option<Problem>,
     pub ship_error: Option<Problem>,
+    /// A queued approval request, proposal or override could not be sent.
+    pub forward_error: Option<Problem>,
     /// Set once the team refused the credential.
     pub revoked: Option<Problem>,
     /// Rows shipped since start, and the last batch's size.
@@ -91,6 +93,7 @@ impl LinkCell {
                 events_connected: false,
                 follow_error: None,
                 ship_error: None,
+                forward_error: None,
                 revoked: None,
                 shipped_rows: 0,
                 last_batch: 0,
@@ -103,7 +106,10 @@ impl LinkCell {
         let mut l = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let out = f(&mut l);
         self.degraded.store(
-            l.follow_error.is_some() || l.ship_error.is_some() || l.revoked.is_some(),
+            l.follow_error.is_some()
+                || l.ship_error.is_some()
+                || l.forward_error.is_some()
+                || l.revoked.is_some(),
             Ordering::Relaxed,
         );
         out
@@ -128,7 +134,7 @@ impl LinkCell {
         if l.revoked.is_some() {
             return l.revoked;
         }
-        [l.follow_error, l.ship_error]
+        [l.follow_error, l.ship_error, l.forward_error]
             .into_iter()
             .flatten()
             .min_by(|a, b| a.since.cmp(&b.since))
@@ -163,7 +169,7 @@ impl LinkCell {
     fn state(l: &Link) -> LinkState {
         if l.revoked.is_some() {
             LinkState::Revoked
-        } else if l.follow_error.is_some() || l.ship_error.is_some() {
+        } else if l.follow_error.is_some() || l.ship_error.is_some() || l.forward_error.is_some() {
             LinkState::Degraded
         } else if l.last_contact_at.is_none() {
             LinkState::Connecting
@@ -177,10 +183,11 @@ impl LinkCell {
 pub async fn team_json(app: &Shared, link: &LinkCell) -> Value {
     let l = link.snapshot();
     let store = app.store.clone();
-    let outbox = tokio::task::spawn_blocking(move || store.outbox_status())
-        .await
-        .ok()
-        .and_then(Result::ok);
+    let (outbox, forward) =
+        tokio::task::spawn_blocking(move || (store.outbox_status(), store.forward_status()))
+            .await
+            .map(|(o, f)| (o.ok(), f.ok()))
+            .unwrap_or((None, None));
     let lag = match (l.team_generation, l.registry_generation) {
         (Some(t), Some(a)) => Some(t.saturating_sub(a)),
         (Some(t), None) => Some(t),
@@ -201,6 +208,7 @@ pub async fn team_json(app: &Shared, link: &LinkCell) -> Value {
         "degraded": link.degraded(),
         "follow_error": l.follow_error,
         "ship_error": l.ship_error,
+        "forward_error": l.forward_error,
         "revoked": l.revoked,
         "outbox": {
             "depth": outbox.as_ref().map(|o| o.depth),
@@ -208,6 +216,8 @@ pub async fn team_json(app: &Shared, link: &LinkCell) -> Value {
             "last_delivery_at": outbox.as_ref().and_then(|o| o.last_delivery_at.clone()),
             "shipped_since_start": l.shipped_rows,
         },
+        // Approval requests, proposals and overrides for the team.
+        "forward": forward,
     })
 }
 
