@@ -2,13 +2,11 @@
 //! (from its health), or, with no daemon to ask, a local scan of
 //! `LEXALIGN_PLUGIN_DIRS`, said to be one.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::fail;
-use crate::selftest::{error_chain, runtime};
+use crate::selftest::error_chain;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -43,21 +41,7 @@ enum Asked {
 
 fn ask(base: &str) -> Asked {
     let health = format!("{}/api/v1/health", base.trim_end_matches('/'));
-    let key = std::env::var("LEXALIGN_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let result = runtime().block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
-        let mut req = client.get(&health);
-        if let Some(k) = &key {
-            req = req.bearer_auth(k.trim());
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        Ok::<_, reqwest::Error>((status, resp.text().await?))
-    });
+    let result = crate::selftest::get_health(&health);
     let (code, body) = match result {
         Ok(r) => r,
         Err(e) if e.is_connect() => return Asked::NoDaemon(error_chain(&e)),

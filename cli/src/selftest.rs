@@ -69,3 +69,23 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// `GET <health>` with `LEXALIGN_API_KEY` as the bearer token when set:
+/// (status, body). Shared by `team status` and `plugins list`.
+pub(crate) fn get_health(health: &str) -> Result<(u16, String), reqwest::Error> {
+    let key = std::env::var("LEXALIGN_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        let mut req = client.get(health);
+        if let Some(k) = &key {
+            req = req.bearer_auth(k.trim());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
+    })
+}

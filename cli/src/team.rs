@@ -1,13 +1,11 @@
 //! `lex-align team status`: how the local (personal) daemon's link to its
 //! team server is, from the `team` object of its health.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use crate::fail;
-use crate::selftest::{error_chain, runtime};
+use crate::selftest::error_chain;
 
 #[derive(Debug, Subcommand)]
 pub enum TeamCommand {
@@ -37,21 +35,7 @@ fn status(a: StatusArgs) -> u8 {
         .or_else(|| std::env::var("LEXALIGN_SERVER_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:8765".into());
     let health = format!("{}/api/v1/health", base.trim_end_matches('/'));
-    let key = std::env::var("LEXALIGN_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let result = runtime().block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
-        let mut req = client.get(&health);
-        if let Some(k) = &key {
-            req = req.bearer_auth(k.trim());
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        Ok::<_, reqwest::Error>((status, resp.text().await?))
-    });
+    let result = crate::selftest::get_health(&health);
     let (code, body) = match result {
         Ok(r) => r,
         Err(e) => {
