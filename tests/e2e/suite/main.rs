@@ -7,6 +7,7 @@ mod commands;
 mod compat;
 mod durability;
 mod index_fallbacks;
+mod proposers;
 mod team_access;
 
 use std::path::Path;
