@@ -496,8 +496,8 @@ pub(crate) fn pending(
         "WITH n AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY canonical ORDER BY ts DESC, id) AS rn, \
                     COUNT(*) OVER (PARTITION BY canonical) AS cnt \
                     FROM approval_requests WHERE status = 'PENDING_REVIEW') \
-         SELECT canonical, package, rationale, ts, project, requester, cnt FROM n WHERE rn = 1 \
-         ORDER BY ts DESC, canonical",
+         SELECT canonical, package, rationale, ts, project, requester, cnt, proposal_status, proposal_url \
+         FROM n WHERE rn = 1 ORDER BY ts DESC, canonical",
         &[],
         |r| {
             let canonical: String = r.get(0)?;
@@ -508,6 +508,9 @@ pub(crate) fn pending(
                     "latest_rationale": s(r, 2)?, "latest_ts": s(r, 3)?,
                     "latest_project": s(r, 4)?, "latest_requester": s(r, 5)?,
                     "request_count": r.get::<_, i64>(6)?,
+                    // What a reviewing proposer did with the latest request.
+                    "proposal_status": r.get::<_, Option<String>>(7)?,
+                    "proposal_url": r.get::<_, Option<String>>(8)?,
                 }),
             ))
         },
