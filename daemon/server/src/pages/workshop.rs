@@ -882,6 +882,20 @@ pub async fn decide(
                 result.status
             );
             let marked = mark(&app, &ids, to, &actor, &note).await;
+            if app.proposer.reviews() {
+                // The decision goes out as a pull request: link it from the requests.
+                for id in &ids {
+                    let outcome = lex_align_store::ProposalOutcome {
+                        backend: result.backend.clone(),
+                        status: result.status.clone(),
+                        url: result.url.clone(),
+                        detail: result.detail.clone(),
+                    };
+                    if let Err(e) = app.store.set_proposal_outcome(id, outcome).await {
+                        tracing::warn!(request = %id, "proposal outcome not recorded: {e}");
+                    }
+                }
+            }
             reload_after(&app, &mut result).await;
             let mut flash = match marked {
                 Ok(n) => Flash::ok(
