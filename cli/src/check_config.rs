@@ -356,6 +356,7 @@ fn check_proposer(c: &Config) -> Check {
         );
     }
     let explicit = "explicit (REGISTRY_PROPOSER)";
+    let mut why = String::new();
     let (backend, source) = match c.proposer {
         ProposerChoice::LocalFile => ("local_file", explicit.to_string()),
         ProposerChoice::LogOnly => ("log_only", explicit.to_string()),
@@ -373,20 +374,23 @@ fn check_proposer(c: &Config) -> Check {
                 c.registry_path.as_deref(),
                 c.registry_path_explicit,
             );
-            (auto.backend, format!("auto-detected: {}", auto.why))
+            why = format!(" ({})", auto.why);
+            (auto.backend, "auto-detected".to_string())
         }
     };
     match backend {
         "local_file" => check(
             Status::Ok,
             L,
-            format!("{backend} ({source}) — recommended for single-team installs."),
+            format!("{backend} ({source}) — recommended for single-team installs.{why}"),
         ),
         "local_git" => check(
             Status::Ok,
             L,
-            format!("{backend} ({source}) — each accepted proposal is written and committed by {} <{}>.",
-                c.repo.bot_author_name, c.repo.bot_author_email),
+            format!(
+                "{backend} ({source}) — each accepted proposal is written and committed by {} <{}>.{why}",
+                c.repo.bot_author_name, c.repo.bot_author_email
+            ),
         ),
         "github" => check(
             Status::Warn,

@@ -580,6 +580,27 @@ async fn approval_requests_reach_the_reviewing_proposer_as_pull_requests() {
         "https://github.example/acme/registry/pull/1"
     );
 
+    let (_, pending) = s.get_bare("/api/v1/registry/pending").await;
+    assert_eq!(
+        pending["explicit"][0]["proposal_url"], "https://github.example/acme/registry/pull/1",
+        "{pending}"
+    );
+    let page = s
+        .client
+        .get(s.url("/dashboard/registry"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            "Pull request (amended): <a href=\"https://github.example/acme/registry/pull/1\">"
+        ),
+        "{page}"
+    );
+
     // A listed package stays a record: no pull request for it.
     let calls = g.fake.requests().len();
     let (status, v) = s

@@ -496,20 +496,26 @@ pub(crate) fn pending(
         "WITH n AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY canonical ORDER BY ts DESC, id) AS rn, \
                     COUNT(*) OVER (PARTITION BY canonical) AS cnt \
                     FROM approval_requests WHERE status = 'PENDING_REVIEW') \
-         SELECT canonical, package, rationale, ts, project, requester, cnt FROM n WHERE rn = 1 \
-         ORDER BY ts DESC, canonical",
+         SELECT canonical, package, rationale, ts, project, requester, cnt, proposal_status, proposal_url \
+         FROM n WHERE rn = 1 ORDER BY ts DESC, canonical",
         &[],
         |r| {
             let canonical: String = r.get(0)?;
-            Ok((
-                canonical.clone(),
-                json!({
-                    "package": s(r, 1)?, "normalized_name": canonical,
-                    "latest_rationale": s(r, 2)?, "latest_ts": s(r, 3)?,
-                    "latest_project": s(r, 4)?, "latest_requester": s(r, 5)?,
-                    "request_count": r.get::<_, i64>(6)?,
-                }),
-            ))
+            let mut v = json!({
+                "package": s(r, 1)?, "normalized_name": canonical,
+                "latest_rationale": s(r, 2)?, "latest_ts": s(r, 3)?,
+                "latest_project": s(r, 4)?, "latest_requester": s(r, 5)?,
+                "request_count": r.get::<_, i64>(6)?,
+            });
+            // What a reviewing proposer did with the latest request; absent
+            // (the original's shape) when none did.
+            if let Some(status) = r.get::<_, Option<String>>(7)? {
+                v["proposal_status"] = Value::String(status);
+                v["proposal_url"] = r
+                    .get::<_, Option<String>>(8)?
+                    .map_or(Value::Null, Value::String);
+            }
+            Ok((canonical, v))
         },
     )?;
     let explicit: Vec<(String, Value)> = explicit

@@ -8,6 +8,7 @@ mod compat;
 mod durability;
 mod index_fallbacks;
 mod plugins;
+mod proposers;
 mod team_access;
 mod team_mode;
 

@@ -146,7 +146,14 @@ fn document() -> Value {
                 "requestBody": body(json!({"type": "object", "required": ["package", "rationale"], "properties": {
                     "package": {"type": "string", "minLength": 1, "maxLength": 200},
                     "rationale": {"type": "string", "minLength": 1}}})),
-                "responses": {"202": resp("Recorded", obj()), "400": detail(),
+                "responses": {"202": resp("Recorded (and, with a reviewing proposer such as github, queued as a pull request)",
+                    json!({"type": "object", "properties": {
+                        "request_id": {"type": "string"}, "status": {"type": "string"},
+                        "package": {"type": "string"}, "project": {"type": "string"},
+                        "agent_model": {"type": ["string", "null"]}, "agent_version": {"type": ["string", "null"]},
+                        "proposal": {"type": "object", "properties": {
+                            "backend": {"type": "string"},
+                            "status": {"type": "string", "enum": ["recorded", "queued"]}}}}})), "400": detail(),
                               "409": resp("Refused: the policy denies this package", json!({"$ref": "#/components/schemas/Detail"})),
                               "422": invalid()}}},
             "/api/v1/health": {"get": {"summary": "Health (always 200)", "responses": {"200": resp("Health", json!({
@@ -164,7 +171,7 @@ fn document() -> Value {
                 "responses": {"200": resp("Pending", json!({"type": "object", "properties": {
                     "explicit": {"type": "array"}, "implicit": {"type": "array"}}}))}}},
             "/api/v1/registry/proposals": {"post": {
-                "summary": "Operator proposal, run through the configured proposer",
+                "summary": "Operator proposal, run through the configured proposer (log_only, local_file, local_git, github)",
                 "parameters": dependent_params(vec![]),
                 "requestBody": body(json!({"type": "object", "required": ["name", "status"], "properties": {
                     "name": {"type": "string", "minLength": 1}, "status": {"type": "string", "minLength": 1},
@@ -172,7 +179,8 @@ fn document() -> Value {
                     "min_version": {"type": "string"}, "max_version": {"type": "string"},
                     "rationale": {"type": "string"}}})),
                 "responses": {"200": resp("Proposal result", json!({"type": "object", "properties": {
-                    "backend": {"type": "string"}, "status": {"type": "string"},
+                    "backend": {"type": "string"},
+                    "status": {"type": "string", "enum": ["opened", "amended", "applied", "logged", "failed"]},
                     "url": {"type": ["string", "null"]}, "branch": {"type": ["string", "null"]},
                     "commit_sha": {"type": ["string", "null"]}, "detail": {"type": "string"}}})),
                               "400": detail(), "422": invalid(), "502": detail()}}},

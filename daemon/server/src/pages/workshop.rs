@@ -65,6 +65,19 @@ struct Pending {
     project: String,
     requester: String,
     count: u64,
+    /// A reviewing proposer's outcome: status and pull request URL.
+    proposal: Option<(String, Option<String>)>,
+}
+
+fn proposal_of(v: &Value) -> Option<(String, Option<String>)> {
+    let status = v.get("proposal_status").and_then(Value::as_str)?;
+    let url = v
+        .get("proposal_url")
+        .and_then(Value::as_str)
+        // Only web links become links.
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .map(str::to_string);
+    Some((status.to_string(), url))
 }
 
 fn pending_from_report(v: &Value) -> Pending {
@@ -76,6 +89,7 @@ fn pending_from_report(v: &Value) -> Pending {
         project: s(v, "latest_project").to_string(),
         requester: s(v, "latest_requester").to_string(),
         count: n(v, "request_count"),
+        proposal: proposal_of(v),
     }
 }
 
@@ -97,6 +111,7 @@ fn pending_for_project(items: &[Value], registry: &HashSet<String>) -> Vec<Pendi
                 project: s(it, "project").to_string(),
                 requester: s(it, "requester").to_string(),
                 count: 1,
+                proposal: proposal_of(it),
             }),
         }
     }
@@ -219,9 +234,19 @@ fn pending_html(ctx: &PageCtx, items: &[Pending]) -> Html {
             } else {
                 format!("{} requests", p.count)
             };
+            let proposal = match &p.proposal {
+                Some((status, Some(url))) => tpl(
+                    "<p class=\"meta proposal\">Pull request ({}): <a href=\"{}\">{}</a></p>",
+                    &[status, url, url],
+                ),
+                Some((status, None)) => {
+                    tpl("<p class=\"meta proposal\">Proposal: {}</p>", &[status])
+                }
+                None => Html::new(),
+            };
             tpl(
                 "<li class=\"request\" id=\"pending-{}\"><h3>{} <span class=\"badge v-provisional\">{}</span></h3>\
-                 <p class=\"meta\">Latest from <strong>{}</strong> in project <strong>{}</strong>, {}</p>\
+                 <p class=\"meta\">Latest from <strong>{}</strong> in project <strong>{}</strong>, {}</p>{}\
                  <blockquote>{}</blockquote>{}</li>",
                 &[
                     &p.canonical,
@@ -230,6 +255,7 @@ fn pending_html(ctx: &PageCtx, items: &[Pending]) -> Html {
                     &p.requester,
                     &p.project,
                     &when(&p.ts),
+                    &proposal,
                     &p.rationale,
                     &forms,
                 ],
@@ -856,6 +882,20 @@ pub async fn decide(
                 result.status
             );
             let marked = mark(&app, &ids, to, &actor, &note).await;
+            if app.proposer.reviews() {
+                // The decision goes out as a pull request: link it from the requests.
+                for id in &ids {
+                    let outcome = lex_align_store::ProposalOutcome {
+                        backend: result.backend.clone(),
+                        status: result.status.clone(),
+                        url: result.url.clone(),
+                        detail: result.detail.clone(),
+                    };
+                    if let Err(e) = app.store.set_proposal_outcome(id, outcome).await {
+                        tracing::warn!(request = %id, "proposal outcome not recorded: {e}");
+                    }
+                }
+            }
             reload_after(&app, &mut result).await;
             let mut flash = match marked {
                 Ok(n) => Flash::ok(
