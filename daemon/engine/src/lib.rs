@@ -17,4 +17,5 @@ pub mod license;
 pub mod name;
 pub mod registry;
 pub mod request;
+mod spdx_expr;
 pub mod verdict;

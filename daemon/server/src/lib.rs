@@ -251,7 +251,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         ))
     });
     let team = team::start(&state).await?;
-    let router = http::router(state.clone())
+    let router = http::router_with(state.clone(), lsp::routes())
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), team.state.clone()),
             team::status::annotate,

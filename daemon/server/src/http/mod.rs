@@ -72,7 +72,16 @@ impl AppState {
 
 pub type Shared = Arc<AppState>;
 
+/// The v1 API behind its middleware (auth, metrics, body limit, panic
+/// guard), without the LSP routes: the LSP side drives this router
+/// in-process for its approval requests, so `http` must not depend on it.
 pub fn router(state: Shared) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes (the crate root adds the LSP upgrade and
+/// its docs page) behind the same middleware.
+pub fn router_with(state: Shared, extra: Router<Shared>) -> Router {
     Router::new()
         .route("/api/v1/evaluate", get(evaluate::evaluate))
         .route("/api/v1/evaluate/batch", post(evaluate::batch))
@@ -81,8 +90,6 @@ pub fn router(state: Shared) -> Router {
             post(evaluate::approval_request),
         )
         .route("/api/v1/health", get(misc::health))
-        .route("/api/v1/lsp", get(crate::lsp::upgrade))
-        .route(crate::lsp::DOCS_PATH, get(crate::lsp::diagnostics_docs))
         .route("/api/v1/registry", get(crate::team::server::get_registry))
         .route("/api/v1/registry/pending", get(registry::pending))
         .route("/api/v1/registry/proposals", post(registry::proposals))
@@ -108,6 +115,7 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi::openapi))
         .merge(crate::pages::routes())
         .merge(crate::team::routes())
+        .merge(extra)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
