@@ -6,21 +6,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const PYPROJECT: &str = r#"[project]
-name = "svc"
-version = "0.1.0"
-dependencies = [
-    "httpx>=0.27",
-    "cryptography>=42",
-    "click",
-]
-
-[project.optional-dependencies]
-gui = ["PyQt5>=5.15"]
-
-[dependency-groups]
-dev = ["requests==2.31.0"]
-"#;
+const PYPROJECT: &str = concat!(
+    lex_align_fakes::pyproject!("svc"; "httpx>=0.27", "cryptography>=42", "click"),
+    "\n[project.optional-dependencies]\ngui = [\"PyQt5>=5.15\"]\n\n[dependency-groups]\ndev = [\"requests==2.31.0\"]\n"
+);
 
 #[test]
 fn check_exit_codes_and_requirements() {

@@ -4,12 +4,15 @@
 //! export zip ([`FakeOsv`]), each on 127.0.0.1 with a random port, in its own
 //! thread and runtime so that sync and async tests can use them alike.
 //!
+//! [`fixtures`] holds the shared test data (registry, pyproject).
+//!
 //! Both count requests per path, take an artificial latency
 //! (`set_latency`), can be switched "down" (503) and stop on drop.
 
 use std::path::PathBuf;
 
 mod dist;
+pub mod fixtures;
 mod index;
 mod osv;
 mod server;
