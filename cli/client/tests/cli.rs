@@ -288,9 +288,23 @@ fn status_reports_hooks_and_server() {
     assert_eq!(v["server"]["reachable"], true);
     assert_eq!(v["deps_total"], 5);
     assert_eq!(v["hooks"]["claude"]["PreToolUse"], false);
+    let summary = v["server"]["detail"]["upstreams"]["advisories"]["summary"]
+        .as_str()
+        .expect("health names the advisory source")
+        .to_string();
+    assert!(
+        summary.starts_with("OSV API at http://127.0.0.1:"),
+        "{summary}"
+    );
     let out = run(p.path(), &["status"], "");
     assert!(
         stdout(&out).contains("Server: reachable"),
+        "{}",
+        stdout(&out)
+    );
+    // The text output names the advisory source as health does.
+    assert!(
+        stdout(&out).contains(&format!("\nAdvisories: {summary}\n")),
         "{}",
         stdout(&out)
     );
