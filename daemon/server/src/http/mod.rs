@@ -82,7 +82,7 @@ pub fn router(state: Shared) -> Router {
 /// [`router`] plus `extra` routes (the crate root adds the LSP upgrade and
 /// its docs page) behind the same middleware.
 pub fn router_with(state: Shared, extra: Router<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/evaluate", get(evaluate::evaluate))
         .route("/api/v1/evaluate/batch", post(evaluate::batch))
         .route(
@@ -115,7 +115,15 @@ pub fn router_with(state: Shared, extra: Router<Shared>) -> Router {
         .route("/openapi.json", get(openapi::openapi))
         .merge(crate::pages::routes())
         .merge(crate::team::routes())
-        .merge(extra)
+        .merge(extra);
+    stack(state, routes)
+}
+
+/// `routes` behind the API's middleware (auth, metrics, body limit, panic
+/// guard) and its 404. Public so that the bench can put a fixed-verdict
+/// handler behind exactly the same stack.
+pub fn stack(state: Shared, routes: Router<Shared>) -> Router {
+    routes
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
