@@ -90,7 +90,7 @@ pub fn run(a: QuickstartArgs) -> u8 {
 
     if a.no_serve {
         println!("Skipping `serve` (--no-serve). Start later with:");
-        println!("  {}", start_command(&yml, &db, &a.host, a.port));
+        println!("  {}", start_command(&target, &yml, &db, &a.host, a.port));
         return 0;
     }
 
@@ -102,7 +102,10 @@ pub fn run(a: QuickstartArgs) -> u8 {
     }
 
     // The daemon reads its configuration from the environment, like the
-    // original; set it before any thread exists.
+    // original; set it before any thread exists. The target is the data
+    // directory (signing key, synced advisories, checkpoints), not just
+    // where the registry and the DB happen to be.
+    std::env::set_var("LEXALIGN_DATA_DIR", &target);
     std::env::set_var("REGISTRY_PATH", &yml);
     std::env::set_var("DATABASE_PATH", &db);
     std::env::set_var("BIND_HOST", &a.host);
@@ -146,12 +149,13 @@ fn expand_tilde(p: PathBuf) -> PathBuf {
 
 /// The command `--no-serve` prints. It names this very executable so it
 /// works whether or not `lex-align` is on PATH.
-fn start_command(yml: &Path, db: &Path, host: &str, port: u16) -> String {
+fn start_command(target: &Path, yml: &Path, db: &Path, host: &str, port: u16) -> String {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "lex-align".to_string());
     format!(
-        "REGISTRY_PATH={} DATABASE_PATH={} BIND_HOST={} BIND_PORT={} {} daemon",
+        "LEXALIGN_DATA_DIR={} REGISTRY_PATH={} DATABASE_PATH={} BIND_HOST={} BIND_PORT={} {} daemon",
+        shell_quote(&target.display().to_string()),
         shell_quote(&yml.display().to_string()),
         shell_quote(&db.display().to_string()),
         shell_quote(host),

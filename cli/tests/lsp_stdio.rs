@@ -17,31 +17,23 @@ use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lex-align");
 
-const REGISTRY: &str = r#"version: "1"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause]
-  hard_ban_licenses: [GPL-3.0, AGPL-3.0]
-  unknown_license_policy: block
-  cve_threshold: 0.7
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: banned
-    replacement: httpx
-    reason: Sync HTTP is banned in services.
-"#;
+/// The shared registry as the editor tests use it: `requests` banned, a
+/// stricter CVE threshold.
+static REGISTRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    lex_align_fakes::fixtures::registry()
+        .version("1")
+        .policy("auto_approve_licenses", "[MIT, Apache-2.0, BSD-3-Clause]")
+        .policy("hard_ban_licenses", "[GPL-3.0, AGPL-3.0]")
+        .policy("cve_threshold", "0.7")
+        .only(&["httpx", "requests"])
+        .package(
+            "requests",
+            "status: banned\nreplacement: httpx\nreason: Sync HTTP is banned in services.",
+        )
+        .yaml()
+});
 
-const PYPROJECT: &str = r#"[project]
-name = "svc"
-version = "0.1.0"
-dependencies = [
-    "requests>=2.28",
-    "click>=8.1",
-    "no-such-package-lexalign>=1.0",
-]
-"#;
+const PYPROJECT: &str = lex_align_fakes::pyproject!("svc"; "requests>=2.28", "click>=8.1", "no-such-package-lexalign>=1.0");
 
 /// `lex-align lsp` in `cwd` with a clean environment for lex-align.
 fn lsp_command(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> Command {
@@ -108,7 +100,7 @@ fn expected() -> Vec<(String, u64, u64, u64, u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lex_align_lsp_bridges_stdio_to_the_daemon() {
-    let daemon = Daemon::start(REGISTRY);
+    let daemon = Daemon::start(&REGISTRY);
     let project = tempfile::tempdir().unwrap();
     let mut child = lsp_command(
         project.path(),
@@ -135,7 +127,7 @@ async fn lex_align_lsp_bridges_stdio_to_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_dies_mid_session_ends_lex_align_lsp_with_a_message() {
-    let mut daemon = Daemon::start(REGISTRY);
+    let mut daemon = Daemon::start(&REGISTRY);
     let project = tempfile::tempdir().unwrap();
     let mut child = lsp_command(
         project.path(),
@@ -235,7 +227,7 @@ async fn lex_align_lsp_starts_the_local_daemon_when_none_answers() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
     let registry = home.path().join("registry.yml");
-    std::fs::write(&registry, REGISTRY).unwrap();
+    std::fs::write(&registry, &*REGISTRY).unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

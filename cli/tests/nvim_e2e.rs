@@ -13,33 +13,24 @@ use lsp_daemon::Daemon;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lex-align");
 
-const REGISTRY: &str = r#"version: "1"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause]
-  hard_ban_licenses: [GPL-3.0, AGPL-3.0]
-  unknown_license_policy: block
-  cve_threshold: 0.7
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: banned
-    replacement: httpx
-    reason: Sync HTTP is banned in services.
-  click:
-    status: preferred
-    reason: Our CLI toolkit.
-"#;
+/// The shared registry as the editor tests use it: `requests` banned,
+/// `click` preferred, a stricter CVE threshold.
+static REGISTRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    lex_align_fakes::fixtures::registry()
+        .version("1")
+        .policy("auto_approve_licenses", "[MIT, Apache-2.0, BSD-3-Clause]")
+        .policy("hard_ban_licenses", "[GPL-3.0, AGPL-3.0]")
+        .policy("cve_threshold", "0.7")
+        .only(&["httpx", "requests"])
+        .package(
+            "requests",
+            "status: banned\nreplacement: httpx\nreason: Sync HTTP is banned in services.",
+        )
+        .package("click", "status: preferred\nreason: Our CLI toolkit.")
+        .yaml()
+});
 
-const PYPROJECT: &str = r#"[project]
-name = "svc"
-version = "0.1.0"
-dependencies = [
-    "click>=8.1",
-    "requests>=2.28",
-]
-"#;
+const PYPROJECT: &str = lex_align_fakes::pyproject!("svc"; "click>=8.1", "requests>=2.28");
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../editors/neovim/test/e2e.sh")
@@ -68,7 +59,7 @@ fn neovim_shows_the_banned_dependency_and_applies_the_fix() {
     }
     assert!(script().is_file(), "{} exists", script().display());
 
-    let daemon = Daemon::start(REGISTRY);
+    let daemon = Daemon::start(&REGISTRY);
     let project = tempfile::tempdir().unwrap();
     std::fs::write(project.path().join("pyproject.toml"), PYPROJECT).unwrap();
     std::fs::write(

@@ -12,22 +12,15 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lex-align");
 
-const REGISTRY: &str = r#"version: "1.2"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC]
-  unknown_license_policy: block
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-"#;
+/// The shared registry without licence bans, CVE threshold or
+/// `cryptography` rule.
+fn registry() -> String {
+    lex_align_fakes::fixtures::registry()
+        .without_policy("hard_ban_licenses")
+        .without_policy("cve_threshold")
+        .without("cryptography")
+        .yaml()
+}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -37,7 +30,7 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("registry.yml"), REGISTRY).unwrap();
+        std::fs::write(dir.path().join("registry.yml"), registry()).unwrap();
         std::fs::create_dir_all(dir.path().join("proj")).unwrap();
         Setup {
             dir,

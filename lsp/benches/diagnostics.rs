@@ -30,31 +30,18 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-const REGISTRY: &str = r#"version: "1"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC, PSF-2.0]
-  hard_ban_licenses: [AGPL-3.0, GPL-3.0]
-  unknown_license_policy: block
-  cve_threshold: 0.9
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  cryptography:
-    status: version-constrained
-    min_version: "42.0.0"
-    reason: CVE-2023-50782 affects earlier versions.
-  click:
-    status: approved
-    reason: CLI toolkit.
-"#;
+/// The shared registry with PSF-2.0 allowed and an approved `click`.
+fn registry_yaml() -> String {
+    lex_align_fakes::fixtures::registry()
+        .version("1")
+        .policy(
+            "auto_approve_licenses",
+            "[MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC, PSF-2.0]",
+        )
+        .policy("hard_ban_licenses", "[AGPL-3.0, GPL-3.0]")
+        .package("click", "status: approved\nreason: CLI toolkit.")
+        .yaml()
+}
 
 /// Debounce the server uses (its default; also sent explicitly).
 const DEBOUNCE_MS: u64 = 150;
@@ -120,7 +107,7 @@ impl InProcess {
     async fn start(index: &FakeIndex, osv: &FakeOsv) -> Result<InProcess> {
         let dir = tempfile::tempdir()?;
         let registry = dir.path().join("registry.yml");
-        std::fs::write(&registry, REGISTRY)?;
+        std::fs::write(&registry, registry_yaml())?;
         let mut config = Config::new(dir.path().join("data"));
         config.registry_path = Some(registry);
         config.index = Some(IndexSetting {
@@ -160,7 +147,7 @@ impl Child {
     fn start(bin: &PathBuf, index: &FakeIndex, osv: &FakeOsv) -> Result<Child> {
         let dir = tempfile::tempdir()?;
         let registry = dir.path().join("registry.yml");
-        std::fs::write(&registry, REGISTRY)?;
+        std::fs::write(&registry, registry_yaml())?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();

@@ -14,16 +14,7 @@ const ERROR: u64 = 1;
 const WARNING: u64 = 2;
 const HINT: u64 = 4;
 
-const PYPROJECT: &str = r#"[project]
-name = "demo"
-version = "0.1.0"
-dependencies = [
-    "pyqt5>=5.15",
-    "requests[socks]>=2.28 ; python_version >= '3.9'",
-    "gitpython==3.1.29",
-    "httpx>=0.27",
-]
-"#;
+const PYPROJECT: &str = lex_align_fakes::pyproject!("demo"; "pyqt5>=5.15", "requests[socks]>=2.28 ; python_version >= '3.9'", "gitpython==3.1.29", "httpx>=0.27");
 
 fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())

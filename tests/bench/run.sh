@@ -4,6 +4,9 @@
 # Extra arguments go to lex-align-bench (e.g. --duration 5 --samples 5).
 # Not in the default parts: the cost of authentication (issue 9), e.g.
 #   tests/bench/run.sh --only auth --concurrency 64 --rounds 4
+# nor the evaluate path against a fixed-verdict handler on the same stack
+# (issue 13), e.g.
+#   tests/bench/run.sh --only warm,limit --duration 10 --rounds 3
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }

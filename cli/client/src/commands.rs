@@ -866,6 +866,14 @@ fn status(as_json: bool) -> i32 {
         Err(e) => println!("Server: UNREACHABLE ({e})"),
     }
     if let Ok(h) = &health {
+        // Which advisory source the CVE gate uses and how old it is: without
+        // one the gate is off, which a user must be able to see here.
+        if let Some(summary) = h
+            .pointer("/upstreams/advisories/summary")
+            .and_then(Value::as_str)
+        {
+            println!("Advisories: {summary}");
+        }
         let lapsing = crate::api::lapsing_soon(h);
         if !lapsing.is_empty() {
             println!("Lapsing within 7 days:");

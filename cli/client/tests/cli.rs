@@ -6,21 +6,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const PYPROJECT: &str = r#"[project]
-name = "svc"
-version = "0.1.0"
-dependencies = [
-    "httpx>=0.27",
-    "cryptography>=42",
-    "click",
-]
-
-[project.optional-dependencies]
-gui = ["PyQt5>=5.15"]
-
-[dependency-groups]
-dev = ["requests==2.31.0"]
-"#;
+const PYPROJECT: &str = concat!(
+    lex_align_fakes::pyproject!("svc"; "httpx>=0.27", "cryptography>=42", "click"),
+    "\n[project.optional-dependencies]\ngui = [\"PyQt5>=5.15\"]\n\n[dependency-groups]\ndev = [\"requests==2.31.0\"]\n"
+);
 
 #[test]
 fn check_exit_codes_and_requirements() {
@@ -299,9 +288,23 @@ fn status_reports_hooks_and_server() {
     assert_eq!(v["server"]["reachable"], true);
     assert_eq!(v["deps_total"], 5);
     assert_eq!(v["hooks"]["claude"]["PreToolUse"], false);
+    let summary = v["server"]["detail"]["upstreams"]["advisories"]["summary"]
+        .as_str()
+        .expect("health names the advisory source")
+        .to_string();
+    assert!(
+        summary.starts_with("OSV API at http://127.0.0.1:"),
+        "{summary}"
+    );
     let out = run(p.path(), &["status"], "");
     assert!(
         stdout(&out).contains("Server: reachable"),
+        "{}",
+        stdout(&out)
+    );
+    // The text output names the advisory source as health does.
+    assert!(
+        stdout(&out).contains(&format!("\nAdvisories: {summary}\n")),
         "{}",
         stdout(&out)
     );

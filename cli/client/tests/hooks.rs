@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const PYPROJECT: &str = "[project]\nname = \"svc\"\nversion = \"0.1.0\"\ndependencies = [\n    \"httpx>=0.27\",\n    \"cryptography>=42\",\n]\n";
+const PYPROJECT: &str = lex_align_fakes::pyproject!("svc"; "httpx>=0.27", "cryptography>=42");
 
 fn hook(dir: &std::path::Path, name: &str, fixture: &str) -> (i32, String) {
     let out = run(dir, &["hook", name], &event(fixture, dir));

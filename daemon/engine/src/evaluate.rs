@@ -70,16 +70,9 @@ pub struct Release {
     pub yanked: bool,
 }
 
-/// License-bearing core metadata of one release.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LicenseMetadata {
-    /// PEP 639 `License-Expression` / JSON `license_expression`.
-    pub license_expression: Option<String>,
-    /// Legacy `License` field (identifier or full text).
-    pub license: Option<String>,
-    /// All `Classifier` values (only `License ::` ones are read).
-    pub classifiers: Vec<String>,
-}
+// Defined beside the code that reads it, so `license` needs nothing from
+// `evaluate`; re-exported here, where callers have always found it.
+pub use crate::license::LicenseMetadata;
 
 /// What the package index said about the project.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,4 +17,11 @@ pub mod license;
 pub mod name;
 pub mod registry;
 pub mod request;
+mod spdx_expr;
 pub mod verdict;
+
+// The shared test fixtures (registry text, pyproject), from their one copy
+// in the fakes crate: std-only, so included rather than depended on.
+#[cfg(test)]
+#[path = "../../../tests/fakes/src/fixtures.rs"]
+mod fixtures;

@@ -486,7 +486,7 @@ fn validate_document(doc: &Node) -> Result<Registry, RegistryError> {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let s = item.as_str().ok_or_else(err)?;
-                if let Err(why) = crate::license::check_policy_token(s) {
+                if let Err(why) = crate::spdx_expr::check_policy_token(s) {
                     return Err(RegistryError::new(
                         format!("global_policies.{field}: unknown license `{s}`: {why}"),
                         item.line.or(node.line),

@@ -132,19 +132,21 @@ fn in_process(n: usize) {
     );
 }
 
-const REGISTRY: &str = r#"version: "1.2"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause]
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-"#;
+/// The shared registry cut down to `httpx` and a licence allow-list.
+fn registry() -> String {
+    lex_align_fakes::fixtures::registry()
+        .policy("auto_approve_licenses", "[MIT, Apache-2.0, BSD-3-Clause]")
+        .without_policy("hard_ban_licenses")
+        .without_policy("unknown_license_policy")
+        .without_policy("cve_threshold")
+        .only(&["httpx"])
+        .yaml()
+}
 
 async fn http(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("registry.yml");
-    std::fs::write(&reg, REGISTRY).unwrap();
+    std::fs::write(&reg, registry()).unwrap();
     let index = lex_align_fakes::FakeIndex::start();
     let osv = lex_align_fakes::FakeOsv::start(&lex_align_fakes::pypa_snapshot_dir());
     let mut config = lex_align_daemon::Config::new(dir.path().join("data"));

@@ -110,6 +110,17 @@ pub fn upstream_config(config: &Config) -> UpstreamConfig {
 
 /// Build the router and state without binding (tests bind it themselves).
 pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandle)> {
+    build_app_serving(config, None).await
+}
+
+/// [`build_app`], serving only `routes` (when given) instead of the API,
+/// behind the same middleware and team layers over the same state. The
+/// bench's fixed-verdict baseline is built this way: the HTTP stack's
+/// limit, without our evaluation path.
+pub async fn build_app_serving(
+    config: Config,
+    routes: Option<axum::Router<http::Shared>>,
+) -> anyhow::Result<(axum::Router, AppHandle)> {
     if let Some(parent) = config
         .database_path
         .parent()
@@ -253,12 +264,15 @@ pub async fn build_app(config: Config) -> anyhow::Result<(axum::Router, AppHandl
         ))
     });
     let team = team::start(&state).await?;
-    let router = http::router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            (state.clone(), team.state.clone()),
-            team::status::annotate,
-        ))
-        .layer(axum::Extension(team.state.clone()));
+    let router = match routes {
+        None => http::router_with(state.clone(), lsp::routes()),
+        Some(routes) => http::stack(state.clone(), routes),
+    }
+    .layer(axum::middleware::from_fn_with_state(
+        (state.clone(), team.state.clone()),
+        team::status::annotate,
+    ))
+    .layer(axum::Extension(team.state.clone()));
     Ok((
         router,
         AppHandle {

@@ -33,6 +33,14 @@ pub const AUDIT_SOURCE: &str = "lsp";
 /// Where the daemon serves the diagnostic code reference.
 pub const DOCS_PATH: &str = "/docs/diagnostics";
 
+/// The routes this module serves, mounted by the crate root through
+/// [`crate::http::router_with`] behind the API's middleware.
+pub fn routes() -> axum::Router<Shared> {
+    axum::Router::new()
+        .route("/api/v1/lsp", axum::routing::get(upgrade))
+        .route(DOCS_PATH, axum::routing::get(diagnostics_docs))
+}
+
 /// `GET /docs/diagnostics`: the reference every diagnostic's
 /// `codeDescription` links to (`#<code>` anchors).
 pub async fn diagnostics_docs() -> Response {

@@ -14,43 +14,24 @@ use lsp_support::{
 };
 use serde_json::{json, Value};
 
-const REGISTRY: &str = r#"# LSP session test registry.
-version: "1"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause]
-  hard_ban_licenses: [GPL-3.0, AGPL-3.0]
-  unknown_license_policy: block
-  cve_threshold: 0.7
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  click:
-    status: preferred
-    reason: Our CLI toolkit.
-"#;
+/// The shared registry as the LSP tests use it: stricter CVE threshold,
+/// no `cryptography` rule, a preferred `click`.
+static REGISTRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    lex_align_fakes::fixtures::registry()
+        .version("1")
+        .policy("auto_approve_licenses", "[MIT, Apache-2.0, BSD-3-Clause]")
+        .policy("hard_ban_licenses", "[GPL-3.0, AGPL-3.0]")
+        .policy("cve_threshold", "0.7")
+        .without("cryptography")
+        .package("click", "status: preferred\nreason: Our CLI toolkit.")
+        .yaml()
+});
 
-const PYPROJECT: &str = r#"[project]
-name = "svc"
-version = "0.1.0"
-dependencies = [
-    "pyqt5>=5.15",
-    "requests>=2.28",
-    "click>=8.1",
-    "no-such-package-lexalign>=1.0",
-]
-"#;
+const PYPROJECT: &str = lex_align_fakes::pyproject!("svc"; "pyqt5>=5.15", "requests>=2.28", "click>=8.1", "no-such-package-lexalign>=1.0");
 
 async fn start() -> TestServer {
     start_with(Options {
-        registry: Some(REGISTRY),
+        registry: Some(REGISTRY.as_str()),
         watch: true,
         // The watcher is the trigger under test; the poller is only a
         // safety net for file systems without change notification.
@@ -253,7 +234,7 @@ async fn diagnostics_fix_and_registry_reload_over_the_daemon_transport() {
         "  click:\n    status: preferred\n    reason: Our CLI toolkit.",
         "  click:\n    status: banned\n    reason: Replaced by typer across the org.",
     );
-    assert_ne!(banned_click, REGISTRY);
+    assert_ne!(banned_click, *REGISTRY);
     std::fs::write(&server.registry_path, &banned_click).unwrap();
     let p = client
         .diagnostics_until(&uri, |p| has_code(p, "banned") && summary(p).len() == 3)
@@ -445,7 +426,11 @@ async fn operators_propose_rules_through_the_proposals_route() {
     assert_eq!(shown["message"], text);
 
     let yaml = std::fs::read_to_string(&server.registry_path).unwrap();
-    assert!(yaml.starts_with("# LSP session test registry."), "{yaml}");
+    // The edit keeps the registry's comments (the shared fixture's first line).
+    assert!(
+        yaml.starts_with("# Team registry: edited by humans, comments matter.\n"),
+        "{yaml}"
+    );
     let (_, registry) = server.get_bare("/api/v1/registry").await;
     assert_eq!(
         registry["packages"]["click"]["status"], "banned",

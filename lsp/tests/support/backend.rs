@@ -17,33 +17,18 @@ use lex_align_engine::verdict::Verdict;
 use lex_align_lsp::{EvalItem, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
 use tokio::sync::{broadcast, Semaphore};
 
-pub const REGISTRY: &str = r#"
-version: "1"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause]
-  hard_ban_licenses: [GPL-3.0, AGPL-3.0]
-  require_human_review_licenses: []
-  unknown_license_policy: block
-  cve_threshold: 0.7
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  cryptography:
-    status: version-constrained
-    min_version: "42.0.0"
-    reason: CVE-2023-50782 affects earlier versions.
-  rich:
-    status: approved
-    reason: Terminal output.
-"#;
+/// The shared registry with a stricter CVE threshold, no review list and
+/// an approved `rich`.
+pub static REGISTRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    lex_align_fakes::fixtures::registry()
+        .version("1")
+        .policy("auto_approve_licenses", "[MIT, Apache-2.0, BSD-3-Clause]")
+        .policy("hard_ban_licenses", "[GPL-3.0, AGPL-3.0]")
+        .policy("cve_threshold", "0.7")
+        .policy("require_human_review_licenses", "[]")
+        .package("rich", "status: approved\nreason: Terminal output.")
+        .yaml()
+});
 
 /// (canonical name, releases, license expression) as a package index would list them.
 const INDEX: &[(&str, &[&str], &str)] = &[
@@ -86,7 +71,7 @@ impl EngineBackend {
     pub fn new() -> Arc<Self> {
         let (events, _) = broadcast::channel(16);
         Arc::new(EngineBackend {
-            registry: Mutex::new(Registry::from_yaml(REGISTRY).expect("test registry parses")),
+            registry: Mutex::new(Registry::from_yaml(&REGISTRY).expect("test registry parses")),
             events,
             approvals: Mutex::new(Vec::new()),
             proposals: Mutex::new(Vec::new()),

@@ -7,42 +7,28 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use lex_align_daemon::{build_app, AppHandle, Config};
+use lex_align_daemon::{build_app_serving, AppHandle, Config};
 use lex_align_fakes::{FakeIndex, FakeOsv};
 use lex_align_upstream::{IndexKind, IndexSetting};
 
-/// Every registry status, with a constraint on each side.
-pub const REGISTRY_YAML: &str = r#"version: "1.2"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC, MPL-2.0, HPND]
-  hard_ban_licenses: [AGPL-3.0, GPL-3.0, GPL-2.0]
-  unknown_license_policy: warn
-  cve_threshold: 0.9
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  flask:
-    status: approved
-    reason: Web framework in use.
-  django:
-    status: approved
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  cryptography:
-    status: version-constrained
-    min_version: "42.0.0"
-    reason: CVE-2023-50782 affects earlier versions.
-  jinja2:
-    status: version-constrained
-    max_version: "3.1.4"
-    reason: Templates not yet checked against 3.1.5.
-"#;
+/// Every registry status, with a constraint on each side: the shared
+/// test registry plus approved and max-version rules and a laxer licence
+/// policy (so the unregistered packages of the load pass the licence gate).
+pub fn registry_yaml() -> String {
+    lex_align_fakes::fixtures::registry()
+        .policy(
+            "auto_approve_licenses",
+            "[MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC, MPL-2.0, HPND]",
+        )
+        .policy("unknown_license_policy", "warn")
+        .package("flask", "status: approved\nreason: Web framework in use.")
+        .package("django", "status: approved")
+        .package(
+            "jinja2",
+            "status: version-constrained\nmax_version: \"3.1.4\"\nreason: Templates not yet checked against 3.1.5.",
+        )
+        .yaml()
+}
 
 /// The warm workload: every registry status, pinned and unpinned, with
 /// requirements, unregistered packages the index has (licence and advisory
@@ -113,7 +99,7 @@ pub struct Daemon {
 fn layout() -> anyhow::Result<(tempfile::TempDir, PathBuf, PathBuf)> {
     let tmp = tempfile::tempdir()?;
     let registry = tmp.path().join("registry.yml");
-    std::fs::write(&registry, REGISTRY_YAML)?;
+    std::fs::write(&registry, registry_yaml())?;
     let db = tmp.path().join("data").join("lexalign.sqlite");
     Ok((tmp, registry, db))
 }
@@ -130,6 +116,18 @@ impl Daemon {
         osv: &FakeOsv,
         setup: impl FnOnce(&mut Config) -> anyhow::Result<()>,
     ) -> anyhow::Result<Daemon> {
+        Daemon::in_process_serving(index, osv, setup, None).await
+    }
+
+    /// [`Daemon::in_process_with`], serving only `routes` (when given)
+    /// behind the daemon's own middleware stack
+    /// ([`lex_align_daemon::build_app_serving`]).
+    pub async fn in_process_serving(
+        index: &FakeIndex,
+        osv: &FakeOsv,
+        setup: impl FnOnce(&mut Config) -> anyhow::Result<()>,
+        routes: Option<axum::Router<lex_align_daemon::http::Shared>>,
+    ) -> anyhow::Result<Daemon> {
         let (tmp, registry, db) = layout()?;
         let mut config = Config::new(tmp.path().join("data"));
         config.database_path = db.clone();
@@ -143,7 +141,7 @@ impl Daemon {
         config.watch_registry = false;
         config.reload_interval = None;
         setup(&mut config)?;
-        let (router, handle) = build_app(config).await?;
+        let (router, handle) = build_app_serving(config, routes).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use axum::response::IntoResponse;
 use clap::Parser;
 use lex_align_fakes::{pypa_snapshot_dir, FakeIndex, FakeOsv};
 
@@ -37,12 +38,13 @@ struct Args {
     /// Artificial upstream latency for the cold figures, in ms.
     #[arg(long, default_value_t = 50)]
     latency_ms: u64,
-    /// Which parts to run: warm, cold, batch, kill, and auth (the cost of
-    /// authentication on the warm path; not in the default set).
+    /// Which parts to run: warm, cold, batch, kill, and, not in the default
+    /// set, auth (the cost of authentication on the warm path) and limit
+    /// (warm evaluate against a fixed-verdict handler behind the same stack).
     #[arg(long, value_delimiter = ',', default_value = "warm,cold,batch,kill")]
     only: Vec<String>,
-    /// Interleaved rounds of the auth part: each round runs every
-    /// configuration once at each concurrency.
+    /// Interleaved rounds of the auth and limit parts: each round runs
+    /// every configuration once at each concurrency.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
 }
@@ -103,6 +105,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if wants("auth") {
         auth_cost(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("limit") {
+        limit(&args, &index, &osv, &mut figures).await?;
     }
     if wants("kill") {
         match &args.daemon_bin {
@@ -522,6 +527,249 @@ async fn auth_cost(
     for t in targets {
         t.daemon.stop().await;
     }
+    Ok(())
+}
+
+/// Our evaluation path against the HTTP stack's limit. Two in-process
+/// daemons from the same `build_app_serving`, so the same middleware
+/// (authorization, with authentication off as in the warm part; request
+/// metrics; body limit; panic guard; team status), the same hyper/axum
+/// server and the same runtime:
+/// - "evaluate": the real API: query parsing, registry, caches, the audit
+///   row, the serialised verdict;
+/// - "fixed": only `GET /api/v1/evaluate`, answering a verdict captured from
+///   the first daemon (the one of median size among the load's URLs),
+///   without reading the request and without an audit row: the limit;
+/// - "fixed+audit": the same answer after appending one fixed audit row
+///   through the store, as the real path does before it answers: what of
+///   the gap is the audit log.
+///
+/// Same wrk script (same URLs and headers) for both, in interleaved rounds;
+/// the figures are the medians of per-round ratios.
+async fn limit(
+    args: &Args,
+    index: &FakeIndex,
+    osv: &FakeOsv,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    index.set_latency(Duration::ZERO);
+    osv.set_latency(Duration::ZERO);
+    let paths = daemon::mixed_paths();
+    let client = reqwest::Client::new();
+    let evaluate = Daemon::in_process(index, osv).await?;
+
+    // Warm the real daemon and keep its answers.
+    let mut bodies = Vec::new();
+    for p in &paths {
+        let r = client
+            .get(format!("{}{p}", evaluate.base))
+            .header("X-LexAlign-Project", "bench")
+            .send()
+            .await?;
+        if r.status() != 200 {
+            bail!("limit warm-up {p}: HTTP {} {}", r.status(), r.text().await?);
+        }
+        bodies.push(r.bytes().await?);
+    }
+    bodies.sort_by_key(|b| b.len());
+    let fixed_body = bodies[bodies.len() / 2].clone();
+    let sizes = (
+        bodies[0].len(),
+        fixed_body.len(),
+        bodies[bodies.len() - 1].len(),
+    );
+
+    use axum::http::{header::CONTENT_TYPE, HeaderValue};
+    use lex_align_daemon::http::Shared;
+    let json = HeaderValue::from_static("application/json");
+    let body = fixed_body.clone();
+    let ct = json.clone();
+    let fixed_routes = axum::Router::new().route(
+        "/api/v1/evaluate",
+        axum::routing::get(move || {
+            let (body, ct) = (body.clone(), ct.clone());
+            async move { ([(CONTENT_TYPE, ct)], body) }
+        }),
+    );
+    // The row an anonymous `package=httpx` evaluation writes.
+    let row = lex_align_store::AuditRow {
+        project: "bench".into(),
+        requester: "anonymous".into(),
+        package: "httpx".into(),
+        canonical: "httpx".into(),
+        resolved_version: Some("0.28.1".into()),
+        verdict: "ALLOWED".into(),
+        reason: Some("Standard async HTTP client.".into()),
+        license: Some("BSD-3-Clause".into()),
+        registry_status: Some("preferred".into()),
+        agent_model: Some("wrk".into()),
+        source: "api".into(),
+        auth_method: Some("anonymous".into()),
+        ..Default::default()
+    };
+    let body = fixed_body.clone();
+    let audit_routes = axum::Router::new().route(
+        "/api/v1/evaluate",
+        axum::routing::get(
+            move |axum::extract::State(app): axum::extract::State<Shared>| {
+                let (body, ct, row) = (body.clone(), json.clone(), row.clone());
+                async move {
+                    match app.store.append_audit(row).await {
+                        Ok(_) => ([(CONTENT_TYPE, ct)], body).into_response(),
+                        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    }
+                }
+            },
+        ),
+    );
+    let fixed = Daemon::in_process_serving(index, osv, |_| Ok(()), Some(fixed_routes)).await?;
+    let audited = Daemon::in_process_serving(index, osv, |_| Ok(()), Some(audit_routes)).await?;
+    // Sanity: the fixed daemons answer the captured verdict behind the
+    // same stack (its 404 fallback included), the audited one with a row.
+    let rows_before = (fixed.row_count()?, audited.row_count()?);
+    for d in [&fixed, &audited] {
+        let got = client
+            .get(format!("{}{}", d.base, paths[0]))
+            .header("X-LexAlign-Project", "bench")
+            .send()
+            .await?;
+        if got.status() != 200 || got.bytes().await? != fixed_body {
+            bail!("a fixed-verdict daemon does not answer its verdict");
+        }
+        let missing = client
+            .get(format!("{}/api/v1/health", d.base))
+            .send()
+            .await?
+            .status();
+        if missing != 404 {
+            bail!("a fixed-verdict daemon serves more than its one route: HTTP {missing}");
+        }
+    }
+    // The writer files inbox rows into SQLite a few ms after the answer.
+    let mut rows = (0, 0);
+    for _ in 0..40 {
+        rows = (fixed.row_count()?, audited.row_count()?);
+        if rows.1 > rows_before.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if rows != (rows_before.0, rows_before.1 + 1) {
+        bail!(
+            "audit rows before/after one request: fixed {rows_before:?} -> {rows:?} (want +0, +1)"
+        );
+    }
+    eprintln!(
+        "limit: evaluate at {}, fixed at {}, fixed+audit at {}; verdict bodies {}..{} bytes, the fixed one {} bytes",
+        evaluate.base, fixed.base, audited.base, sizes.0, sizes.2, sizes.1
+    );
+    let targets = [
+        ("evaluate", &evaluate),
+        ("fixed", &fixed),
+        ("fixed+audit", &audited),
+    ];
+    let mut scripts = Vec::new();
+    for (name, d) in &targets {
+        let script = wrk::write_script(&d.dir, &paths)?;
+        let top = args.concurrency.iter().copied().max().unwrap_or(64);
+        let res = wrk::run(&d.base, &script, top, args.duration.clamp(1, 3)).await?;
+        eprintln!("limit warm-up {name} c={top}: {res:?}");
+        if res.errors() > 0 {
+            bail!("{name} warm-up load: {} errors", res.errors());
+        }
+        scripts.push(script);
+    }
+
+    let rounds = args.rounds.max(1);
+    for &c in &args.concurrency {
+        let mut results: Vec<Vec<wrk::WrkResult>> = vec![Vec::new(); targets.len()];
+        for round in 0..rounds {
+            // Rotate the order too, so no configuration always runs first.
+            for k in 0..targets.len() {
+                let i = (k + round) % targets.len();
+                let (name, d) = targets[i];
+                let res = wrk::run(&d.base, &scripts[i], c, args.duration).await?;
+                eprintln!(
+                    "limit c={c} round {} {name}: {:.0} req/s, p50 {}, p99 {}, {} errors",
+                    round + 1,
+                    res.rps,
+                    fmt_us(res.p50_us),
+                    fmt_us(res.p99_us),
+                    res.errors()
+                );
+                results[i].push(res);
+            }
+        }
+        for (i, (name, _)) in targets.iter().enumerate() {
+            let rps: Vec<f64> = results[i].iter().map(|r| r.rps).collect();
+            let p50 = median(results[i].iter().map(|r| r.p50_us).collect());
+            let p99 = median(results[i].iter().map(|r| r.p99_us).collect());
+            let errors: u64 = results[i].iter().map(|r| r.errors()).sum();
+            let requests: u64 = results[i].iter().map(|r| r.requests).sum();
+            figures.push(figure(
+                format!("limit c={c} {name}: throughput, p50 / p99 (median of {rounds})"),
+                format!(
+                    "{:.0} req/s (min {:.0}, max {:.0}), {} / {}",
+                    median(rps.clone()),
+                    rps.iter().cloned().fold(f64::INFINITY, f64::min),
+                    rps.iter().cloned().fold(0.0, f64::max),
+                    fmt_us(p50),
+                    fmt_us(p99)
+                ),
+                "",
+                None,
+            ));
+            figures.push(figure(
+                format!("limit c={c} {name}: errors"),
+                format!("{errors} of {requests}"),
+                "0",
+                Some(errors == 0),
+            ));
+        }
+        let per_round = |i: usize, f: fn(&wrk::WrkResult) -> f64| -> Vec<f64> {
+            results[i]
+                .iter()
+                .zip(&results[1])
+                .map(|(e, x)| f(e) / f(x))
+                .collect()
+        };
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let audit_share = per_round(2, |r| r.rps);
+        figures.push(figure(
+            format!("limit c={c}: fixed+audit/fixed throughput (median of per-round ratios)"),
+            format!(
+                "{:.2} (per round {})",
+                median(audit_share.clone()),
+                list(&audit_share)
+            ),
+            "",
+            None,
+        ));
+        let tput = per_round(0, |r| r.rps);
+        let ratio = median(tput.clone());
+        figures.push(figure(
+            format!("limit c={c}: evaluate/fixed throughput (median of per-round ratios)"),
+            format!("{ratio:.2} (per round {})", list(&tput)),
+            if c == 64 { ">= 0.7 at c=64" } else { "" },
+            (c == 64).then_some(ratio >= 0.7),
+        ));
+        let tail = per_round(0, |r| r.p99_us);
+        let p99_ratio = median(tail.clone());
+        figures.push(figure(
+            format!("limit c={c}: evaluate/fixed p99 (median of per-round ratios)"),
+            format!("{p99_ratio:.2} (per round {})", list(&tail)),
+            "<= 1.5",
+            Some(p99_ratio <= 1.5),
+        ));
+    }
+    evaluate.stop().await;
+    fixed.stop().await;
+    audited.stop().await;
     Ok(())
 }
 

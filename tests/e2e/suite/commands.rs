@@ -75,6 +75,9 @@ async fn quickstart_no_serve_prints_a_command_that_starts_the_daemon() {
     let health = get_health(&base).await;
     assert_eq!(health["db"], "ok", "{health}");
     assert_eq!(health["registry_loaded"], true, "{health}");
+    // The target is the daemon's data directory: its signing key is there.
+    assert!(command.contains("LEXALIGN_DATA_DIR="), "{command}");
+    assert!(target.join("signing-key").is_file());
 
     // selftest against the live daemon, then against a dead port.
     let ok = lex(home.path())
@@ -173,6 +176,10 @@ async fn quickstart_serves_and_a_second_run_sees_it_running() {
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&base, &mut first).await;
     assert_eq!(get_health(&base).await["registry_loaded"], true);
+    // --target is the data directory, not only where the registry and the
+    // DB go: the signing key is made there, nothing under ~/.lexalign.
+    assert!(target.join("signing-key").is_file());
+    assert!(!home.path().join(".lexalign").exists());
 
     let second = cmd.output().await;
     second.expect_code(0);

@@ -9,10 +9,12 @@
 //! They count requests per path, can be switched "down" (503) and stop on
 //! drop; the index and OSV fakes also take an artificial latency.
 //! [`FakeGithub`] is the REST API the `github` proposer talks to.
+//! [`fixtures`] holds the shared test data (registry, pyproject).
 
 use std::path::PathBuf;
 
 mod dist;
+pub mod fixtures;
 mod github;
 mod gitlab;
 mod index;

@@ -11,31 +11,13 @@ use lex_align_daemon::{build_app, Config};
 use lex_align_fakes::{pypa_snapshot_dir, FakeIndex, FakeOsv};
 use lex_align_upstream::{IndexKind, IndexSetting};
 
-pub const REGISTRY_YAML: &str = r#"version: "1.0"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC]
-  hard_ban_licenses: [AGPL-3.0, GPL-3.0, GPL-2.0]
-  unknown_license_policy: block
-  cve_threshold: 0.9
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  cryptography:
-    status: version-constrained
-    min_version: "42.0.0"
-    reason: CVE-2023-50782 affects earlier versions.
-  click:
-    status: approved
-    reason: CLI framework.
-"#;
+/// The shared registry, at version 1.0 and with an approved `click`.
+pub static REGISTRY_YAML: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    lex_align_fakes::fixtures::registry()
+        .version("1.0")
+        .package("click", "status: approved\nreason: CLI framework.")
+        .yaml()
+});
 
 pub struct Daemon {
     pub url: String,
@@ -49,7 +31,7 @@ pub struct Daemon {
 pub fn daemon() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.yml");
-    std::fs::write(&registry, REGISTRY_YAML).unwrap();
+    std::fs::write(&registry, &*REGISTRY_YAML).unwrap();
     let index = FakeIndex::start();
     let osv = FakeOsv::start(&pypa_snapshot_dir());
     let mut config = Config::new(dir.path().join("data"));

@@ -2,43 +2,28 @@ use super::*;
 use crate::advisory::{parse_osv_json, parse_osv_yaml};
 use crate::registry::UnknownLicensePolicy;
 
-const REGISTRY: &str = r#"
-version: "1"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC]
-  hard_ban_licenses: [AGPL-3.0, GPL-3.0, GPL-2.0, LGPL-3.0, LGPL-2.1]
-  require_human_review_licenses: [MPL-2.0]
-  unknown_license_policy: block
-  cve_threshold: 0.9
-packages:
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  left-pad:
-    status: banned
-  cryptography:
-    status: version-constrained
-    min_version: "42.0.0"
-    reason: CVE-2023-50782 affects earlier versions.
-  Django:
-    status: version-constrained
-    min_version: "4.2"
-    max_version: "6.0"
-  attrs:
-    status: approved
-  apache-iotdb:
-    status: preferred
-"#;
+/// The shared registry with LGPL banned, MPL for review and rules for a
+/// banned, an approved, a preferred and a two-sided constrained package.
+fn registry_yaml() -> String {
+    crate::fixtures::registry()
+        .version("1")
+        .policy(
+            "hard_ban_licenses",
+            "[AGPL-3.0, GPL-3.0, GPL-2.0, LGPL-3.0, LGPL-2.1]",
+        )
+        .policy("require_human_review_licenses", "[MPL-2.0]")
+        .package("left-pad", "status: banned")
+        .package(
+            "Django",
+            "status: version-constrained\nmin_version: \"4.2\"\nmax_version: \"6.0\"",
+        )
+        .package("attrs", "status: approved")
+        .package("apache-iotdb", "status: preferred")
+        .yaml()
+}
 
 fn registry() -> Registry {
-    Registry::from_yaml(REGISTRY).unwrap()
+    Registry::from_yaml(&registry_yaml()).unwrap()
 }
 
 fn req(package: &str, version: Option<&str>, requirement: Option<&str>) -> EvalRequest {

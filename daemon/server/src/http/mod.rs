@@ -74,8 +74,17 @@ impl AppState {
 
 pub type Shared = Arc<AppState>;
 
+/// The v1 API behind its middleware (auth, metrics, body limit, panic
+/// guard), without the LSP routes: the LSP side drives this router
+/// in-process for its approval requests, so `http` must not depend on it.
 pub fn router(state: Shared) -> Router {
-    Router::new()
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes (the crate root adds the LSP upgrade and
+/// its docs page) behind the same middleware.
+pub fn router_with(state: Shared, extra: Router<Shared>) -> Router {
+    let routes = Router::new()
         .route("/api/v1/evaluate", get(evaluate::evaluate))
         .route("/api/v1/evaluate/batch", post(evaluate::batch))
         .route(
@@ -83,8 +92,6 @@ pub fn router(state: Shared) -> Router {
             post(evaluate::approval_request),
         )
         .route("/api/v1/health", get(misc::health))
-        .route("/api/v1/lsp", get(crate::lsp::upgrade))
-        .route(crate::lsp::DOCS_PATH, get(crate::lsp::diagnostics_docs))
         .route("/api/v1/registry", get(crate::team::server::get_registry))
         .route("/api/v1/registry/pending", get(registry::pending))
         .route("/api/v1/registry/proposals", post(registry::proposals))
@@ -110,6 +117,15 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi::openapi))
         .merge(crate::pages::routes())
         .merge(crate::team::routes())
+        .merge(extra);
+    stack(state, routes)
+}
+
+/// `routes` behind the API's middleware (auth, metrics, body limit, panic
+/// guard) and its 404. Public so that the bench can put a fixed-verdict
+/// handler behind exactly the same stack.
+pub fn stack(state: Shared, routes: Router<Shared>) -> Router {
+    routes
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

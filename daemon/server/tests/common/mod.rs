@@ -12,30 +12,7 @@ use serde_json::Value;
 
 pub const SECRET: &str = "webhook-test-secret";
 
-pub const REGISTRY_YAML: &str = r#"# Team registry: edited by humans, comments matter.
-version: "1.2"
-global_policies:
-  auto_approve_licenses: [MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC]
-  hard_ban_licenses: [AGPL-3.0, GPL-3.0, GPL-2.0]
-  unknown_license_policy: block
-  cve_threshold: 0.9
-packages:
-  # The async client everyone should use.
-  httpx:
-    status: preferred
-    reason: Standard async HTTP client.
-  requests:
-    status: deprecated
-    replacement: httpx
-    reason: Migrating all services to async patterns.
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-  cryptography:
-    status: version-constrained
-    min_version: "42.0.0"
-    reason: CVE-2023-50782 affects earlier versions.
-"#;
+pub const REGISTRY_YAML: &str = lex_align_fakes::fixtures::REGISTRY_YAML;
 
 pub struct TestServer {
     pub base: String,

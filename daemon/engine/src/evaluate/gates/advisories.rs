@@ -196,7 +196,18 @@ mod tests {
     use crate::request::EvalRequest;
     use crate::verdict::{Decision, FixedVersion};
 
-    const REGISTRY: &str = "version: \"1\"\nglobal_policies:\n  auto_approve_licenses: [MIT]\n  cve_threshold: 0.9\npackages:\n  fastjson:\n    status: preferred\n";
+    /// The shared registry's policies cut down to MIT and the CVE
+    /// threshold, with one preferred package.
+    fn registry_yaml() -> String {
+        crate::fixtures::registry()
+            .version("1")
+            .policy("auto_approve_licenses", "[MIT]")
+            .without_policy("hard_ban_licenses")
+            .without_policy("unknown_license_policy")
+            .only(&[])
+            .package("fastjson", "status: preferred")
+            .yaml()
+    }
 
     /// What the upstream makes of one entry of the index's `vulnerabilities`.
     fn index_record(id: &str, alias: &str, version: &str, fixed: Option<&str>) -> OsvRecord {
@@ -267,7 +278,7 @@ mod tests {
 
     #[test]
     fn an_unscored_advisory_denies_and_names_the_fix() {
-        let reg = Registry::from_yaml(REGISTRY).unwrap();
+        let reg = Registry::from_yaml(&registry_yaml()).unwrap();
         let req = EvalRequest::parse("demo", Some("2.30.0"), None).unwrap();
         let records = vec![
             index_record("PYSEC-2023-74", "CVE-2023-32681", "2.30.0", Some("2.31.0")),
@@ -334,7 +345,7 @@ mod tests {
 
     #[test]
     fn provisional_leaves_the_verdict_to_later_gates() {
-        let reg = Registry::from_yaml(REGISTRY).unwrap();
+        let reg = Registry::from_yaml(&registry_yaml()).unwrap();
         let req = EvalRequest::parse("demo", Some("2.30.0"), None).unwrap();
         let f = facts(vec![index_record(
             "PYSEC-1",

@@ -55,37 +55,37 @@ mod tests {
     use crate::request::EvalRequest;
     use crate::verdict::{Decision, DenialCategory, Verdict};
 
-    const REGISTRY: &str = r#"
-version: "1"
-global_policies:
-  auto_approve_licenses: [MIT]
-  hard_ban_licenses: [GPL-3.0]
-packages:
-  pyqt5:
-    status: banned
-    reason: GPL-licensed; no commercial license held.
-    owner: legal
-    expires: 2027-01-31
-  left-pad:
-    status: banned
-    expires: 2027-01-31T12:00:00Z
-  Django:
-    status: version-constrained
-    min_version: "4.2"
-    max_version: "5.0"
-    expires: 2027-01-31
-  attrs:
-    status: approved
-    owner: alice
-    reason: Reviewed.
-    expires: 2027-01-31
-"#;
+    /// The shared registry's `pyqt5` plus banned, constrained and approved
+    /// rules, each with an expiry.
+    fn registry_yaml() -> String {
+        crate::fixtures::registry()
+            .version("1")
+            .policy("auto_approve_licenses", "[MIT]")
+            .policy("hard_ban_licenses", "[GPL-3.0]")
+            .without_policy("unknown_license_policy")
+            .without_policy("cve_threshold")
+            .only(&["pyqt5"])
+            .package(
+                "pyqt5",
+                "status: banned\nreason: GPL-licensed; no commercial license held.\nowner: legal\nexpires: 2027-01-31",
+            )
+            .package("left-pad", "status: banned\nexpires: 2027-01-31T12:00:00Z")
+            .package(
+                "Django",
+                "status: version-constrained\nmin_version: \"4.2\"\nmax_version: \"5.0\"\nexpires: 2027-01-31",
+            )
+            .package(
+                "attrs",
+                "status: approved\nowner: alice\nreason: Reviewed.\nexpires: 2027-01-31",
+            )
+            .yaml()
+    }
 
     const BEFORE: OffsetDateTime = datetime!(2027-01-31 23:59:59 UTC);
     const LAPSE: OffsetDateTime = datetime!(2027-02-01 00:00 UTC);
 
     fn registry() -> Registry {
-        Registry::from_yaml(REGISTRY).unwrap()
+        Registry::from_yaml(&registry_yaml()).unwrap()
     }
 
     fn req_at(package: &str, version: Option<&str>, at: OffsetDateTime) -> EvalRequest {
