@@ -63,6 +63,31 @@ async fn change_full(client: &mut TestClient, uri: &str, version: i64, text: &st
         .await;
 }
 
+/// The quick fixes offered at the start of `span`.
+async fn quickfixes(client: &mut TestClient, uri: &str, span: (u64, u64, u64, u64)) -> Value {
+    let at = json!({"line": span.0, "character": span.1});
+    client
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": {"uri": uri},
+                "range": {"start": at, "end": at},
+                "context": {"diagnostics": [], "only": ["quickfix"]}
+            }),
+        )
+        .await
+}
+
+/// The first action whose title starts with `prefix`.
+fn action_starting<'a>(actions: &'a Value, prefix: &str) -> &'a Value {
+    actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("an action titled {prefix:?}… in {actions}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnostics_hover_and_fixes_on_a_pyproject() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,23 +176,8 @@ async fn diagnostics_hover_and_fixes_on_a_pyproject() {
     // the registry's replacement, so its line goes and the declared httpx
     // keeps the stricter specifier (the replacement's version, in the
     // replaced line's style).
-    let r = span_of(PYPROJECT, "requests[socks]");
-    let actions = client
-        .request(
-            "textDocument/codeAction",
-            json!({
-                "textDocument": {"uri": uri},
-                "range": {"start": {"line": r.0, "character": r.1}, "end": {"line": r.0, "character": r.1}},
-                "context": {"diagnostics": [], "only": ["quickfix"]}
-            }),
-        )
-        .await;
-    let replace = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["title"].as_str().unwrap().starts_with("Replace requests"))
-        .unwrap_or_else(|| panic!("a replacement action in {actions}"));
+    let actions = quickfixes(&mut client, &uri, span_of(PYPROJECT, "requests[socks]")).await;
+    let replace = action_starting(&actions, "Replace requests");
     assert_eq!(
         replace["title"],
         "Replace requests with httpx>=0.28.1 (merged with the declared httpx>=0.27)"
@@ -242,23 +252,8 @@ async fn replace_action(
     text: &str,
     package: &str,
 ) -> (String, String) {
-    let r = span_of(text, package);
-    let actions = client
-        .request(
-            "textDocument/codeAction",
-            json!({
-                "textDocument": {"uri": uri},
-                "range": {"start": {"line": r.0, "character": r.1}, "end": {"line": r.0, "character": r.1}},
-                "context": {"diagnostics": [], "only": ["quickfix"]}
-            }),
-        )
-        .await;
-    let action = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["title"].as_str().unwrap().starts_with("Replace "))
-        .unwrap_or_else(|| panic!("a replacement action in {actions}"));
+    let actions = quickfixes(client, uri, span_of(text, package)).await;
+    let action = action_starting(&actions, "Replace ");
     (
         action["title"].as_str().unwrap().to_string(),
         apply_edit(text, &action["edit"], uri, false),
@@ -382,17 +377,7 @@ async fn incremental_changes_are_applied_in_order_with_utf8_positions() {
             json!({"textDocument": {"uri": uri}, "range": {"start": cs, "end": cs}, "context": {"diagnostics": [vc], "only": ["quickfix"]}}),
         )
         .await;
-    let tighten = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| {
-            a["title"]
-                .as_str()
-                .unwrap()
-                .starts_with("Change cryptography to")
-        })
-        .unwrap_or_else(|| panic!("a tighten action in {actions}"));
+    let tighten = action_starting(&actions, "Change cryptography to");
     assert_eq!(tighten["diagnostics"][0]["code"], "version-constraint");
     let fixed = apply_edit(&expected, &tighten["edit"], &uri, true);
     assert!(!fixed.contains("cryptography>=40\""), "{fixed}");
@@ -673,12 +658,8 @@ async fn request_approval_runs_through_execute_command_and_progress_is_reported(
             json!({"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 2}, "end": {"line": 0, "character": 2}}, "context": {"diagnostics": []}}),
         )
         .await;
-    let request = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["title"] == "Request approval for leftpad")
-        .unwrap_or_else(|| panic!("{actions}"));
+    let request = action_starting(&actions, "Request approval for leftpad");
+    assert_eq!(request["title"], "Request approval for leftpad");
     let command = &request["command"];
     assert_eq!(command["command"], "lexAlign.requestApproval");
     let result = client
@@ -1016,23 +997,8 @@ async fn an_unknown_name_gets_a_did_you_mean_rename() {
         "{d}"
     );
 
-    let r = span_of(text, "gitpyhton");
-    let actions = client
-        .request(
-            "textDocument/codeAction",
-            json!({
-                "textDocument": {"uri": uri},
-                "range": {"start": {"line": r.0, "character": r.1}, "end": {"line": r.0, "character": r.1}},
-                "context": {"diagnostics": [], "only": ["quickfix"]}
-            }),
-        )
-        .await;
-    let rename = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["title"].as_str().unwrap().starts_with("Did you mean"))
-        .unwrap_or_else(|| panic!("a rename action in {actions}"));
+    let actions = quickfixes(&mut client, &uri, span_of(text, "gitpyhton")).await;
+    let rename = action_starting(&actions, "Did you mean");
     assert_eq!(
         rename["title"],
         "Did you mean gitpython? Rename gitpyhton to gitpython"

@@ -303,7 +303,7 @@ async fn check_config_passes_on_a_good_setup_and_names_every_fix_otherwise() {
             "OK   registry YAML   {} validates (4 package rules).",
             yml.display()
         ),
-        "OK   proposer        local_file (auto-detected: ".to_string(),
+        "OK   proposer        local_file (auto-detected)".to_string(),
         "OK   package index   http://127.0.0.1:9/pypi".to_string(),
     ] {
         assert!(

@@ -393,9 +393,14 @@ impl GithubProposer {
             self.git
                 .run(dir, &["remote", "set-url", "origin", &self.url.git_url])?;
         }
-        let spec = format!("+refs/heads/{default}:refs/remotes/origin/{default}");
+        self.fetch_branch(default)
+    }
+
+    /// A shallow fetch of one remote branch into `origin/<branch>`.
+    fn fetch_branch(&self, branch: &str) -> Result<(), ProposerError> {
+        let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
         self.git.run(
-            dir,
+            &self.clone_dir,
             &[
                 "fetch",
                 "--quiet",
@@ -442,19 +447,7 @@ impl GithubProposer {
         let existing = self.remote_branch(branch)?;
         let start = match &existing {
             Some(_) => {
-                let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-                self.git.run(
-                    dir,
-                    &[
-                        "fetch",
-                        "--quiet",
-                        "--no-tags",
-                        "--depth",
-                        "1",
-                        "origin",
-                        &spec,
-                    ],
-                )?;
+                self.fetch_branch(branch)?;
                 format!("origin/{branch}")
             }
             None => format!("origin/{}", self.default_branch),

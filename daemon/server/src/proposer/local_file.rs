@@ -26,6 +26,18 @@ impl LocalFileProposer {
         }
     }
 
+    /// The registry as it is on disk; a missing file is an empty registry.
+    fn current_text(&self) -> Result<String, ProposerError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(EMPTY_REGISTRY.to_string()),
+            Err(e) => Err(ProposerError(format!(
+                "Failed reading {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
     fn write_atomically(&self, text: &str) -> std::io::Result<()> {
         let dir = self
             .path
@@ -76,16 +88,7 @@ impl Proposer for LocalFileProposer {
         ctx: &ProposalContext,
     ) -> Result<ProposalResult, ProposerError> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let current = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => EMPTY_REGISTRY.to_string(),
-            Err(e) => {
-                return Err(ProposerError(format!(
-                    "Failed reading {}: {e}",
-                    self.path.display()
-                )))
-            }
-        };
+        let current = self.current_text()?;
         let merged = set_policies_in_yaml(&current, policies).map_err(|e| {
             ProposerError(format!(
                 "Proposed policies failed validation: {}",
@@ -109,16 +112,7 @@ impl Proposer for LocalFileProposer {
     }
     fn propose(&self, rule: &Rule, ctx: &ProposalContext) -> Result<ProposalResult, ProposerError> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let current = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => EMPTY_REGISTRY.to_string(),
-            Err(e) => {
-                return Err(ProposerError(format!(
-                    "Failed reading {}: {e}",
-                    self.path.display()
-                )))
-            }
-        };
+        let current = self.current_text()?;
         let merged = upsert_rule_in_yaml(&current, rule).map_err(|e| {
             ProposerError(format!("Proposed rule failed validation: {}", e.located()))
         })?;
