@@ -26,20 +26,7 @@ pub fn run(host: Option<String>, port: Option<u16>, reload: bool) -> u8 {
 
 /// Runs the daemon until Ctrl-C / SIGTERM; exit 1 when it cannot start.
 pub fn serve(mut config: Config) -> u8 {
-    if config.index.is_none() {
-        // Nothing configured: use the index the user's own pip installs from,
-        // so a fresh machine gets existence and licence checks out of the box.
-        if let Some(url) = pip_default_index() {
-            tracing::info!(
-                "package index: {url} (pip's default; set LEXALIGN_INDEX_URL to change)"
-            );
-            config.index = Some(lex_align_upstream::discover::IndexSetting {
-                kind: lex_align_upstream::IndexKind::Auto,
-                url,
-                source: "pip's built-in default index".to_owned(),
-            });
-        }
-    }
+    use_pip_default_index(&mut config);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         builder.worker_threads(default_workers());
@@ -51,6 +38,22 @@ pub fn serve(mut config: Config) -> u8 {
     match rt.block_on(lex_align_daemon::serve(config)) {
         Ok(()) => 0,
         Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+/// Nothing configured: use the index the user's own pip installs from, so a
+/// fresh machine gets existence, licence and advisory checks out of the box.
+pub fn use_pip_default_index(config: &mut Config) {
+    if config.index.is_some() {
+        return;
+    }
+    if let Some(url) = pip_default_index() {
+        tracing::info!("package index: {url} (pip's default; set LEXALIGN_INDEX_URL to change)");
+        config.index = Some(lex_align_upstream::discover::IndexSetting {
+            kind: lex_align_upstream::IndexKind::Auto,
+            url,
+            source: "pip's built-in default index".to_owned(),
+        });
     }
 }
 

@@ -117,6 +117,8 @@ pub fn run(a: QuickstartArgs) -> u8 {
     };
     config.bind_host = a.host.clone();
     config.bind_port = a.port;
+    // Before describing the advisory source: it depends on the index.
+    daemon::use_pip_default_index(&mut config);
     let advisories =
         lex_align_upstream::describe_advisory_source(&lex_align_daemon::upstream_config(&config));
     println!("  advisories: {}", advisories.summary());
