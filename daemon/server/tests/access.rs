@@ -784,6 +784,196 @@ async fn no_role_reaches_above_itself() {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
+/// The router files whose `.route(` calls make up the daemon's surface.
+const ROUTER_FILES: [&str; 4] = [
+    "src/http/mod.rs",
+    "src/pages/mod.rs",
+    "src/team/mod.rs",
+    "src/lsp.rs",
+];
+
+/// Every `(METHOD, path)` routed by [`ROUTER_FILES`], read from their
+/// source, so a route added anywhere is held to the table below.
+fn routed_methods() -> Vec<(Method, String)> {
+    let mut out = Vec::new();
+    for file in ROUTER_FILES {
+        let src =
+            std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        for piece in src.split(".route(").skip(1) {
+            // One route's text: up to the next chained call that is no route.
+            let piece = [".merge(", ";", "\n}"]
+                .iter()
+                .filter_map(|end| piece.find(end))
+                .min()
+                .map_or(piece, |i| &piece[..i]);
+            let arg = piece.trim_start();
+            let path = if let Some(rest) = arg.strip_prefix('"') {
+                rest.split('"').next().unwrap().to_string()
+            } else {
+                let name = arg.split(',').next().unwrap().trim();
+                assert!(
+                    name.ends_with("DOCS_PATH"),
+                    "an unknown route constant {name} in {file}"
+                );
+                lex_align_daemon::lsp::DOCS_PATH.to_string()
+            };
+            let mut found = 0;
+            for (word, m) in [
+                ("get(", Method::GET),
+                ("post(", Method::POST),
+                ("put(", Method::PUT),
+                ("patch(", Method::PATCH),
+                ("delete(", Method::DELETE),
+            ] {
+                for (i, _) in piece.match_indices(word) {
+                    let before = piece[..i].chars().next_back();
+                    if !before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        out.push((m.clone(), path.clone()));
+                        found += 1;
+                    }
+                }
+            }
+            assert!(found > 0, "no method found for {path} in {file}");
+        }
+    }
+    assert!(out.len() >= 35, "routes not found: {out:?}");
+    out
+}
+
+/// Who may call each route (docs/security.md, issue 9 §4), written out
+/// here rather than taken from `auth::route_rule`, so that the test checks
+/// the access layer against the documented table, not against itself.
+/// `None`: not behind the access layer (health is open, the registry
+/// webhook checks its own signature).
+fn documented_role(m: &Method, path: &str) -> Option<Option<&'static str>> {
+    let role = match (m.as_str(), path) {
+        ("GET", "/api/v1/health") | ("POST", "/api/v1/registry/webhook") => None,
+        ("GET", "/api/v1/evaluate")
+        | ("POST", "/api/v1/evaluate/batch")
+        | ("POST", "/api/v1/approval-requests")
+        | ("GET", "/api/v1/reports/approval-requests")
+        | ("GET", "/api/v1/registry")
+        | ("POST", "/api/v1/registry/parse-yaml")
+        | ("GET", "/api/v1/registry/events")
+        | ("POST", "/api/v1/audit/ingest")
+        | ("GET", "/api/v1/team/whoami")
+        | ("GET", "/api/v1/keys")
+        | ("GET", "/api/v1/lsp") => Some("agent"),
+        ("GET", "/api/v1/reports/legal")
+        | ("GET", "/api/v1/reports/security")
+        | ("GET", "/api/v1/reports/projects")
+        | ("GET", "/api/v1/reports/agents")
+        | ("GET", "/api/v1/registry/pending")
+        | ("GET", "/api/v1/audit/verify")
+        | ("GET", "/api/v1/team/status")
+        | ("GET", "/metrics")
+        | ("GET", "/openapi.json")
+        | ("GET", "/")
+        | ("GET", "/dashboard/legal")
+        | ("GET", "/dashboard/security")
+        | ("GET", "/dashboard/agents")
+        | ("GET", "/dashboard/registry")
+        | ("GET", "/dashboard/registry/export.yml")
+        | ("GET", "/docs/diagnostics") => Some("developer"),
+        ("POST", "/api/v1/registry/proposals")
+        | ("POST", "/api/v1/registry/reload")
+        | ("POST", "/api/v1/overrides")
+        | ("GET", "/api/v1/overrides")
+        | ("DELETE", "/api/v1/overrides/{id}")
+        | ("POST", "/dashboard/registry/decide")
+        | ("POST", "/dashboard/registry/rules")
+        | ("POST", "/dashboard/registry/policies") => Some("operator"),
+        _ => return None,
+    };
+    Some(role)
+}
+
+/// Status and text of a reply, without reading a 2xx body (the event
+/// stream never ends).
+async fn status_of(rb: RequestBuilder) -> (u16, String) {
+    let r = rb.send().await.expect("the daemon answers");
+    let status = r.status().as_u16();
+    let text = if status >= 300 {
+        r.text().await.unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (status, text)
+}
+
+/// The access layer's own refusal (handlers may send 403s of their own,
+/// e.g. the dashboard's CSRF check, and those are past the role check).
+fn refused_for_role(status: u16, text: &str) -> bool {
+    status == 403 && text.contains("needs the ") && text.contains(" role")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_routed_route_holds_each_role_to_its_place() {
+    let (s, keys) = start_auth(
+        &apikey_env(),
+        &[
+            ("bot", "agent", None),
+            ("dev", "developer", None),
+            ("ops", "operator", None),
+        ],
+        |_| {},
+    )
+    .await;
+    let ranks = ["agent", "developer", "operator"];
+    let routes = routed_methods();
+    let mut operator_routes = 0;
+    for (m, path) in &routes {
+        let what = format!("{m} {path}");
+        let needed = documented_role(m, path)
+            .unwrap_or_else(|| panic!("{what} is routed but not in documented_role()"));
+        let url = path.replace("{id}", "x");
+        let call = |key: Option<&str>| {
+            let rb = s.req(m.clone(), &url);
+            let rb = if *m == Method::POST {
+                rb.json(&json!({}))
+            } else {
+                rb
+            };
+            match key {
+                Some(k) => rb.bearer_auth(k),
+                None => rb,
+            }
+        };
+        let Some(needed) = needed else { continue };
+        if needed == "operator" {
+            operator_routes += 1;
+        }
+        let (status, text) = status_of(call(None)).await;
+        assert_eq!(status, 401, "anonymous {what}: {text}");
+        let need = ranks.iter().position(|r| *r == needed).unwrap();
+        for (rank, who) in ["bot", "dev", "ops"].iter().enumerate() {
+            let (status, text) = status_of(call(Some(&keys[who].key))).await;
+            assert!(
+                status < 500 && status != 401,
+                "{who} {what}: {status} {text}"
+            );
+            if rank < need {
+                assert!(
+                    refused_for_role(status, &text),
+                    "{who} {what}: {status} {text}"
+                );
+                assert!(
+                    text.contains(&format!("needs the {needed} role")),
+                    "{who} {what}: {text}"
+                );
+            } else {
+                assert!(
+                    !refused_for_role(status, &text),
+                    "{who} {what}: {status} {text}"
+                );
+            }
+        }
+    }
+    // Registry proposals, reload, deciding requests (the workshop), rules,
+    // policies and the three override routes.
+    assert_eq!(operator_routes, 8, "{routes:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_tells_strangers_only_that_it_is_up() {
     let (s, keys) = start_auth(&apikey_env(), &[("bot", "agent", None)], |_| {}).await;
@@ -1039,6 +1229,94 @@ async fn webhook_cache_remembers_only_yes_and_never_sees_api_keys() {
     );
 }
 
+// ---- 4b. credentials never logged --------------------------------------------
+
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this test binary, at every level.
+fn logs() -> &'static LogBuf {
+    static LOGS: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = LogBuf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        buf
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_key_or_token_reaches_the_logs() {
+    let logs = logs();
+    let v = start_verifier().await;
+    let s = start_webhook(&v.url, "30").await;
+    let db = AccessDb::open(&s.handle.state.config.database_path).unwrap();
+    let key = db.create_key("ci", "agent", None, None).unwrap();
+    let ok = eventually(
+        Duration::from_secs(1),
+        || s.evaluate_as(&key.key, "logs", "httpx"),
+        |r| r.status == 200,
+    )
+    .await;
+    assert_eq!(ok.body["verdict"], "ALLOWED");
+    let mut wrong = key.key.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(s.evaluate_as(&wrong, "logs", "httpx").await.status, 401);
+    assert!(db.revoke_key(&key.record.id).unwrap());
+    eventually(
+        Duration::from_secs(1),
+        || s.evaluate_as(&key.key, "logs", "httpx"),
+        |r| r.status == 401,
+    )
+    .await;
+
+    // Tokens for the verifier: accepted, refused, failing, slow, unreachable.
+    let secret = |word: &str| format!("{word}-s3cr3t{}", "q".repeat(12));
+    for word in ["ok", "reject", "boom", "garbage", "slow"] {
+        let r = s.evaluate_as(&secret(word), "logs", "httpx").await;
+        assert!(r.status == 200 || r.status == 401, "{word}: {r:?}");
+    }
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}/verify", gone.local_addr().unwrap());
+    drop(gone);
+    let down = start_webhook(&down_url, "30").await;
+    down.evaluate_as(&secret("down"), "logs", "httpx")
+        .await
+        .assert_unauthorized("verifier down");
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    // The capture works: the failures above were logged …
+    assert!(text.contains("auth verifier answered an error"), "{text}");
+    assert!(text.contains("auth verifier unreachable"), "{text}");
+    // … and what was presented was not.
+    let hash = &key.record.key_hash;
+    for needle in [
+        key.key.as_str(),
+        &key.key[4..],
+        wrong.as_str(),
+        "s3cr3tqqqq",
+    ] {
+        assert!(!text.contains(needle), "{needle} in the logs");
+    }
+    assert!(!text.contains(hash.as_str()), "a key hash in the logs");
+}
+
 // ---- 5. overrides ----------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1209,6 +1487,82 @@ async fn overrides_let_one_denied_package_through_for_a_while() {
     assert_eq!(r.status, 404, "revoked twice: {r:?}");
     let r = send(s.client.get(s.url("/api/v1/overrides")).bearer_auth(ops)).await;
     assert_eq!(r.body["overrides"], json!([]), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_lapsing_within_a_week_are_named_in_health() {
+    let (s, keys) = start_auth(
+        &apikey_env(),
+        &[
+            ("ops", "operator", None),
+            ("bot", "agent", None),
+            ("web-bot", "agent", Some("web")),
+        ],
+        |_| {},
+    )
+    .await;
+    let now = OffsetDateTime::now_utc();
+    let mut ids = HashMap::new();
+    for (name, project, days) in [
+        ("web-soon", "web", 2),
+        ("web-later", "web", 30),
+        ("mobile-soon", "mobile", 6),
+    ] {
+        let r = send(
+            s.client
+                .post(s.url("/api/v1/overrides"))
+                .bearer_auth(&keys["ops"].key)
+                .json(&json!({"package": "pyqt5", "project": project,
+                              "justification": "Qt commercial licence bought for this team",
+                              "expires_at": rfc3339(now + time::Duration::days(days))})),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{name}: {r:?}");
+        ids.insert(name, r.body["id"].as_str().unwrap().to_string());
+    }
+    let lapsing = |r: &Reply| -> Vec<String> {
+        r.body["lapsing_soon"]["overrides"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no lapsing_soon.overrides: {r:?}"))
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let health = |key: &str, project: Option<&str>| {
+        let rb = s.client.get(s.url("/api/v1/health")).bearer_auth(key);
+        send(match project {
+            Some(p) => rb.header("X-LexAlign-Project", p),
+            None => rb,
+        })
+    };
+
+    // A project's brief: its override lapsing within 7 days, not the one in 30.
+    let r = health(&keys["bot"].key, Some("web")).await;
+    assert_eq!(lapsing(&r), vec![ids["web-soon"].clone()], "{r:?}");
+    let o = &r.body["lapsing_soon"]["overrides"][0];
+    assert_eq!(o["package"], "pyqt5");
+    assert_eq!(o["approver"], "ops");
+    // Without a project (an operator's `status`): every project's.
+    let r = health(&keys["ops"].key, None).await;
+    let mut all = lapsing(&r);
+    all.sort();
+    let mut want = vec![ids["web-soon"].clone(), ids["mobile-soon"].clone()];
+    want.sort();
+    assert_eq!(all, want, "{r:?}");
+
+    // Attack: a key scoped to web sees web's, whatever project it names.
+    for project in [None, Some("mobile")] {
+        let r = health(&keys["web-bot"].key, project).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            lapsing(&r),
+            vec![ids["web-soon"].clone()],
+            "{project:?}: {r:?}"
+        );
+    }
+    // Anonymous: only that the daemon is up.
+    let r = send(s.client.get(s.url("/api/v1/health"))).await;
+    assert!(r.body.get("lapsing_soon").is_none(), "{r:?}");
 }
 
 // ---- 6. limits --------------------------------------------------------------

@@ -479,4 +479,25 @@ mod tests {
         assert!(!db.record_delivery("d-1").unwrap());
         assert!(db.record_delivery("d-2").unwrap());
     }
+
+    #[test]
+    fn a_delivery_id_is_remembered_for_seven_days_only() {
+        let (_d, db) = db();
+        let now = time::OffsetDateTime::now_utc();
+        let day = time::Duration::days(1);
+        {
+            let c = db.conn().unwrap();
+            for (id, age) in [("d-6", day * 6), ("d-8", day * 8)] {
+                c.execute(
+                    "INSERT INTO webhook_deliveries (id, received_at) VALUES (?1, ?2)",
+                    params![id, format_ts(now - age)],
+                )
+                .unwrap();
+            }
+        }
+        // Six days old: still a replay. Eight: forgotten, so accepted anew.
+        assert!(!db.record_delivery("d-6").unwrap());
+        assert!(db.record_delivery("d-8").unwrap());
+        assert!(!db.record_delivery("d-8").unwrap());
+    }
 }

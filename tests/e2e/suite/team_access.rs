@@ -382,6 +382,191 @@ async fn api_keys_made_and_revoked_beside_a_running_daemon() {
     team.verify_audit().await;
 }
 
+// ---- 1b. scoped keys and overrides from the CLI ---------------------------------
+
+/// `GET /api/v1/evaluate?package=…` for `project` with `key`: (status, body).
+async fn verdict_for(base: &str, project: &str, key: &str, package: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/evaluate"))
+        .query(&[("package", package)])
+        .header("X-LexAlign-Project", project)
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls [`verdict_for`] until `done` holds, for at most [`PICKUP`].
+async fn verdict_within(
+    base: &str,
+    project: &str,
+    key: &str,
+    package: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> (u16, Value, Duration) {
+    let start = Instant::now();
+    loop {
+        let (status, v) = verdict_for(base, project, key, package).await;
+        if done(status, &v) || start.elapsed() > PICKUP {
+            return (status, v, start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_keys_and_overrides_from_the_cli_beside_a_running_daemon() {
+    let team = Team::start().await;
+    let (home, db) = (team.home().to_path_buf(), team.db().display().to_string());
+    let admin = |args: &[&str]| {
+        lex(&home)
+            .args(["admin"])
+            .args(args.iter().map(|a| a.to_string()))
+            .args(["--db".to_string(), db.clone()])
+    };
+
+    // A key scoped to `web` that lapses in two days.
+    let run = admin(&[
+        "keys",
+        "create",
+        "--name",
+        "web-ops",
+        "--role",
+        "operator",
+        "--project",
+        "web",
+        "--expires-in-days",
+        "2",
+        "--json",
+    ])
+    .output()
+    .await;
+    run.expect_code(0);
+    let made: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(made["project"], "web", "{made}");
+    assert_eq!(made["role"], "operator", "{made}");
+    let expires = made["expires_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{made}"))
+        .to_string();
+    let key = made["key"].as_str().unwrap().to_string();
+    let (status, v, took) =
+        verdict_within(team.base(), "web", &key, "httpx", |s, _| s == 200).await;
+    assert_eq!(status, 200, "not picked up after {took:?}: {v}");
+    // Attack: the scoped key for another project.
+    let (status, v) = verdict_for(team.base(), "billing", &key, "httpx").await;
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("scoped to project `web`"),
+        "{v}"
+    );
+    let run = admin(&[
+        "keys",
+        "create",
+        "--name",
+        "x",
+        "--role",
+        "agent",
+        "--expires-in-days",
+        "0",
+    ])
+    .output()
+    .await;
+    assert_ne!(run.code, Some(0), "{}", run.stdout);
+    assert!(run.stderr.contains("at least 1"), "{}", run.stderr);
+
+    // Overrides: refused grants change nothing.
+    let bot = team.first.key.clone();
+    let (_, v) = verdict_for(team.base(), "web", &bot, "pyqt5").await;
+    assert_eq!(v["verdict"], "DENIED", "{v}");
+    let why = "Qt commercial licence bought for the web team";
+    for (what, justification, until) in [
+        ("19 characters", "short justification", expires.as_str()),
+        ("years ahead", why, "2099-01-31"),
+        ("not a time", why, "soon"),
+    ] {
+        let run = admin(&[
+            "overrides",
+            "grant",
+            "pyqt5",
+            "--project",
+            "web",
+            "--justification",
+            justification,
+            "--expires",
+            until,
+        ])
+        .output()
+        .await;
+        assert_ne!(run.code, Some(0), "{what}: {}", run.stdout);
+    }
+    let listed = admin(&["overrides", "list", "--json"]).output().await;
+    listed.expect_code(0);
+    assert_eq!(listed.stdout.trim(), r#"{"overrides":[]}"#);
+
+    // A grant beside the running daemon: ALLOWED for web within a second.
+    let run = admin(&[
+        "overrides",
+        "grant",
+        "pyqt5",
+        "--project",
+        "web",
+        "--justification",
+        why,
+        "--expires",
+        &expires,
+        "--approver",
+        "olivia",
+        "--json",
+    ])
+    .output()
+    .await;
+    run.expect_code(0);
+    let granted: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let id = granted["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{granted}"))
+        .to_string();
+    let (_, v, took) = verdict_within(team.base(), "web", &bot, "pyqt5", |_, v| {
+        v["verdict"] == "ALLOWED"
+    })
+    .await;
+    assert_eq!(v["verdict"], "ALLOWED", "not applied after {took:?}: {v}");
+    assert_eq!(v["override"]["id"], id.as_str(), "{v}");
+    assert_eq!(v["override"]["approver"], "olivia", "{v}");
+    assert_eq!(v["override"]["justification"], why, "{v}");
+    let (_, v) = verdict_for(team.base(), "mobile", &bot, "pyqt5").await;
+    assert_eq!(v["verdict"], "DENIED", "another project: {v}");
+    let listed = admin(&["overrides", "list", "--json"]).output().await;
+    let rows: Value = serde_json::from_str(listed.stdout.trim()).unwrap();
+    assert_eq!(rows["overrides"][0]["id"], id.as_str(), "{rows}");
+
+    // Revoked beside it: DENIED again within a second; twice is an error.
+    admin(&["overrides", "revoke", &id])
+        .output()
+        .await
+        .expect_code(0);
+    let (_, v, took) = verdict_within(team.base(), "web", &bot, "pyqt5", |_, v| {
+        v["verdict"] == "DENIED"
+    })
+    .await;
+    assert_eq!(v["verdict"], "DENIED", "still applied after {took:?}: {v}");
+    let again = admin(&["overrides", "revoke", &id]).output().await;
+    assert_ne!(again.code, Some(0), "{}", again.stdout);
+    let listed = admin(&["overrides", "list", "--all", "--json"])
+        .output()
+        .await;
+    let rows: Value = serde_json::from_str(listed.stdout.trim()).unwrap();
+    assert!(rows["overrides"][0]["revoked_at"].is_string(), "{rows}");
+    team.verify_audit().await;
+}
+
 // ---- 2. the original Python client in org mode ---------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,18 +69,23 @@ pub async fn health(
     identity: Option<axum::Extension<crate::auth::Identity>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    if identity.is_none() {
+    let Some(axum::Extension(identity)) = identity else {
         return json_response(
             StatusCode::OK,
             &json!({"status": "ok", "auth_enabled": true}),
         );
-    }
-    let project = headers
-        .get("x-lexalign-project")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_string);
+    };
+    // Health is open to every role, so the access layer does not hold a
+    // project-scoped key to its project here: its scope, not the header,
+    // picks whose overrides it sees.
+    let project = identity.project.clone().or_else(|| {
+        headers
+            .get("x-lexalign-project")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+    });
     let store = app.store.clone();
     let db_ok = tokio::task::spawn_blocking(move || store.ping())
         .await
