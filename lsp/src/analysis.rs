@@ -50,6 +50,7 @@ pub enum Code {
     NeedsRationale,
     InvalidRequirement,
     UpstreamUnavailable,
+    CveAlert,
 }
 
 impl Code {
@@ -66,6 +67,7 @@ impl Code {
             Code::NeedsRationale => "needs-rationale",
             Code::InvalidRequirement => "invalid-requirement",
             Code::UpstreamUnavailable => "upstream-unavailable",
+            Code::CveAlert => "cve-alert",
         }
     }
 }
@@ -237,6 +239,15 @@ pub fn problems(parsed: &Parsed, verdicts: &Verdicts, backend: &dyn PolicyBacken
                 canonical: Some(dep.canonical.clone()),
             });
         }
+        if let Some(message) = cve_alert_message(&dep.name, &backend.cve_alerts(&dep.canonical)) {
+            out.push(Problem {
+                span: dep.source.span,
+                severity: Severity::Warning,
+                code: Code::CveAlert,
+                message,
+                canonical: Some(dep.canonical.clone()),
+            });
+        }
     }
     for t in &parsed.transitive {
         let Some(v) = verdicts.get(&transitive_item(t)) else {
@@ -266,6 +277,34 @@ pub fn problems(parsed: &Parsed, verdicts: &Verdicts, backend: &dyn PolicyBacken
         }
     }
     out
+}
+
+/// The warning for a dependency with open re-scan alerts, naming every
+/// advisory and the versions in use it affects; `None` without alerts.
+pub fn cve_alert_message(name: &str, alerts: &[crate::backend::CveAlertInfo]) -> Option<String> {
+    if alerts.is_empty() {
+        return None;
+    }
+    let mut ids: Vec<&str> = alerts
+        .iter()
+        .flat_map(|a| a.advisories.iter().map(String::as_str))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut versions: Vec<&str> = alerts.iter().map(|a| a.version.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let cvss = alerts
+        .iter()
+        .filter_map(|a| a.max_cvss)
+        .reduce(f64::max)
+        .map(|c| format!(", max CVSS {c}"))
+        .unwrap_or_default();
+    Some(format!(
+        "{name}: CVE alert {} (new since allowed; affects {} in use{cvss}). Upgrade to a fixed version.",
+        ids.join(", "),
+        versions.join(", ")
+    ))
 }
 
 /// Severity, code and message for a full verdict; `None` when it is clean.

@@ -54,6 +54,16 @@ pub struct RuleProposal {
     pub rationale: Option<String>,
 }
 
+/// An open alert of the daemon's background CVE re-scan: an advisory
+/// published after `version` was allowed now affects it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CveAlertInfo {
+    pub version: String,
+    /// Advisory ids (`GHSA-…`, `PYSEC-…`).
+    pub advisories: Vec<String>,
+    pub max_cvss: Option<f64>,
+}
+
 /// Something changed on the policy side: open documents are re-judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyEvent {
@@ -84,6 +94,13 @@ pub trait PolicyBackend: Send + Sync + 'static {
     async fn propose_rule(&self, proposal: &RuleProposal, project: &str) -> Result<String, String> {
         let _ = (proposal, project);
         Err("this lex-align server does not take registry proposals".to_string())
+    }
+
+    /// Open CVE alerts for a PEP 503 canonical name. Must be cheap and
+    /// local (it runs with [`PolicyBackend::registry_rule`]).
+    fn cve_alerts(&self, canonical: &str) -> Vec<CveAlertInfo> {
+        let _ = canonical;
+        Vec::new()
     }
 
     /// Registry reloads, approval decisions and CVE alerts.

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp_server::{LspService, Server};
 
 pub use analysis::Code;
-pub use backend::{EvalItem, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
+pub use backend::{CveAlertInfo, EvalItem, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
 pub use docs::{diagnostics_html, DIAGNOSTICS_MD};
 pub use server::{
     escape_markdown, FIX_ALL_KIND, PROPOSE_RULE_COMMAND, PROPOSE_RULE_KIND,
@@ -32,7 +32,7 @@ pub use server::{
 pub use settings::{scope_name, LspOptions, DEFAULT_DOCS_BASE_URL, SCOPE_NAMES};
 
 /// Every diagnostic code the server emits, in documentation order.
-pub const CODES: [Code; 11] = [
+pub const CODES: [Code; 12] = [
     Code::Banned,
     Code::Deprecated,
     Code::VersionConstraint,
@@ -44,6 +44,7 @@ pub const CODES: [Code; 11] = [
     Code::NeedsRationale,
     Code::InvalidRequirement,
     Code::UpstreamUnavailable,
+    Code::CveAlert,
 ];
 
 /// Serves one LSP session over `input`/`output` until the client exits or

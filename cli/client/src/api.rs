@@ -524,6 +524,66 @@ pub fn data_dir() -> PathBuf {
     }
 }
 
+/// The background CVE re-scan from a health answer's `cve_scan` (absent
+/// from older daemons): a summary line (last scan, packages, open alerts,
+/// error), then one line per open alert.
+pub fn cve_scan_lines(health: &Value) -> Vec<String> {
+    let Some(scan) = health.get("cve_scan") else {
+        return Vec::new();
+    };
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let n = |k: &str| scan.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut out = Vec::new();
+    if scan.get("enabled").and_then(Value::as_bool) != Some(true) {
+        out.push("CVE re-scan: disabled (LEXALIGN_CVE_SCAN_INTERVAL_HOURS=0)".to_string());
+    } else {
+        let mut line = match s(scan, "last_scan_at") {
+            Some(at) => format!(
+                "CVE re-scan: last {at}, {} packages / {} versions checked, {} open alerts",
+                n("packages_scanned"),
+                n("versions_scanned"),
+                n("open_alerts")
+            ),
+            None => format!("CVE re-scan: not run yet, {} open alerts", n("open_alerts")),
+        };
+        if let Some(e) = s(scan, "last_error") {
+            line.push_str(&format!("; last error: {e}"));
+        }
+        out.push(line);
+    }
+    let alerts = scan
+        .get("alerts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    const SHOWN: usize = 10;
+    for a in alerts.iter().take(SHOWN) {
+        let ids: Vec<String> = a
+            .get("advisories")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect();
+        let cvss = a
+            .get("max_cvss")
+            .and_then(Value::as_f64)
+            .map(|c| format!(" (CVSS {c})"))
+            .unwrap_or_default();
+        out.push(format!(
+            "CVE alert: {} {}: {}{cvss}",
+            s(a, "package").unwrap_or_default(),
+            s(a, "version").unwrap_or_default(),
+            ids.join(", ")
+        ));
+    }
+    let open = n("open_alerts") as usize;
+    if open > SHOWN {
+        out.push(format!("CVE alert: ... and {} more", open - SHOWN));
+    }
+    out
+}
+
 /// One line per override or registry exception that lapses within a week,
 /// from a health answer's `lapsing_soon` (absent from older daemons).
 pub fn lapsing_soon(health: &Value) -> Vec<String> {

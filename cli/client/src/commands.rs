@@ -836,6 +836,7 @@ fn status(as_json: bool) -> i32 {
             },
             "hooks": {"claude": claude, "precommit_installed": precommit},
             "lapsing_soon": health.as_ref().ok().and_then(|h| h.get("lapsing_soon")).cloned(),
+            "cve_scan": health.as_ref().ok().and_then(|h| h.get("cve_scan")).cloned(),
         });
         println!("{}", to_python_json(&out));
         return 0;
@@ -873,6 +874,9 @@ fn status(as_json: bool) -> i32 {
             .and_then(Value::as_str)
         {
             println!("Advisories: {summary}");
+        }
+        for line in crate::api::cve_scan_lines(h) {
+            println!("{line}");
         }
         let lapsing = crate::api::lapsing_soon(h);
         if !lapsing.is_empty() {

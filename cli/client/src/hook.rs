@@ -375,6 +375,11 @@ fn session_brief(config: &Config, api: &Api, agent: &AgentId) -> String {
             for line in crate::api::lapsing_soon(&health) {
                 out.push_str(&format!("Lapsing within 7 days: {line}.\n"));
             }
+            // Scanner alerts are machine-wide (project `lex-align-server`):
+            // the project-filtered security report never lists them.
+            for line in crate::api::cve_scan_lines(&health) {
+                out.push_str(&format!("{line}.\n"));
+            }
             match api.pending_approvals() {
                 Ok(items) if items.is_empty() => out.push_str("Pending approval requests: none.\n"),
                 Ok(items) => {
@@ -406,13 +411,6 @@ fn session_brief(config: &Config, api: &Api, agent: &AgentId) -> String {
                         sev("critical"),
                         sev("high")
                     ));
-                }
-                let alerts = sec
-                    .get("cve_alerts")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                if alerts > 0 {
-                    out.push_str(&format!("New CVE alerts on approved packages: {alerts}.\n"));
                 }
                 if let Some(hot) = sec.get("hot_registry_packages").and_then(Value::as_array) {
                     for h in hot.iter().take(5) {

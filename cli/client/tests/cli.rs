@@ -310,6 +310,66 @@ fn status_reports_hooks_and_server() {
     );
 }
 
+/// An alert row as the daemon's re-scan writes it.
+fn alert_row() -> lex_align_store::AuditRow {
+    lex_align_store::AuditRow {
+        project: "lex-align-server".into(),
+        requester: "scanner".into(),
+        package: "httpx".into(),
+        canonical: "httpx".into(),
+        version: Some("0.28.1".into()),
+        resolved_version: Some("0.28.1".into()),
+        verdict: "CVE_ALERT".into(),
+        denial_category: "cve_alert".into(),
+        reason: Some("New advisory for httpx 0.28.1".into()),
+        cve_ids: vec!["GHSA-cvsc-an00-0009".into()],
+        max_cvss: Some(7.5),
+        source: "scanner".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn status_and_session_brief_show_open_cve_alerts() {
+    // Re-scan off: the alert in the log is open until a scan re-checks it.
+    let d = daemon_with(vec![alert_row()], |c| c.cve_scan_interval_hours = 0.0);
+    let p = project(&d.url, true);
+    std::fs::write(p.path().join("pyproject.toml"), PYPROJECT).unwrap();
+    let out = run(p.path(), &["status", "--json"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["cve_scan"]["enabled"], false, "{v}");
+    assert_eq!(v["cve_scan"]["open_alerts"], 1, "{v}");
+    assert_eq!(
+        v["cve_scan"]["alerts"][0]["advisories"],
+        serde_json::json!(["GHSA-cvsc-an00-0009"])
+    );
+    let text = stdout(&run(p.path(), &["status"], ""));
+    assert!(
+        text.contains("\nCVE re-scan: disabled (LEXALIGN_CVE_SCAN_INTERVAL_HOURS=0)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nCVE alert: httpx 0.28.1: GHSA-cvsc-an00-0009 (CVSS 7.5)\n"),
+        "{text}"
+    );
+
+    let brief = stdout(&run(
+        p.path(),
+        &["hook", "session-start"],
+        &event("sessionstart_startup.json", p.path()),
+    ));
+    let brief: Value = serde_json::from_str(brief.trim()).unwrap();
+    let ctx = brief["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(
+        ctx.contains("\nCVE alert: httpx 0.28.1: GHSA-cvsc-an00-0009 (CVSS 7.5).\n"),
+        "{ctx}"
+    );
+    assert!(ctx.contains("\nCVE re-scan: disabled"), "{ctx}");
+}
+
 /// Packages the fixture lock pulls in that the fixture index does not carry.
 fn add_lock_only_projects(d: &Daemon) {
     use lex_align_fakes::{FakeProject, FakeRelease};

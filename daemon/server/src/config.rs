@@ -390,7 +390,18 @@ impl Config {
         if let Some(s) =
             var("LEXALIGN_CVE_SCAN_INTERVAL_HOURS").or_else(|| var("CVE_SCAN_INTERVAL_HOURS"))
         {
-            c.cve_scan_interval_hours = parse_secs("LEXALIGN_CVE_SCAN_INTERVAL_HOURS", &s)?;
+            // Fractional hours are fine (0.25 = every 15 minutes); 0 = off.
+            let hours = s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|h| h.is_finite() && *h >= 0.0);
+            c.cve_scan_interval_hours = hours.ok_or_else(|| {
+                err(
+                    "LEXALIGN_CVE_SCAN_INTERVAL_HOURS",
+                    format!("{s:?} is not a number of hours >= 0 (e.g. 24, 0.5; 0 turns the re-scan off)"),
+                )
+            })?;
         }
 
         c.auth = crate::auth::AuthSettings::from_lookup(&var, parse_bool)?;
@@ -608,6 +619,23 @@ mod tests {
         assert_eq!(c.evaluate_budget, Duration::from_millis(4000));
         assert_eq!(c.fail_policy, FailPolicy::Open);
         assert_eq!(c.cve_scan_interval_hours, 12.0);
+    }
+
+    #[test]
+    fn cve_scan_interval_takes_fractional_hours_and_zero() {
+        assert_eq!(cfg(&[]).unwrap().cve_scan_interval_hours, 24.0);
+        let hours = |v: &str| {
+            cfg(&[("LEXALIGN_CVE_SCAN_INTERVAL_HOURS", v)]).map(|c| c.cve_scan_interval_hours)
+        };
+        assert_eq!(hours("0").unwrap(), 0.0);
+        assert_eq!(hours("0.25").unwrap(), 0.25);
+        // The original's name still works.
+        let c = cfg(&[("CVE_SCAN_INTERVAL_HOURS", "6")]).unwrap();
+        assert_eq!(c.cve_scan_interval_hours, 6.0);
+        for bad in ["-1", "soon", "inf", "NaN"] {
+            let e = hours(bad).unwrap_err();
+            assert_eq!(e.variable, "LEXALIGN_CVE_SCAN_INTERVAL_HOURS", "{bad}");
+        }
     }
 
     #[test]

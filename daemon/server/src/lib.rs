@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cve_scan;
 pub mod http;
 pub mod lsp;
 pub mod metrics;
@@ -50,6 +51,8 @@ pub struct AppHandle {
     _checkpoints: Option<AbortOnDrop>,
     /// Reloads and re-syncs the synced advisory export, when it is the source.
     _advisory_export: Option<AbortOnDrop>,
+    /// The background CVE re-scan, unless disabled.
+    _cve_scan: Option<AbortOnDrop>,
     /// Team mode: the follower and the shipper of a personal daemon.
     pub team: team::TeamHandle,
 }
@@ -76,6 +79,9 @@ impl AppHandle {
     }
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.state.metrics
+    }
+    pub fn cve_scan(&self) -> &Arc<cve_scan::CveScanner> {
+        &self.state.cve_scan
     }
 }
 
@@ -213,6 +219,12 @@ pub async fn build_app_serving(
     let signer =
         Arc::new(signing::DaemonKey::load_or_create(&config.data_dir).context("signing key")?);
 
+    let cve_scan = Arc::new(cve_scan::CveScanner::new(
+        store.clone(),
+        Some(upstream.clone()),
+        registry.clone(),
+        config.cve_scan_interval_hours,
+    ));
     let evaluator = Evaluator {
         registry: registry.clone(),
         upstream: Some(upstream),
@@ -242,6 +254,7 @@ pub async fn build_app_serving(
         access_db,
         signer,
         plugins,
+        cve_scan,
     });
     let poll = tokio::spawn({
         let state = Arc::downgrade(&state);
@@ -263,6 +276,7 @@ pub async fn build_app_serving(
             every,
         ))
     });
+    let cve_scan = state.cve_scan.start().map(AbortOnDrop);
     let team = team::start(&state).await?;
     let router = match routes {
         None => http::router_with(state.clone(), lsp::routes()),
@@ -281,6 +295,7 @@ pub async fn build_app_serving(
             _access_poll: AbortOnDrop(poll),
             _checkpoints: checkpoints,
             _advisory_export: advisory_export,
+            _cve_scan: cve_scan,
             team,
         },
     ))

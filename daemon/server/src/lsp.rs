@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use lex_align_engine::request::EvalRequest;
 use lex_align_engine::verdict::Verdict;
-use lex_align_lsp::{EvalItem, LspOptions, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal};
+use lex_align_lsp::{
+    CveAlertInfo, EvalItem, LspOptions, PolicyBackend, PolicyEvent, RuleInfo, RuleProposal,
+};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tower::ServiceExt;
@@ -92,11 +94,25 @@ impl DaemonBackend {
         // current registry.
         generations.borrow_and_update();
         let tx = events.clone();
+        let mut alerts = app.cve_scan.subscribe();
         let forwarder = tokio::spawn(async move {
-            while generations.changed().await.is_ok() {
+            loop {
                 // No receiver yet is fine: the session re-reads the registry
-                // on every check anyway.
-                let _ = tx.send(PolicyEvent::RegistryReloaded);
+                // and the alerts on every check anyway.
+                let event = tokio::select! {
+                    changed = generations.changed() => match changed {
+                        Ok(()) => PolicyEvent::RegistryReloaded,
+                        Err(_) => return,
+                    },
+                    alert = alerts.recv() => match alert {
+                        Ok(package) => PolicyEvent::CveAlert { package },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            PolicyEvent::CveAlert { package: String::new() }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                let _ = tx.send(event);
             }
         });
         DaemonBackend {
@@ -206,6 +222,19 @@ impl PolicyBackend for DaemonBackend {
                 min_version: r.min_version.clone(),
                 max_version: r.max_version.clone(),
             })
+    }
+
+    fn cve_alerts(&self, canonical: &str) -> Vec<CveAlertInfo> {
+        self.app
+            .cve_scan
+            .open_for(canonical)
+            .into_iter()
+            .map(|a| CveAlertInfo {
+                version: a.version,
+                advisories: a.advisories,
+                max_cvss: a.max_cvss,
+            })
+            .collect()
     }
 
     async fn request_approval(

@@ -15,6 +15,7 @@
 mod access;
 mod approvals;
 mod chain;
+mod cve_scan;
 pub mod export;
 pub mod forward;
 mod inbox;
@@ -43,6 +44,7 @@ pub use approvals::{
     REJECTED, STATUSES, WITHDRAWN,
 };
 pub use chain::{BrokenRow, VerifyReport, GENESIS_HASH};
+pub use cve_scan::{AlertRecord, ScanTarget};
 pub use export::{ExportFilter, ExportFormat};
 pub use inbox::Recovery;
 pub use schema::SCHEMA_VERSION;
@@ -652,6 +654,19 @@ impl Store {
         days: u32,
     ) -> Result<Vec<DayVerdicts>, StoreError> {
         self.snapshot(|c| timeline::verdicts_per_day(c, project, days))
+    }
+
+    // ---- background CVE re-scan --------------------------------------------
+
+    /// Package versions allowed (or provisionally allowed) in the last
+    /// `days` days: what the re-scan checks. A read snapshot, no write lock.
+    pub fn cve_scan_targets(&self, days: i64) -> Result<Vec<ScanTarget>, StoreError> {
+        self.snapshot(|c| cve_scan::targets(c, days))
+    }
+
+    /// Every `CVE_ALERT` row written so far, oldest first.
+    pub fn cve_alert_records(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        self.snapshot(cve_scan::alerts)
     }
 
     // ---- persistent cache ------------------------------------------------

@@ -301,7 +301,8 @@ pub(crate) fn security(
     let alerts = query_values(
         conn,
         &format!(
-            "SELECT a.id, a.ts, a.package, a.cve_ids, a.max_cvss, a.reason, a.registry_status \
+            "SELECT a.id, a.ts, a.package, a.cve_ids, a.max_cvss, a.reason, a.registry_status, \
+             COALESCE(a.resolved_version, a.version) \
              FROM audit_log a WHERE a.denial_category = 'cve_alert'{pc} \
              ORDER BY a.ts DESC, a.seq DESC LIMIT {RECENT_DENIALS}"
         ),
@@ -311,6 +312,8 @@ pub(crate) fn security(
                 "id": s(r, 0)?, "ts": s(r, 1)?, "package": s(r, 2)?,
                 "cve_ids": cve_list(r.get::<_, Option<String>>(3)?.as_deref()),
                 "max_cvss": opt_f64(r.get(4)?), "reason": s(r, 5)?, "registry_status": s(r, 6)?,
+                // Ours: an alert is about one version in use.
+                "version": r.get::<_, Option<String>>(7)?,
             }))
         },
     )?;

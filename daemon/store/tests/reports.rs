@@ -292,7 +292,7 @@ fn security_report_shape_and_numbers() {
         r["cve_alerts"],
         json!([{"id": rc[6].id, "ts": rc[6].ts, "package": "django", "cve_ids": ["CVE-A"],
                 "max_cvss": 9.8, "reason": "django has known vulnerabilities",
-                "registry_status": "approved"}])
+                "registry_status": "approved", "version": "1.0.0"}])
     );
 
     let alpha = store.security_report(Some("alpha"), &[]).unwrap();

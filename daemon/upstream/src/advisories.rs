@@ -556,7 +556,9 @@ impl AdvisorySource {
         ))
     }
 
-    async fn batch(&self, names: &[String]) -> HashMap<String, AdvisoryFacts> {
+    /// `fresh`: skip the cached lists (records still reused by revision)
+    /// and put what the source answers now into the shared cache.
+    async fn batch(&self, names: &[String], fresh: bool) -> HashMap<String, AdvisoryFacts> {
         let mut out = HashMap::new();
         let canon: Vec<(String, Option<String>)> = names
             .iter()
@@ -577,7 +579,12 @@ impl AdvisorySource {
             if !seen.insert(c.clone()) {
                 continue;
             }
-            match self.lists.peek(&format!("advisories:{c}")) {
+            let cached = if fresh {
+                None
+            } else {
+                self.lists.peek(&format!("advisories:{c}"))
+            };
+            match cached {
                 Some(records) => {
                     Counters::bump(&self.ep.counters.cache_hits);
                     facts.insert(c, AdvisoryFacts::Found(records));
@@ -746,7 +753,15 @@ impl Upstream {
     /// (`querybatch`, then the records not already cached). Keys are the
     /// names as given.
     pub async fn advisories_batch(&self, names: &[String]) -> HashMap<String, AdvisoryFacts> {
-        self.inner.advisories.batch(names).await
+        self.inner.advisories.batch(names, false).await
+    }
+
+    /// [`Upstream::advisories_batch`] asking the source again for every
+    /// name, whatever the cache holds, and refreshing the cache with the
+    /// answers (the background re-scan: evaluations then see the same
+    /// news). Records whose revision did not change are not fetched again.
+    pub async fn advisories_batch_fresh(&self, names: &[String]) -> HashMap<String, AdvisoryFacts> {
+        self.inner.advisories.batch(names, true).await
     }
 
     /// True while advisories come from the package index, which lists them

@@ -29,6 +29,15 @@ pub struct Daemon {
 
 /// Boots the daemon on 127.0.0.1:0.
 pub fn daemon() -> Daemon {
+    daemon_with(Vec::new(), |_| {})
+}
+
+/// [`daemon`] on an audit log that already holds `rows`, with the last
+/// word on its configuration.
+pub fn daemon_with(
+    rows: Vec<lex_align_store::AuditRow>,
+    tweak: impl FnOnce(&mut Config),
+) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.yml");
     std::fs::write(&registry, &*REGISTRY_YAML).unwrap();
@@ -44,6 +53,15 @@ pub fn daemon() -> Daemon {
     config.osv_url = Some(osv.url());
     config.watch_registry = false;
     config.reload_interval = None;
+    tweak(&mut config);
+    if !rows.is_empty() {
+        std::fs::create_dir_all(config.database_path.parent().unwrap()).unwrap();
+        let store = lex_align_store::Store::open(&config.database_path).unwrap();
+        for row in rows {
+            store.append_audit_blocking(row).unwrap();
+        }
+        store.flush().unwrap();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

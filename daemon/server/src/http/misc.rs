@@ -114,6 +114,8 @@ pub async fn health(
             "evaluate_budget_ms": cfg.evaluate_budget.as_millis() as u64,
         },
         "lapsing_soon": lapsing_soon(&app, project.as_deref()),
+        // Last re-scan (time, packages, versions, error) and open alerts.
+        "cve_scan": app.cve_scan.health(),
         // Each library found in LEXALIGN_PLUGIN_DIRS: path, name, kind,
         // abi, state (ready | failed | unhealthy), error.
         "plugins": app.plugins.report(),

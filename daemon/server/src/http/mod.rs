@@ -51,6 +51,8 @@ pub struct AppState {
     pub signer: Arc<crate::signing::DaemonKey>,
     /// Every plugin library found, loaded or not (health lists them).
     pub plugins: Arc<lex_align_plugin_host::PluginHost>,
+    /// The background CVE re-scan: its status and the open alerts.
+    pub cve_scan: Arc<crate::cve_scan::CveScanner>,
 }
 
 impl AppState {

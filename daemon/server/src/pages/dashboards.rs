@@ -662,7 +662,10 @@ pub async fn security(
             .map(|a| {
                 vec![
                     when(s(a, "ts")),
-                    view::cell(tpl("<strong>{}</strong>", &[&s(a, "package")])),
+                    view::cell(tpl(
+                        "<strong>{}</strong> {}",
+                        &[&s(a, "package"), &opt_s(a, "version").unwrap_or_default()],
+                    )),
                     view::nowrap(cvss(f(a, "max_cvss"))),
                     view::cell(cve_list(&strings(a, "cve_ids"), 5)),
                     match opt_s(a, "registry_status") {
@@ -675,6 +678,12 @@ pub async fn security(
             .collect(),
         "No CVE alerts.",
     );
+    let alerts: Html = [
+        scan_line(&app.cve_scan.status(), app.cve_scan.open_alerts().len()),
+        alerts,
+    ]
+    .into_iter()
+    .collect();
     let top_packages = table(
         "Packages with the most CVE denials",
         &["Package", "Denials", "Max CVSS", "CVE ids"],
@@ -751,6 +760,27 @@ pub async fn security(
         flash_of(&ctx),
         main,
     )
+}
+
+/// The background re-scan's last run, above its alerts.
+fn scan_line(st: &crate::cve_scan::ScanStatus, open: usize) -> Html {
+    if !st.enabled {
+        return tpl(
+            "<p class=\"empty\">The background CVE re-scan is off (LEXALIGN_CVE_SCAN_INTERVAL_HOURS=0).</p>",
+            &[],
+        );
+    }
+    let last = st.last_scan_at.clone().unwrap_or_else(|| "not yet".into());
+    let line = tpl(
+        "<p>Last re-scan: {}; {} packages, {} versions checked; {} open alerts.</p>",
+        &[&last, &st.packages_scanned, &st.versions_scanned, &open],
+    );
+    match &st.last_error {
+        Some(e) => [line, tpl("<p role=\"alert\">Re-scan error: {}</p>", &[e])]
+            .into_iter()
+            .collect(),
+        None => line,
+    }
 }
 
 // ---- agents -------------------------------------------------------------------
