@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 use lex_align_engine::advisory::OsvRecord;
 use lex_align_engine::evaluate::AdvisoryFacts;
 use reqwest::Url;
@@ -27,6 +28,9 @@ use crate::http::{Counters, Endpoint, Http};
 use crate::offline::OfflineAdvisories;
 use crate::peer::Peer;
 use crate::{canonical_name, EndpointStats, PersistentCache, Upstream, UpstreamConfig};
+
+/// Peer lookups of one batch in flight at once.
+const PEER_CONCURRENCY: usize = 16;
 
 /// What a lookup answers when there is no advisory source at all.
 pub const NO_SOURCE: &str = "no advisory source: none is configured and the package index serves no \
@@ -629,10 +633,14 @@ impl AdvisorySource {
             }
         }
         if self.peer.is_some() {
-            let asked = join_all(missing.iter().map(|c| async move {
+            // A few at a time: a 500-package batch is not 500 requests at
+            // once on the team server.
+            let asked: Vec<_> = futures_util::stream::iter(missing.iter().map(|c| async move {
                 let r = self.ask_peer(c).await;
                 (c.clone(), r)
             }))
+            .buffer_unordered(PEER_CONCURRENCY)
+            .collect()
             .await;
             missing = Vec::new();
             for (c, r) in asked {
