@@ -3,7 +3,7 @@
 //! - warm evaluate through the personal daemon vs the standalone, in
 //!   interleaved rounds at each concurrency (target >= 0.9x);
 //! - propagation of a registry change team -> personal (SSE follow), from
-//!   the reload request on the team to the personal daemon's health naming
+//!   the registry file write and reload on the team to the personal health naming
 //!   the new version (target p99 < 500 ms);
 //! - drain rate of a queue of audit rows after an outage (team SIGSTOPped,
 //!   the personal daemon answering on, then SIGCONT).
@@ -240,11 +240,12 @@ async fn propagation(
     let mut ms = Vec::new();
     for n in 0..samples {
         let version = format!("bench-{n}");
+        // From the file write: the team may also pick the change up itself.
+        let started = Instant::now();
         std::fs::write(
             t.team.registry_path(),
             daemon::registry_yaml_versioned(&version),
         )?;
-        let started = Instant::now();
         let r = client
             .post(format!("{}/api/v1/registry/reload", t.team.base))
             .bearer_auth(&t.operator_key)
