@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
-use futures_util::StreamExt;
 use lex_align_engine::advisory::OsvRecord;
 use lex_align_engine::evaluate::AdvisoryFacts;
 use reqwest::Url;
@@ -635,13 +634,16 @@ impl AdvisorySource {
         if self.peer.is_some() {
             // A few at a time: a 500-package batch is not 500 requests at
             // once on the team server.
-            let asked: Vec<_> = futures_util::stream::iter(missing.iter().map(|c| async move {
-                let r = self.ask_peer(c).await;
-                (c.clone(), r)
-            }))
-            .buffer_unordered(PEER_CONCURRENCY)
-            .collect()
-            .await;
+            let mut asked = Vec::with_capacity(missing.len());
+            for chunk in missing.chunks(PEER_CONCURRENCY) {
+                asked.extend(
+                    join_all(chunk.iter().map(|c| async move {
+                        let r = self.ask_peer(c).await;
+                        (c.clone(), r)
+                    }))
+                    .await,
+                );
+            }
             missing = Vec::new();
             for (c, r) in asked {
                 match r {
