@@ -7,6 +7,9 @@
 # nor the evaluate path against a fixed-verdict handler on the same stack
 # (issue 13), e.g.
 #   tests/bench/run.sh --only warm,limit --duration 10 --rounds 3
+# nor team mode (issue 11: a personal daemon following a team server vs a
+# standalone, registry propagation, drain of 100,000 queued audit rows), e.g.
+#   tests/bench/run.sh --only team --duration 5 --rounds 2
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }

@@ -184,12 +184,22 @@ pub async fn build_app_serving(
     let reviews = proposer::review::ReviewQueue::start(proposer.clone(), store.clone());
 
     let cache: Arc<dyn PersistentCache> = Arc::new(StoreCache(store.clone()));
-    let upstream = Upstream::new(upstream_config(&config), Some(cache))
+    // A personal daemon asks its team server's caches first (one upstream
+    // fetch for the team), its own upstreams when the team is away.
+    let peer: Option<Arc<dyn lex_align_upstream::peer::Peer>> = match &config.team.follow {
+        Some(f) if f.share_upstream => Some(Arc::new(team::upstream::TeamPeer::new(
+            f.clone(),
+            config.evaluate_budget,
+        )?)),
+        _ => None,
+    };
+    let shared_upstream = peer.is_some();
+    let upstream = Upstream::with_peer(upstream_config(&config), Some(cache), peer)
         .map_err(|e| anyhow::anyhow!("upstream configuration: {e}"))?;
     lex_align_engine::advisory::set_unscored_policy(config.unscored_advisories);
     let advisory_export = upstream.start_export_maintenance().map(AbortOnDrop);
     tracing::info!("advisories: {}", upstream.advisory_source().summary());
-    if config.index.is_none() {
+    if config.index.is_none() && !shared_upstream {
         tracing::warn!(
             "no package index configured: set LEXALIGN_INDEX_URL (or PYPI_API_URL, or a uv/pip index); \
              verdicts will carry upstream_error"
@@ -228,7 +238,7 @@ pub async fn build_app_serving(
     let evaluator = Evaluator {
         registry: registry.clone(),
         upstream: Some(upstream),
-        index_configured: config.index.is_some(),
+        index_configured: config.index.is_some() || shared_upstream,
         store: store.clone(),
         fail: config.fail_policy,
         budget: config.evaluate_budget,

@@ -452,3 +452,78 @@ async fn unknown_packages_get_did_you_mean_from_the_registry_and_the_index() {
     let (_, v) = s.evaluate("package=httpx").await;
     assert_eq!(v["suggestions"], json!([]), "{v}");
 }
+
+/// `(method, path)` of every `.route(...)` in the given sources (relative to
+/// this crate), read from the code so a new route cannot go undocumented.
+fn routes_in(files: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for f in files {
+        let src = std::fs::read_to_string(format!("{}/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        for piece in src.split(".route(").skip(1) {
+            let Some(rest) = piece.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            let path = rest.split('"').next().unwrap().to_string();
+            // The handlers of this route: up to the next route or merge.
+            let handlers = rest.split(".merge(").next().unwrap();
+            let mut methods = 0;
+            for m in ["get", "post", "put", "delete", "patch"] {
+                let called = handlers.match_indices(&format!("{m}(")).any(|(i, _)| {
+                    i == 0
+                        || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && handlers.as_bytes()[i - 1] != b'_'
+                });
+                if called {
+                    out.push((m.to_string(), path.clone()));
+                    methods += 1;
+                }
+            }
+            assert!(methods > 0, "no method found for {path} in {f}");
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_and_team_route_is_in_openapi() {
+    let s = start().await;
+    let (status, doc) = s.get_bare("/openapi.json").await;
+    assert_eq!(status, 200);
+    let routes = routes_in(&["src/http/mod.rs", "src/team/mod.rs", "src/team/upstream.rs"]);
+    let team: Vec<_> = routes
+        .iter()
+        .filter(|(_, p)| p.contains("/team/") || p.contains("/upstream/") || p.ends_with("/events"))
+        .collect();
+    assert!(team.len() >= 7, "team routes not found: {routes:?}");
+    assert!(routes
+        .iter()
+        .any(|(m, p)| m == "post" && p == "/api/v1/audit/ingest"));
+    for (method, path) in &routes {
+        let op = &doc["paths"][path.as_str()][method.as_str()];
+        assert!(
+            op.is_object(),
+            "{} {path} is not in /openapi.json",
+            method.to_uppercase()
+        );
+        assert!(op["summary"].is_string(), "{method} {path}: no summary");
+        assert!(
+            op["responses"]["200"].is_object()
+                || op["responses"]["201"].is_object()
+                || op["responses"]["202"].is_object(),
+            "{method} {path}: no success response"
+        );
+        // Each `{param}` of the path is described.
+        for param in path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        {
+            let described = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == param && p["in"] == "path"));
+            assert!(
+                described,
+                "{method} {path}: path parameter {param} undocumented"
+            );
+        }
+    }
+}

@@ -592,3 +592,285 @@ async fn an_idempotency_key_replays_the_first_answer_to_its_caller_only() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+// ---------------------------------------------------------------------
+// Upstream sharing: the team's upstream routes and the personal daemon's
+// fallbacks.
+
+/// `GET <raw path>` over a raw TCP connection, so the path reaches the
+/// server exactly as written (an HTTP client would normalise `..`).
+async fn raw_get(base: &str, path: &str, key: Option<&str>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let head = String::from_utf8_lossy(&out);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line for {path}: {head}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upstream_routes_need_a_key_and_reach_the_index_only_with_distribution_names() {
+    let t = team_server().await;
+    let base = t.team.base.clone();
+    let key = t.key.key.clone();
+    let routes = [
+        "/api/v1/upstream/project/six",
+        "/api/v1/upstream/release/six/1.16.0",
+        "/api/v1/upstream/release-vulns/six/1.16.0",
+        "/api/v1/upstream/advisories/six",
+    ];
+    // No key, a well-formed key nobody issued, a token of no known form:
+    // 401, never a 5xx, and nothing asked upstream.
+    let forged = format!("{}{}", lex_align_store::KEY_PREFIX, "0".repeat(43));
+    for path in routes {
+        for k in [None, Some(forged.as_str()), Some("not-a-key")] {
+            assert_eq!(raw_get(&base, path, k).await, 401, "{path} with {k:?}");
+        }
+    }
+    assert_eq!(
+        t.team.index.requests(),
+        0,
+        "{:?}",
+        t.team.index.request_counts()
+    );
+    assert_eq!(t.team.osv.requests(), 0);
+
+    // With the agent key: real answers, a package the index lacks included.
+    for path in routes {
+        assert_eq!(raw_get(&base, path, Some(&key)).await, 200, "{path}");
+    }
+    let r = t
+        .team
+        .client
+        .get(t.team.url("/api/v1/upstream/project/No_Such.Package-xyz"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"found": false}));
+
+    // Hostile names and versions: refused before any upstream call.
+    let (index_before, osv_before) = (t.team.index.requests(), t.team.osv.requests());
+    let long = "a".repeat(201);
+    let hostile = [
+        "/api/v1/upstream/project/..%2F..%2Fadmin".to_string(),
+        "/api/v1/upstream/project/%2e%2e".to_string(),
+        "/api/v1/upstream/project/six%2F..%2F..%2Fsimple".to_string(),
+        "/api/v1/upstream/project/six%252F..%252Fx".to_string(),
+        "/api/v1/upstream/project/http:%2F%2F127.0.0.1:1%2Fx".to_string(),
+        "/api/v1/upstream/project/six%3Fpage=2".to_string(),
+        "/api/v1/upstream/project/six%00".to_string(),
+        format!("/api/v1/upstream/project/{long}"),
+        "/api/v1/upstream/project/../../reports/legal".to_string(),
+        "/api/v1/upstream/release/six/..".to_string(),
+        "/api/v1/upstream/release/six/..%2F..%2Fjson".to_string(),
+        "/api/v1/upstream/release/six/1.0%2F..%2F..%2Fsimple".to_string(),
+        "/api/v1/upstream/release/six/.hidden".to_string(),
+        "/api/v1/upstream/release/six/1.0%20OR%201".to_string(),
+        format!("/api/v1/upstream/release/six/{}", "1".repeat(101)),
+        "/api/v1/upstream/release-vulns/..%2Fsix/1.0".to_string(),
+        "/api/v1/upstream/release-vulns/six/1.0%5C..".to_string(),
+        "/api/v1/upstream/advisories/%2E%2E%2F%2E%2E".to_string(),
+        "/api/v1/upstream/advisories/six/extra".to_string(),
+    ];
+    for path in &hostile {
+        let status = raw_get(&base, path, Some(&key)).await;
+        assert!(
+            status == 404 || status == 400,
+            "{path}: HTTP {status} (expected a refusal)"
+        );
+    }
+    assert_eq!(
+        (t.team.index.requests(), t.team.osv.requests()),
+        (index_before, osv_before),
+        "a hostile path reached an upstream: {:?}",
+        t.team.index.request_counts()
+    );
+}
+
+/// A personal daemon (its own registry file, the test registry) following
+/// `team_url`; `poll` is also how long a failed team is skipped.
+async fn personal_of(team_url: String, key: String, poll: Duration) -> TestServer {
+    let mut follow = FollowSettings::new(&team_url, Some(key));
+    follow.poll = poll;
+    follow.timeout = Duration::from_millis(1000);
+    start_with(Options {
+        tweak: Some(Box::new(move |c: &mut Config| c.team.follow = Some(follow))),
+        ..Options::default()
+    })
+    .await
+}
+
+/// What must agree between two daemons' answers for the same query.
+fn verdict_fields(v: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for f in [
+        "verdict",
+        "reason",
+        "resolved_version",
+        "license",
+        "cve_ids",
+        "max_cvss",
+        "denial_category",
+        "upstream_error",
+    ] {
+        out.insert(f.into(), v[f].clone());
+    }
+    Value::Object(out)
+}
+
+const QUERIES: [&str; 4] = [
+    "package=six",
+    "package=httpx",
+    "package=jinja2&version=3.1.2",
+    "package=no-such-package-xyz",
+];
+
+/// How a hostile team answers: status and body.
+type Answer = fn() -> (u16, String);
+
+/// A team server that answers its upstream routes with `answer` (and
+/// everything else with 503), counting the upstream requests.
+async fn hostile_team(answer: Answer) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use axum::response::IntoResponse;
+    let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = asked.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let counter = counter.clone();
+        async move {
+            if !req.uri().path().starts_with("/api/v1/upstream/") {
+                return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "away").into_response();
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = answer();
+            let status = axum::http::StatusCode::from_u16(status).unwrap();
+            (status, [("content-type", "application/json")], body).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_malformed_or_oversized_team_answer_falls_back_to_the_own_upstream() {
+    let standalone = common::start().await;
+    let mut expected = Vec::new();
+    for q in QUERIES {
+        let (status, v) = standalone.evaluate(q).await;
+        assert_eq!(status, 200, "{v}");
+        expected.push(verdict_fields(&v));
+    }
+    let answers: [(&str, Answer); 6] = [
+        ("not JSON", || (200, "<html>proxy error</html>".into())),
+        ("a wrong shape", || {
+            (200, r#"{"found": true, "project": {"name": 7}}"#.into())
+        }),
+        ("no found field", || (200, r#"{"records": []}"#.into())),
+        ("records of the wrong type", || {
+            (200, r#"{"found": true, "records": "none"}"#.into())
+        }),
+        ("5 MiB", || {
+            let pad = "x".repeat(5 << 20);
+            (200, format!(r#"{{"found": false, "pad": "{pad}"}}"#))
+        }),
+        ("HTTP 500", || (500, r#"{"detail": "boom"}"#.into())),
+    ];
+    for (what, answer) in answers {
+        let (url, asked) = hostile_team(answer).await;
+        let p = personal_of(url, "lxa_unused".into(), Duration::from_millis(1)).await;
+        for (q, want) in QUERIES.iter().zip(&expected) {
+            let (status, v) = p.evaluate(q).await;
+            assert_eq!(status, 200, "{what}: {v}");
+            assert_eq!(&verdict_fields(&v), want, "{what}: {q}: {v}");
+        }
+        assert!(
+            asked.load(Ordering::SeqCst) > 0,
+            "{what}: the team was not asked"
+        );
+        assert!(
+            p.index.requests() > 0,
+            "{what}: no fallback to the own index"
+        );
+    }
+}
+
+/// A team server that accepts connections and never answers (a stopped
+/// process), recording the request paths it was sent.
+async fn silent_team() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let paths: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = paths.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                if let Some(p) = head.split_whitespace().nth(1) {
+                    seen.lock().unwrap().push(p.to_string());
+                }
+                // Hold the connection open, answering nothing.
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            });
+        }
+    });
+    (url, paths)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_team_costs_one_timeout_then_is_skipped() {
+    let standalone = common::start().await;
+    let (url, paths) = silent_team().await;
+    // The skip window (the poll interval) outlasts the test.
+    let p = personal_of(url, "lxa_unused".into(), Duration::from_secs(600)).await;
+    let upstream_asks = || {
+        paths
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.starts_with("/api/v1/upstream/"))
+            .count()
+    };
+    let (status, first) = p.evaluate(QUERIES[0]).await;
+    assert_eq!(status, 200, "{first}");
+    let after_first = upstream_asks();
+    // One lookup (or the few a single evaluation starts at once) waited.
+    assert!(
+        (1..=4).contains(&after_first),
+        "{:?}",
+        paths.lock().unwrap()
+    );
+    for q in QUERIES {
+        let (status, v) = p.evaluate(q).await;
+        let (_, want) = standalone.evaluate(q).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(verdict_fields(&v), verdict_fields(&want), "{q}");
+    }
+    assert_eq!(
+        upstream_asks(),
+        after_first,
+        "the silent team was asked again"
+    );
+    assert_eq!(
+        verdict_fields(&first),
+        verdict_fields(&standalone.evaluate(QUERIES[0]).await.1)
+    );
+}

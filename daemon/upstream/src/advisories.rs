@@ -25,7 +25,11 @@ use crate::cache::{Codec, Tier};
 use crate::export::{self, human_duration, unix, unix_now};
 use crate::http::{Counters, Endpoint, Http};
 use crate::offline::OfflineAdvisories;
+use crate::peer::Peer;
 use crate::{canonical_name, EndpointStats, PersistentCache, Upstream, UpstreamConfig};
+
+/// Peer lookups of one batch in flight at once.
+const PEER_CONCURRENCY: usize = 16;
 
 /// What a lookup answers when there is no advisory source at all.
 pub const NO_SOURCE: &str = "no advisory source: none is configured and the package index serves no \
@@ -278,6 +282,9 @@ pub(crate) struct AdvisorySource {
     resync_every: Option<Duration>,
     lists: Tier<Vec<OsvRecord>>,
     vulns: Tier<OsvRecord>,
+    /// Team mode: asked on a miss before the advisory API.
+    peer: Option<Arc<dyn Peer>>,
+    peer_counters: Counters,
     advisory_ttl: Duration,
     /// Records are revalidated by their `modified` stamp, so they can live long.
     vuln_ttl: Duration,
@@ -303,6 +310,7 @@ impl AdvisorySource {
         cfg: &UpstreamConfig,
         http: Http,
         persistent: Option<Arc<dyn PersistentCache>>,
+        peer: Option<Arc<dyn Peer>>,
     ) -> Result<AdvisorySource, String> {
         let offline = cfg
             .offline_advisories
@@ -329,6 +337,8 @@ impl AdvisorySource {
             resync_every: cfg.export_resync,
             lists: Tier::new(cfg.memory_entries, persistent.clone()),
             vulns: Tier::new(cfg.memory_entries.saturating_mul(4), persistent),
+            peer,
+            peer_counters: Counters::default(),
             advisory_ttl: cfg.advisory_ttl,
             vuln_ttl: cfg.release_ttl,
         })
@@ -499,6 +509,9 @@ impl AdvisorySource {
                     .to_owned(),
             );
         }
+        if let Some(records) = self.ask_peer(canonical).await {
+            return AdvisoryFacts::Found(records);
+        }
         let result = self
             .lists
             .get_or_fetch(
@@ -513,6 +526,36 @@ impl AdvisorySource {
         match result {
             Ok(records) => AdvisoryFacts::Found(records),
             Err(e) => AdvisoryFacts::Unavailable(e),
+        }
+    }
+
+    /// The package's list from the local tiers or the peer; `None` when
+    /// there is no peer or it failed.
+    async fn ask_peer(&self, canonical: &str) -> Option<Vec<OsvRecord>> {
+        let peer = self.peer.as_ref()?;
+        let key = format!("advisories:{canonical}");
+        if let Some(v) = self.lists.peek(&key) {
+            Counters::bump(&self.ep.counters.cache_hits);
+            return Some(v);
+        }
+        let asked = self
+            .lists
+            .get_or_fetch(&key, &self.peer_counters, || async {
+                Ok((peer.advisories(canonical).await?, self.advisory_ttl))
+            })
+            .await;
+        match asked {
+            Ok(v) => {
+                Counters::bump(&self.ep.counters.peer);
+                Some(v)
+            }
+            Err(e) => {
+                tracing::debug!(
+                    package = canonical,
+                    "the peer did not answer ({e}); asking the advisory API"
+                );
+                None
+            }
         }
     }
 
@@ -592,6 +635,29 @@ impl AdvisorySource {
                 None => {
                     Counters::bump(&self.ep.counters.cache_misses);
                     missing.push(c);
+                }
+            }
+        }
+        if self.peer.is_some() {
+            // A few at a time: a 500-package batch is not 500 requests at
+            // once on the team server.
+            let mut asked = Vec::with_capacity(missing.len());
+            for chunk in missing.chunks(PEER_CONCURRENCY) {
+                asked.extend(
+                    join_all(chunk.iter().map(|c| async move {
+                        let r = self.ask_peer(c).await;
+                        (c.clone(), r)
+                    }))
+                    .await,
+                );
+            }
+            missing = Vec::new();
+            for (c, r) in asked {
+                match r {
+                    Some(records) => {
+                        facts.insert(c, AdvisoryFacts::Found(records));
+                    }
+                    None => missing.push(c),
                 }
             }
         }

@@ -33,6 +33,7 @@ pub(crate) struct Counters {
     pub(crate) errors: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,
+    pub(crate) peer: AtomicU64,
 }
 
 impl Counters {
@@ -43,6 +44,7 @@ impl Counters {
             errors: self.errors.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            peer: self.peer.load(Ordering::Relaxed),
         }
     }
 

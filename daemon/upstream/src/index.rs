@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use crate::cache::{Codec, Entry, Tier};
 use crate::dist::{dist_kind, metadata_from, DistKind};
 use crate::http::{Counters, Endpoint, FetchError, Fetched, Http};
+use crate::peer::Peer;
 use crate::{
     canonical_name, EndpointStats, IndexError, IndexKind, PersistentCache, Project, Upstream,
     UpstreamConfig,
@@ -56,6 +57,10 @@ pub(crate) struct IndexClient {
     /// The page tier sits under the project and release tiers: its hits and
     /// misses are not lookups of their own, so they are kept out of stats.
     page_counters: Counters,
+    /// Team mode: asked on a miss before the index itself.
+    peer: Option<Arc<dyn Peer>>,
+    /// Peer flights (their failures fall back, so they are not errors).
+    peer_counters: Counters,
     project_ttl: Duration,
     release_ttl: Duration,
     not_found_ttl: Duration,
@@ -72,6 +77,7 @@ impl IndexClient {
         cfg: &UpstreamConfig,
         http: Http,
         persistent: Option<Arc<dyn PersistentCache>>,
+        peer: Option<Arc<dyn Peer>>,
     ) -> Result<IndexClient, String> {
         let url = cfg.index_url.trim();
         let cap = cfg.memory_entries;
@@ -86,6 +92,8 @@ impl IndexClient {
             pages: Tier::new(cap, persistent.clone()),
             vulns: Tier::new(cap, persistent.clone()),
             page_counters: Counters::default(),
+            peer: peer.clone(),
+            peer_counters: Counters::default(),
             project_ttl: cfg.project_ttl,
             release_ttl: cfg.release_ttl,
             not_found_ttl: cfg.not_found_ttl,
@@ -153,20 +161,32 @@ impl IndexClient {
     }
 
     async fn project(&self, canonical: &str) -> Result<Project, IndexError> {
-        self.check_configured()?;
-        let entry = self
-            .projects
-            .get_or_fetch(
-                &format!("project:{canonical}"),
-                &self.ep.counters,
-                || async {
-                    let entry = self.fetch_project(canonical).await?;
-                    let ttl = self.ttl(&entry, self.project_ttl);
-                    Ok((entry, ttl))
-                },
-            )
-            .await
-            .map_err(IndexError::Unavailable)?;
+        let key = format!("project:{canonical}");
+        let mut entry = None;
+        if let Some(peer) = &self.peer {
+            entry = self
+                .ask_peer(&self.projects, &key, || async {
+                    Ok(match peer.project(canonical).await? {
+                        Some(p) => (Entry::Found(p), self.project_ttl),
+                        None => (Entry::NotFound, self.not_found_ttl),
+                    })
+                })
+                .await;
+        }
+        let entry = match entry {
+            Some(e) => e,
+            None => {
+                self.check_configured()?;
+                self.projects
+                    .get_or_fetch(&key, &self.ep.counters, || async {
+                        let entry = self.fetch_project(canonical).await?;
+                        let ttl = self.ttl(&entry, self.project_ttl);
+                        Ok((entry, ttl))
+                    })
+                    .await
+                    .map_err(IndexError::Unavailable)?
+            }
+        };
         match entry {
             Entry::Found(p) => {
                 let mut known = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,6 +202,30 @@ impl IndexClient {
     fn confirmed_names(&self) -> Vec<String> {
         let known = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
         known.iter().cloned().collect()
+    }
+
+    /// A value from the local tiers or the peer; `None` when the peer
+    /// failed (the caller then asks the index itself).
+    async fn ask_peer<V, F, Fut>(&self, tier: &Tier<V>, key: &str, ask: F) -> Option<V>
+    where
+        V: Clone + crate::cache::Codec,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(V, Duration), String>>,
+    {
+        if let Some(v) = tier.peek(key) {
+            Counters::bump(&self.ep.counters.cache_hits);
+            return Some(v);
+        }
+        match tier.get_or_fetch(key, &self.peer_counters, ask).await {
+            Ok(v) => {
+                Counters::bump(&self.ep.counters.peer);
+                Some(v)
+            }
+            Err(e) => {
+                tracing::debug!(key, "the peer did not answer ({e}); asking the index");
+                None
+            }
+        }
     }
 
     /// Whether the index has a JSON API (`None` until the first answer
@@ -250,6 +294,22 @@ impl IndexClient {
         canonical: &str,
         version: &str,
     ) -> Result<LicenseMetadata, IndexError> {
+        if let Some(peer) = &self.peer {
+            let key = format!("release:{canonical}@{version}");
+            let asked = self
+                .ask_peer(&self.releases, &key, || async {
+                    Ok(match peer.release(canonical, version).await? {
+                        Some(m) => (Entry::Found(m), self.release_ttl),
+                        None => (Entry::NotFound, self.not_found_ttl),
+                    })
+                })
+                .await;
+            match asked {
+                Some(Entry::Found(m)) => return Ok(m),
+                Some(Entry::NotFound) => return Err(IndexError::NotFound),
+                None => {}
+            }
+        }
         self.check_configured()?;
         if self.mode.load(Ordering::Relaxed) == MODE_UNDECIDED {
             // Settle the API first; the project page is needed anyway.
@@ -358,6 +418,19 @@ impl IndexClient {
         if let Some(records) = self.vulns.peek(&key) {
             Counters::bump(&self.ep.counters.cache_hits);
             return Ok(records);
+        }
+        if let Some(peer) = &self.peer {
+            let asked = self
+                .ask_peer(&self.vulns, &key, || async {
+                    Ok((
+                        peer.release_vulns(canonical, version).await?,
+                        self.advisory_ttl,
+                    ))
+                })
+                .await;
+            if let Some(records) = asked {
+                return Ok(records);
+            }
         }
         self.check_configured().map_err(|e| e.to_string())?;
         if self.mode.load(Ordering::Relaxed) == MODE_UNDECIDED {
@@ -690,6 +763,18 @@ impl Upstream {
         let mut names = self.inner.index.confirmed_names();
         names.extend(self.inner.advisories.package_names());
         names
+    }
+
+    /// The `vulnerabilities` the index's JSON API lists for one release
+    /// (whatever the advisory source is; a team server serves them to its
+    /// personal daemons).
+    pub async fn index_release_vulns(
+        &self,
+        canonical: &str,
+        version: &str,
+    ) -> Result<Vec<OsvRecord>, String> {
+        let name = canonical_name(canonical).ok_or("not a distribution name")?;
+        self.inner.index.release_vulns(&name, version.trim()).await
     }
 
     /// License-bearing metadata of one release.
@@ -1124,7 +1209,7 @@ mod tests {
         let index = lex_align_fakes::FakeIndex::start();
         let mut cfg = UpstreamConfig::default_with(index.json_url());
         cfg.index_kind = IndexKind::Json;
-        let client = IndexClient::new(&cfg, Http::new(&cfg).unwrap(), None).unwrap();
+        let client = IndexClient::new(&cfg, Http::new(&cfg).unwrap(), None, None).unwrap();
         // Bypass our own canonicalisation: the index answers 301.
         let got = client.json_project("PyYAML").await.unwrap();
         assert!(

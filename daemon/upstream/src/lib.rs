@@ -23,6 +23,7 @@ pub mod export;
 mod http;
 pub mod index;
 pub mod offline;
+pub mod peer;
 
 pub use advisories::{describe_advisory_source, AdvisorySourceInfo, AdvisorySourceKind};
 pub use discover::{discover_index, discover_index_with, IndexSetting};
@@ -151,6 +152,8 @@ pub struct EndpointStats {
     pub cache_hits: u64,
     /// Lookups that had to go upstream.
     pub cache_misses: u64,
+    /// Lookups answered by the peer (team mode: the team server's caches).
+    pub peer: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,9 +185,19 @@ impl Upstream {
         cfg: UpstreamConfig,
         persistent: Option<Arc<dyn PersistentCache>>,
     ) -> Result<Upstream, String> {
+        Upstream::with_peer(cfg, persistent, None)
+    }
+
+    /// [`Upstream::new`] asking `peer` on every cache miss before the
+    /// upstreams themselves (see [`peer`]).
+    pub fn with_peer(
+        cfg: UpstreamConfig,
+        persistent: Option<Arc<dyn PersistentCache>>,
+        peer: Option<Arc<dyn peer::Peer>>,
+    ) -> Result<Upstream, String> {
         let http = http::Http::new(&cfg)?;
-        let index = index::IndexClient::new(&cfg, http.clone(), persistent.clone())?;
-        let advisories = advisories::AdvisorySource::new(&cfg, http, persistent)?;
+        let index = index::IndexClient::new(&cfg, http.clone(), persistent.clone(), peer.clone())?;
+        let advisories = advisories::AdvisorySource::new(&cfg, http, persistent, peer)?;
         Ok(Upstream {
             inner: Arc::new(Inner {
                 cfg,

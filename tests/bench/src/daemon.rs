@@ -15,7 +15,14 @@ use lex_align_upstream::{IndexKind, IndexSetting};
 /// test registry plus approved and max-version rules and a laxer licence
 /// policy (so the unregistered packages of the load pass the licence gate).
 pub fn registry_yaml() -> String {
+    registry_yaml_versioned("1.2")
+}
+
+/// [`registry_yaml`] with its `version:` set (each registry change of the
+/// team part is a new version).
+pub fn registry_yaml_versioned(version: &str) -> String {
     lex_align_fakes::fixtures::registry()
+        .version(version)
         .policy(
             "auto_approve_licenses",
             "[MIT, Apache-2.0, BSD-3-Clause, BSD-2-Clause, ISC, MPL-2.0, HPND]",
@@ -162,7 +169,23 @@ impl Daemon {
     /// `lex-align daemon` configured through the original's environment
     /// variables and lex-align's own.
     pub async fn child(bin: &Path, index: &FakeIndex, osv: &FakeOsv) -> anyhow::Result<Daemon> {
+        Daemon::child_with(bin, index, osv, &[], |_| Ok(())).await
+    }
+
+    /// [`Daemon::child`] with more environment, and `before` preparing the
+    /// database (API keys) before the daemon starts.
+    pub async fn child_with(
+        bin: &Path,
+        index: &FakeIndex,
+        osv: &FakeOsv,
+        extra_env: &[(String, String)],
+        before: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Daemon> {
         let (tmp, registry, db) = layout()?;
+        if let Some(parent) = db.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        before(&db)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -192,6 +215,7 @@ impl Daemon {
             .env("BIND_HOST", "127.0.0.1")
             .env("BIND_PORT", port.to_string())
             .env("RUST_LOG", "warn")
+            .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -223,6 +247,23 @@ impl Daemon {
         // Let start-up allocations settle before an idle RSS reading.
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(d)
+    }
+
+    pub fn registry_path(&self) -> PathBuf {
+        self.dir.join("registry.yml")
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`) to the child.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("not a child process")?;
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()?
+            .success();
+        if !ok {
+            bail!("kill -{name} {pid} failed");
+        }
+        Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -6,6 +6,7 @@
 //! Every loop is bounded in count and time.
 
 mod daemon;
+mod team;
 mod wrk;
 
 use std::path::PathBuf;
@@ -40,7 +41,9 @@ struct Args {
     latency_ms: u64,
     /// Which parts to run: warm, cold, batch, kill, and, not in the default
     /// set, auth (the cost of authentication on the warm path) and limit
-    /// (warm evaluate against a fixed-verdict handler behind the same stack).
+    /// (warm evaluate against a fixed-verdict handler behind the same stack)
+    /// and team (a personal daemon following a team server vs a standalone;
+    /// registry propagation; audit queue drain; needs --daemon-bin).
     #[arg(long, value_delimiter = ',', default_value = "warm,cold,batch,kill")]
     only: Vec<String>,
     /// Interleaved rounds of the auth and limit parts: each round runs
@@ -108,6 +111,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if wants("limit") {
         limit(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("team") {
+        match &args.daemon_bin {
+            Some(bin) => team::run(&args, bin, &index, &osv, &mut figures).await?,
+            None => eprintln!("team part skipped: needs --daemon-bin"),
+        }
     }
     if wants("kill") {
         match &args.daemon_bin {

@@ -4,9 +4,7 @@ use std::path::Path;
 
 use lex_align_e2e::{free_port, wait_healthy, Cmd, Daemon, Upstreams};
 
-use crate::{daemon_cmd, lex, BIN};
-
-const STARTER: &str = include_str!("../../../daemon/engine/src/starter_registry.yml");
+use crate::{daemon_cmd, lex, BIN, STARTER};
 
 fn health_json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("health is not JSON ({e}): {body}"))

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 
 use lex_align_e2e::{Cmd, Daemon, Run, Upstreams};
 
-use crate::{daemon_cmd, lex};
-
-const STARTER: &str = include_str!("../../../daemon/engine/src/starter_registry.yml");
+use crate::{daemon_cmd, lex, STARTER};
 
 /// A package outside the registry with an auto-approved license and no
 /// advisories in the fixtures: PROVISIONALLY_ALLOWED.

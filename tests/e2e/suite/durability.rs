@@ -6,9 +6,7 @@ use std::sync::Arc;
 use lex_align_e2e::{Daemon, Upstreams};
 
 use crate::commands::rows_checked;
-use crate::{daemon_cmd, lex};
-
-const STARTER: &str = include_str!("../../../daemon/engine/src/starter_registry.yml");
+use crate::{daemon_cmd, lex, STARTER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_row() {

@@ -16,9 +16,7 @@ use lex_align_fakes::{
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use crate::{daemon_cmd, lex};
-
-const STARTER: &str = include_str!("../../../daemon/engine/src/starter_registry.yml");
+use crate::{daemon_cmd, lex, STARTER};
 
 /// `fastjsonx` 1.2.0 carries a critical advisory (as the index lists it:
 /// no score), fixed in 1.3.0, the latest.

@@ -10,9 +10,7 @@ use lex_align_e2e::{free_port, Cmd, Daemon, Upstreams};
 use lex_align_plugin_testkit::{c_plugin, install, rust_plugin, CSource, TEST_AUTH, TEST_PROPOSER};
 use serde_json::{json, Value};
 
-use crate::{daemon_cmd, lex};
-
-const STARTER: &str = include_str!("../../../daemon/engine/src/starter_registry.yml");
+use crate::{daemon_cmd, lex, STARTER};
 
 /// Short, so stuck calls are declared stuck quickly; the plugins answer
 /// good calls in microseconds.

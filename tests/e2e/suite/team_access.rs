@@ -12,9 +12,7 @@ use lex_align_e2e::{free_port, wait_healthy, Cmd, Daemon, Run, Upstreams};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::{daemon_cmd, lex};
-
-const STARTER: &str = include_str!("../../../daemon/engine/src/starter_registry.yml");
+use crate::{apikey_daemon_in, create_key, daemon_cmd, lex, Key, STARTER};
 
 /// How long the daemon may take to see a key created or revoked beside it
 /// (docs/security.md: "within a second").
@@ -52,47 +50,6 @@ fn compat_client() -> Option<PathBuf> {
     }
 }
 
-/// What `admin keys create --json` printed.
-#[derive(Debug, Clone)]
-struct Key {
-    id: String,
-    name: String,
-    key: String,
-}
-
-async fn create_key(home: &Path, db: &Path, name: &str, role: &str) -> Key {
-    let run = lex(home)
-        .args(["admin", "keys", "create", "--name", name, "--role", role])
-        .args(["--json", "--db"])
-        .args([db.display().to_string()])
-        .output()
-        .await;
-    run.expect_code(0);
-    let v: Value = serde_json::from_str(run.stdout.trim())
-        .unwrap_or_else(|e| panic!("keys create --json is not one object ({e}): {}", run.stdout));
-    for field in [
-        "id",
-        "name",
-        "role",
-        "project",
-        "key",
-        "created_at",
-        "expires_at",
-    ] {
-        assert!(v.get(field).is_some(), "no {field} in {v}");
-    }
-    assert_eq!(v["name"], name, "{v}");
-    assert_eq!(v["role"], role, "{v}");
-    assert!(v["project"].is_null() && v["expires_at"].is_null(), "{v}");
-    let key = v["key"].as_str().unwrap().to_string();
-    assert!(key.starts_with("lxa_"), "{v}");
-    Key {
-        id: v["id"].as_str().unwrap().to_string(),
-        name: name.to_string(),
-        key,
-    }
-}
-
 /// A daemon with API-key authentication on its own data directory, with
 /// one agent key made before it started.
 struct Team {
@@ -108,12 +65,8 @@ impl Team {
         let up = Upstreams::start();
         let db = data.path().join("lexalign.sqlite");
         let first = create_key(data.path(), &db, "ci-before", "agent").await;
-        let daemon = Daemon::start(
-            daemon_cmd(data.path(), STARTER, &up.env())
-                .env("AUTH_ENABLED", "true")
-                .env("AUTH_BACKEND", "apikey"),
-        )
-        .await;
+        std::fs::write(data.path().join("registry.yml"), STARTER).unwrap();
+        let daemon = Daemon::start(apikey_daemon_in(data.path(), &up.env())).await;
         Team {
             _up: up,
             data,

@@ -12,24 +12,10 @@ use std::time::{Duration, Instant};
 use lex_align_e2e::{free_port, Cmd, Daemon, Upstreams};
 use serde_json::Value;
 
-use crate::{daemon_cmd, lex};
-
-const STARTER: &str = include_str!("../../../daemon/engine/src/starter_registry.yml");
+use crate::{apikey_daemon_in, create_key, daemon_cmd, lex, STARTER};
 
 /// Generous: a loaded CI machine, debug builds, several daemons at once.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn create_key(home: &Path, db: &Path, name: &str, role: &str) -> String {
-    let run = lex(home)
-        .args(["admin", "keys", "create", "--name", name, "--role", role])
-        .args(["--json", "--db"])
-        .args([db.display().to_string()])
-        .output()
-        .await;
-    run.expect_code(0);
-    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
-    v["key"].as_str().unwrap().to_string()
-}
 
 /// The team server: API keys, an agent key for the laptop and an operator
 /// key; restartable on the same port.
@@ -44,20 +30,7 @@ struct TeamServer {
 
 /// `lex-align daemon` as a team server with its data in `dir`.
 fn team_cmd(dir: &Path, upstream_env: &[(String, String)], extra: &[(&str, &str)]) -> Cmd {
-    let mut c = lex(dir)
-        .args(["daemon"])
-        .env(
-            "REGISTRY_PATH",
-            dir.join("registry.yml").display().to_string(),
-        )
-        .env(
-            "DATABASE_PATH",
-            dir.join("lexalign.sqlite").display().to_string(),
-        )
-        .env("AUTH_ENABLED", "true")
-        .env("AUTH_BACKEND", "apikey")
-        .env("LEXALIGN_TEAM_KEEPALIVE_SECONDS", "0.5")
-        .envs(upstream_env);
+    let mut c = apikey_daemon_in(dir, upstream_env).env("LEXALIGN_TEAM_KEEPALIVE_SECONDS", "0.5");
     for (k, v) in extra {
         c = c.env(*k, *v);
     }
@@ -72,8 +45,10 @@ impl TeamServer {
     async fn start_with(upstream_env: Vec<(String, String)>, extra: &[(&str, &str)]) -> TeamServer {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("lexalign.sqlite");
-        let agent_key = create_key(dir.path(), &db, "alice-laptop", "agent").await;
-        let operator_key = create_key(dir.path(), &db, "ops", "operator").await;
+        let agent_key = create_key(dir.path(), &db, "alice-laptop", "agent")
+            .await
+            .key;
+        let operator_key = create_key(dir.path(), &db, "ops", "operator").await.key;
         std::fs::write(dir.path().join("registry.yml"), STARTER).unwrap();
         let port = free_port();
         let daemon = Daemon::start_on(team_cmd(dir.path(), &upstream_env, extra), port).await;
@@ -717,4 +692,94 @@ async fn approvals_go_to_the_team_its_decision_comes_back_and_requests_wait_out_
     assert_eq!(click.len(), 1, "{items:?}");
     assert_eq!(click[0]["requester"], "alice-laptop");
     assert_eq!(click[0]["status"], "PENDING_REVIEW");
+}
+
+/// Index requests about `package` (any path naming it).
+fn index_requests_for(up: &Upstreams, package: &str) -> u64 {
+    up.index
+        .request_counts()
+        .into_iter()
+        .filter(|(path, _)| path.split('/').any(|s| s == package))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_personal_daemons_share_one_upstream_fetch_through_the_team() {
+    let up = Upstreams::start();
+    let mut team = TeamServer::start(&up).await;
+    // Their own upstreams are the same fakes: any fetch of theirs counts.
+    let p1 = Personal::start(&team).await;
+    let p2 = Personal::start(&team).await;
+    for p in [&p1, &p2] {
+        p.wait_team("first sync", |t| t["state"] == "following")
+            .await;
+    }
+    up.index.reset_counters();
+    up.osv.reset_counters();
+
+    let v1 = p1.evaluate("six").await;
+    let v2 = p2.evaluate("six").await;
+    assert_eq!(v1["verdict"], "PROVISIONALLY_ALLOWED", "{v1}");
+    assert!(v1["upstream_error"].is_null(), "{v1}");
+    for field in [
+        "verdict",
+        "reason",
+        "resolved_version",
+        "license",
+        "cve_ids",
+    ] {
+        assert_eq!(v1[field], v2[field], "{field}: {v1} vs {v2}");
+    }
+    assert_eq!(
+        index_requests_for(&up, "six"),
+        1,
+        "index requests: {:?}",
+        up.index.request_counts()
+    );
+    assert_eq!(
+        up.osv.requests_to("/v1/query"),
+        1,
+        "advisory requests: {:?}",
+        up.osv.request_counts()
+    );
+    // The team's own verdict is the same.
+    let tv: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/evaluate", team.base()))
+        .query(&[("package", "six")])
+        .header("X-LexAlign-Project", "web")
+        .bearer_auth(&team.agent_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tv["verdict"], v1["verdict"]);
+    assert_eq!(tv["reason"], v1["reason"]);
+    assert_eq!(index_requests_for(&up, "six"), 1);
+
+    // The route is the team's agents' only: no key, no proxy.
+    let r = reqwest::get(format!("{}/api/v1/upstream/project/six", team.base()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Only distribution names reach the team's upstreams.
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/upstream/project/..%2F..%2Fadmin",
+            team.base()
+        ))
+        .bearer_auth(&team.agent_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // The team away: each laptop asks its own upstream.
+    team.daemon.kill9().await;
+    let v = p1.evaluate("click").await;
+    assert_eq!(v["verdict"], "PROVISIONALLY_ALLOWED", "{v}");
+    assert!(v["upstream_error"].is_null(), "{v}");
+    assert_eq!(index_requests_for(&up, "click"), 1);
 }

@@ -278,6 +278,8 @@ pub fn route_rule(method: &Method, path: &str) -> RouteRule {
         | ("GET", "/api/v1/lsp")
         // Public keys: whoever checks a signed verdict (a CI agent) may fetch them.
         | ("GET", "/api/v1/keys") => RouteRule::Needs(Agent),
+        // Team mode: the team's upstream caches, for its personal daemons.
+        ("GET", p) if p.starts_with("/api/v1/upstream/") => RouteRule::Needs(Agent),
         ("POST", "/api/v1/registry/proposals") | ("POST", "/api/v1/registry/reload") => {
             RouteRule::Needs(Operator)
         }

@@ -111,7 +111,69 @@ fn document() -> Value {
         "added_packages": {"type": "integer"}, "approved_requests": {"type": "integer"},
         "detail": {"type": "string"}, "changed": {"type": "boolean"}}});
     let project_q = vec![query("project", false, None)];
-    json!({
+    let name_param = json!({"name": "name", "in": "path", "required": true,
+        "description": "A distribution name (PEP 503); anything else is 404",
+        "schema": {"type": "string", "maxLength": 200}});
+    let version_param = json!({"name": "version", "in": "path", "required": true,
+        "description": "PEP 440 characters (letters, digits, `.+!_-`), starting with a letter or digit; anything else is 404",
+        "schema": {"type": "string", "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9.+!_-]*$"}});
+    let records = json!({"type": "object", "required": ["records"], "properties": {
+        "records": {"type": "array", "items": {"type": "object", "description": "An OSV record"}}}});
+    let upstream_route = |summary: &str, params: Vec<Value>, ok: Value| {
+        json!({"get": {
+        "summary": summary, "parameters": params,
+        "description": "Upstream sharing (team mode, docs/team.md): answered from the team server's caches or one fetch of its own upstream. Agent role.",
+        "responses": {"200": resp("The team's upstream answer", ok),
+            "401": detail(), "404": resp("Not a distribution name or version", json!({"$ref": "#/components/schemas/Detail"})),
+            "503": resp("The team's own upstream did not answer (the caller asks its own)", json!({"$ref": "#/components/schemas/Detail"}))}}})
+    };
+    let found = |field: &str| {
+        json!({"type": "object", "required": ["found"], "properties": {
+        "found": {"type": "boolean", "description": "false: the index does not know it (a real answer)"},
+        field: {"type": "object"}}})
+    };
+    let mut team_paths = json!({
+        "/api/v1/registry/events": {"get": {
+            "summary": "Registry changes as server-sent events (team mode: what personal daemons follow)",
+            "description": "A `registry` event at once, then one per change (`id:` = the registry generation); a `: keep-alive` comment every LEXALIGN_TEAM_KEEPALIVE_SECONDS.",
+            "responses": {"200": {"description": "Event stream; each event's data is JSON",
+                "content": {"text/event-stream": {"schema": {"type": "string"},
+                    "x-event-data": {"type": "object", "properties": {"version": {"type": "string"},
+                        "registry_generation": {"type": "integer"}, "etag": {"type": "string"}}}}}},
+                "401": detail()}}},
+        "/api/v1/audit/ingest": {"post": {
+            "summary": "A personal daemon's audit rows into this chain, exactly once by row_id (agent role)",
+            "requestBody": body(json!({"type": "object", "required": ["rows"], "properties": {
+                "rows": {"type": "array", "maxItems": 500, "items": {"type": "object", "required": ["row_id", "ts"],
+                    "description": "row_id, ts and the audit columns of the personal daemon's row"}}}})),
+            "responses": {"200": resp("Ingested", json!({"type": "object", "properties": {
+                    "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+                    "new": {"type": "array", "items": {"type": "string"}},
+                    "duplicate": {"type": "array", "items": {"type": "string"}}}})),
+                "401": detail(),
+                "403": resp("A project-scoped key shipping another project's rows", json!({"$ref": "#/components/schemas/Detail"})),
+                "413": detail(), "422": detail(), "503": detail()}}},
+        "/api/v1/team/whoami": {"get": {"summary": "Who this server takes the caller's key for, and its registry version and generation",
+            "responses": {"200": resp("Identity", json!({"type": "object", "properties": {
+                "id": {"type": "string"}, "role": {"type": "string"}, "method": {"type": ["string", "null"]},
+                "project": {"type": ["string", "null"]}, "registry_version": {"type": "string"},
+                "registry_generation": {"type": "integer"}, "etag": {"type": "string"}}})), "401": detail()}}},
+        "/api/v1/team/status": {"get": {"summary": "This daemon's team link (`lex-align team status`)",
+            "responses": {"200": resp("Link", json!({"type": "object", "required": ["mode"], "properties": {
+                "mode": {"type": "string", "enum": ["personal", "standalone"]},
+                "url": {"type": "string"}, "state": {"type": "string"}, "identity": {"type": ["string", "null"]},
+                "registry_version": {"type": ["string", "null"]}, "lag_generations": {"type": ["integer", "null"]},
+                "degraded": {"type": ["object", "null"]}, "outbox": {"type": "object"}}}))}}},
+        "/api/v1/upstream/project/{name}": upstream_route("A project's releases from the team's index caches",
+            vec![name_param.clone()], found("project")),
+        "/api/v1/upstream/release/{name}/{version}": upstream_route("One release's license metadata from the team's index caches",
+            vec![name_param.clone(), version_param.clone()], found("metadata")),
+        "/api/v1/upstream/release-vulns/{name}/{version}": upstream_route("The index's vulnerabilities of one release (OSV records)",
+            vec![name_param.clone(), version_param], records.clone()),
+        "/api/v1/upstream/advisories/{name}": upstream_route("Every advisory of a package from the team's advisory source",
+            vec![name_param], records)
+    });
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "lex-align server", "version": "2.2.0",
                  "description": "Dependency-policy verdicts for Python packages (lex-align daemon)."},
@@ -247,7 +309,12 @@ fn document() -> Value {
                 "rows": {"type": "integer"}, "ok": {"type": "boolean"},
                 "first_broken": {"type": ["object", "null"]}, "head_hash": {"type": "string"}}}
         }}
-    })
+    });
+    // The team routes (team/), kept apart so the main table stays readable.
+    if let (Some(all), Some(team)) = (doc["paths"].as_object_mut(), team_paths.as_object_mut()) {
+        all.append(team);
+    }
+    doc
 }
 
 /// The route list, for tests that check every route is documented.

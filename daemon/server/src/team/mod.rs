@@ -18,6 +18,7 @@ pub mod forward;
 pub mod server;
 pub mod ship;
 pub mod status;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,10 @@ pub struct FollowSettings {
     pub timeout: Duration,
     /// How often the shipper looks for new rows (default 200 ms).
     pub ship_every: Duration,
+    /// `LEXALIGN_TEAM_UPSTREAM` (default on): package metadata and
+    /// advisories through the team server's caches, falling back to this
+    /// daemon's own upstreams.
+    pub share_upstream: bool,
 }
 
 impl Default for TeamSettings {
@@ -82,6 +87,7 @@ impl FollowSettings {
             poll: Duration::from_secs(3),
             timeout: Duration::from_secs(5),
             ship_every: Duration::from_millis(200),
+            share_upstream: true,
         }
     }
 }
@@ -123,6 +129,18 @@ impl TeamSettings {
         }
         if let Some(p) = var("LEXALIGN_TEAM_TIMEOUT_SECONDS") {
             f.timeout = secs("LEXALIGN_TEAM_TIMEOUT_SECONDS", &p)?;
+        }
+        if let Some(v) = var("LEXALIGN_TEAM_UPSTREAM") {
+            f.share_upstream = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(ConfigError {
+                        variable: "LEXALIGN_TEAM_UPSTREAM",
+                        message: format!("{v:?} is not true or false"),
+                    })
+                }
+            };
         }
         t.follow = Some(f);
         Ok(t)
@@ -220,6 +238,7 @@ pub fn routes() -> Router<Shared> {
         )
         .route("/api/v1/team/whoami", get(server::whoami))
         .route("/api/v1/team/status", get(status::status_route))
+        .merge(upstream::routes())
 }
 
 /// The `Authorization` header value for the team server.
