@@ -20,8 +20,8 @@ use tokio::io::AsyncReadExt;
 mod oidc_support;
 use oidc_support::*;
 
-use crate::daemon_cmd;
 use crate::plugins::audit_rows;
+use crate::{daemon_cmd, lex};
 
 const GITLAB_TOKEN: &str = "glpat-E2E-SECRET-5d1e0c3b";
 const GITLAB_PROJECT: &str = "platform/policy";
@@ -394,6 +394,24 @@ async fn no_daemon_starts_while_the_idp_is_down() {
         "something listens on {port}"
     );
     assert_eq!(idp.fetches(), 1);
+
+    // check-config says so before anyone starts the daemon.
+    let run = lex(data.path())
+        .args(["check-config"])
+        .env("LEXALIGN_DATA_DIR", data.path().display().to_string())
+        .env("LEXALIGN_PLUGIN_DIRS", plugins.path().display().to_string())
+        .env("AUTH_ENABLED", "true")
+        .env("AUTH_BACKEND", "plugin:oidc")
+        .output()
+        .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let fail = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL") && l.contains("AUTH_BACKEND"))
+        .unwrap_or_else(|| panic!("no AUTH_BACKEND failure:\n{}", run.stdout));
+    assert!(fail.contains("answered HTTP 503"), "{fail}");
+    assert!(fail.contains("the daemon will refuse to start"), "{fail}");
 }
 
 // ---- 3. GitLab: operators' proposals become merge requests ----
