@@ -94,6 +94,43 @@ async fn health(base: &str, token: &str) -> Value {
     .json()
 }
 
+async fn request_approval(base: &str, token: &str, package: &str) -> Answer {
+    answer(
+        client()
+            .post(format!("{base}/api/v1/approval-requests"))
+            .bearer_auth(token)
+            .header("X-LexAlign-Project", "agent-proj")
+            .json(&json!({"package": package, "rationale": "the importer needs it"})),
+    )
+    .await
+}
+
+/// The approval request for `package` once the proposer is done with it
+/// (bounded wait: the review worker runs in the background).
+async fn reviewed(base: &str, token: &str, package: &str) -> Value {
+    for _ in 0..600 {
+        let r = answer(
+            client()
+                .get(format!("{base}/api/v1/reports/approval-requests"))
+                .query(&[("project", "agent-proj")])
+                .bearer_auth(token),
+        )
+        .await;
+        assert_eq!(r.code, 200, "{}", r.text);
+        let item = r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["package"] == package)
+            .cloned();
+        if let Some(item) = item.filter(|i| i["proposal_status"] != "queued") {
+            return item;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the approval request for {package} was never reviewed");
+}
+
 /// The health entry of plugin `name`.
 fn plugin<'a>(health: &'a Value, name: &str) -> &'a Value {
     health["plugins"]
@@ -511,6 +548,26 @@ async fn the_gitlab_plugin_proposes_in_a_running_daemon() {
     let a = propose(base, &dev, "duckdb", "approved").await;
     assert_eq!(a.code, 403, "{}", a.text);
     assert_eq!(gl.requests(), before, "GitLab was called for a developer");
+    // What a developer (or an agent) may do is ask: the approval request
+    // goes to GitLab as a merge request of its own, recorded on the request.
+    let a = request_approval(base, &dev, "six").await;
+    assert_eq!(a.code, 202, "{}", a.text);
+    assert_eq!(a.json()["proposal"]["status"], "queued", "{}", a.text);
+    let item = reviewed(base, &operator, "six").await;
+    assert_eq!(item["proposal_status"], "opened", "{item}");
+    assert_eq!(item["proposal_backend"], "plugin:gitlab", "{item}");
+    assert_eq!(
+        item["proposal_url"].as_str(),
+        Some(format!("{web}/{GITLAB_PROJECT}/-/merge_requests/2").as_str()),
+        "{item}"
+    );
+    let mrs = gl.merge_requests();
+    assert_eq!(mrs[1].source_branch, "lex-align/approval/six");
+    assert!(
+        mrs[1].description.contains("`dan`"),
+        "{}",
+        mrs[1].description
+    );
 
     // The GitLab token revoked, and a GitLab that echoes requests (headers
     // included) into its errors: a 502 naming the refusal, never the token.
@@ -527,6 +584,20 @@ async fn the_gitlab_plugin_proposes_in_a_running_daemon() {
         a.text
     );
     assert_not_in("the 502", a.text.as_bytes(), &secrets);
+    // An approval request meanwhile: recorded as failed, with the reason
+    // and without the token (the detail is stored in the database).
+    let a = request_approval(base, &dev, "click").await;
+    assert_eq!(a.code, 202, "{}", a.text);
+    let item = reviewed(base, &operator, "click").await;
+    assert_eq!(item["proposal_status"], "failed", "{item}");
+    assert!(
+        item["proposal_detail"]
+            .as_str()
+            .unwrap()
+            .contains("GitLab refused the token (HTTP 401"),
+        "{item}"
+    );
+    assert_not_in("the failed request", item.to_string().as_bytes(), &secrets);
     // GitLab down: a 502 too; evaluation is untouched.
     gl.set_revoked(false);
     gl.set_down(true);
@@ -542,7 +613,7 @@ async fn the_gitlab_plugin_proposes_in_a_running_daemon() {
     let a = propose(base, &operator, "duckdb", "approved").await;
     assert_eq!(a.code, 200, "{}", a.text);
     assert_eq!(a.json()["status"], "opened", "{}", a.text);
-    assert_eq!(gl.merge_requests().len(), 2);
+    assert_eq!(gl.merge_requests().len(), 3);
     assert_eq!(
         plugin(&health(base, &operator).await, "gitlab")["state"],
         "ready"
