@@ -9,6 +9,7 @@ mod durability;
 mod index_fallbacks;
 mod plugins;
 mod proposers;
+mod shipped_plugins;
 mod team_access;
 mod team_mode;
 

@@ -88,7 +88,7 @@ fn entry<'a>(health: &'a Value, file: &str) -> &'a Value {
 
 /// `(requester, auth_method)` of the audit rows of `project`, once there
 /// are any (the writer files rows in batches; bounded wait).
-async fn audit_rows(db: &Path, project: &str) -> Vec<(String, Option<String>)> {
+pub(crate) async fn audit_rows(db: &Path, project: &str) -> Vec<(String, Option<String>)> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let conn = rusqlite::Connection::open(db).unwrap();

@@ -79,6 +79,8 @@ struct GlState {
     project_path: String,
     repo: Mutex<Repo>,
     echo_errors: AtomicBool,
+    /// The token was revoked: every route answers 401 as for a wrong one.
+    revoked: AtomicBool,
     /// (method, path fragment) → status answered instead of the real thing.
     failures: Mutex<Vec<(String, String, u16)>>,
     counter: AtomicU64,
@@ -128,6 +130,7 @@ impl FakeGitLab {
                     next_id: 1000,
                 }),
                 echo_errors: AtomicBool::new(false),
+                revoked: AtomicBool::new(false),
                 failures: Mutex::new(Vec::new()),
                 counter: AtomicU64::new(0),
             });
@@ -222,6 +225,17 @@ impl FakeGitLab {
         self.state.failures.lock().unwrap().clear();
     }
 
+    /// Revoke the token (or restore it): GitLab then refuses it like any
+    /// unknown token.
+    pub fn set_revoked(&self, revoked: bool) {
+        self.state.revoked.store(revoked, Ordering::SeqCst);
+    }
+
+    /// Answer 503 to everything while `down`.
+    pub fn set_down(&self, down: bool) {
+        self.ctl.set_down(down);
+    }
+
     /// Requests received, all paths together.
     pub fn requests(&self) -> u64 {
         self.ctl.total()
@@ -299,7 +313,7 @@ fn refuse(st: &GlState, headers: &HeaderMap, id: &str) -> Option<Response> {
         .get("private-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if token != st.token {
+    if token != st.token || st.revoked.load(Ordering::SeqCst) {
         return Some(gl_error(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
     }
     if id != st.project_id.to_string() && id != st.project_path {
