@@ -522,6 +522,18 @@ mod tests {
             })
             .unwrap();
         assert_eq!((id.as_str(), hash.as_str()), ("a", "h"));
+        // Schema 5: the counters start from the rows already there.
+        let counted: (String, i64, String) = conn
+            .query_row(
+                "SELECT project, n, last_ts FROM rollup_agent WHERE agent_model = ''",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            counted,
+            ("p".into(), 1, "2026-11-23T12:00:00.000000+00:00".into())
+        );
         // A second open is a no-op.
         migrate(&mut conn).unwrap();
     }
