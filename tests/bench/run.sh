@@ -7,6 +7,9 @@
 # nor the evaluate path against a fixed-verdict handler on the same stack
 # (issue 13), e.g.
 #   tests/bench/run.sh --only warm,limit --duration 10 --rounds 3
+# nor the reports at scale, the CLI export and the signing cost (issue 12), e.g.
+#   tests/bench/run.sh --only reports,export --keep-db /tmp/reports-1m.sqlite
+#   tests/bench/run.sh --only signing --concurrency 64 --rounds 3
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
