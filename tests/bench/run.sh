@@ -10,6 +10,9 @@
 # nor team mode (issue 11: a personal daemon following a team server vs a
 # standalone, registry propagation, drain of 100,000 queued audit rows), e.g.
 #   tests/bench/run.sh --only team --duration 5 --rounds 2
+# nor the reports at scale, the CLI export and the signing cost (issue 12), e.g.
+#   tests/bench/run.sh --only reports,export --keep-db /tmp/reports-1m.sqlite
+#   tests/bench/run.sh --only signing --concurrency 64 --rounds 3
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }

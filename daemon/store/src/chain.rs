@@ -165,7 +165,9 @@ pub struct BrokenRow {
 /// Owned copy of a row: read back for verification, or appended to the
 /// inbox and waiting to be filed. Deserialises from the canonical JSON
 /// (which has neither `prev_hash` nor `hash`: the inbox fills them in).
+/// Unknown keys are refused: the hash covers only these.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct StoredRow {
     pub seq: i64,
     pub id: String,
@@ -208,7 +210,8 @@ pub(crate) const INSERT_ROW: &str = "INSERT INTO audit_log (seq, id, ts, project
     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
 
 impl StoredRow {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredRow> {
+    /// A row read with [`STORED_COLUMNS`].
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredRow> {
         Ok(StoredRow {
             seq: r.get(0)?,
             id: r.get(1)?,

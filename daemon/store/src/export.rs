@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use time::macros::format_description;
 use time::{Date, Time};
 
-use crate::chain::{row_hash, CanonicalRow, STORED_COLUMNS};
+use crate::chain::{row_hash, CanonicalRow, StoredRow, STORED_COLUMNS};
 use crate::{util, Store, StoreError, GENESIS_HASH};
 
 /// `format` of the header line.
@@ -655,64 +655,62 @@ impl ExportWriter<'_> {
 
 // ---------------------------------------------------------------- verify
 
-/// A row line of a JSONL export. Unknown keys are refused: nothing may be
-/// added to a row that its hash does not cover.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A row line of a JSONL export: the stored row (whose field list and
+/// canonical form live once, in `chain.rs`) plus `export_prev_seq`.
+/// Unknown and repeated keys are refused: nothing may be added to a row
+/// that its hash does not cover, nor may a key say two things.
+#[derive(Debug)]
 struct ExportRow {
-    seq: i64,
-    id: String,
-    ts: String,
-    project: String,
-    requester: String,
-    package: String,
-    canonical: String,
-    version: Option<String>,
-    requirement: Option<String>,
-    resolved_version: Option<String>,
-    verdict: String,
-    denial_category: String,
-    reason: Option<String>,
-    license: Option<String>,
-    cve_ids: Option<String>,
-    max_cvss: Option<f64>,
-    registry_status: Option<String>,
-    agent_model: Option<String>,
-    agent_version: Option<String>,
-    source: String,
-    #[serde(default)]
-    auth_method: Option<String>,
-    prev_hash: String,
-    hash: String,
-    #[serde(default)]
+    row: StoredRow,
     export_prev_seq: Option<u64>,
 }
 
-impl ExportRow {
-    fn canonical(&self) -> CanonicalRow<'_> {
-        CanonicalRow {
-            seq: self.seq,
-            id: &self.id,
-            ts: &self.ts,
-            project: &self.project,
-            requester: &self.requester,
-            package: &self.package,
-            canonical: &self.canonical,
-            version: self.version.as_deref(),
-            requirement: self.requirement.as_deref(),
-            resolved_version: self.resolved_version.as_deref(),
-            verdict: &self.verdict,
-            denial_category: &self.denial_category,
-            reason: self.reason.as_deref(),
-            license: self.license.as_deref(),
-            cve_ids: self.cve_ids.as_deref(),
-            max_cvss: self.max_cvss,
-            registry_status: self.registry_status.as_deref(),
-            agent_model: self.agent_model.as_deref(),
-            agent_version: self.agent_version.as_deref(),
-            source: &self.source,
-            auth_method: self.auth_method.as_deref(),
+impl std::ops::Deref for ExportRow {
+    type Target = StoredRow;
+    fn deref(&self) -> &StoredRow {
+        &self.row
+    }
+}
+
+impl<'de> Deserialize<'de> for ExportRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = ExportRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an audit row object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<ExportRow, A::Error> {
+                use serde::de::Error;
+                let mut fields = serde_json::Map::new();
+                let mut export_prev_seq = None;
+                let mut seen_prev = false;
+                while let Some(key) = m.next_key::<String>()? {
+                    if key == "export_prev_seq" {
+                        if std::mem::replace(&mut seen_prev, true) {
+                            return Err(A::Error::custom("duplicate field `export_prev_seq`"));
+                        }
+                        export_prev_seq = m.next_value::<Option<u64>>()?;
+                    } else {
+                        let v = m.next_value::<serde_json::Value>()?;
+                        if fields.contains_key(&key) {
+                            return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                        }
+                        fields.insert(key, v);
+                    }
+                }
+                let row = StoredRow::deserialize(serde_json::Value::Object(fields))
+                    .map_err(A::Error::custom)?;
+                Ok(ExportRow {
+                    row,
+                    export_prev_seq,
+                })
+            }
         }
+        d.deserialize_map(Keys)
     }
 }
 
@@ -962,7 +960,7 @@ pub fn verify_export(
         v.report.first_seq.get_or_insert(seq);
         v.report.last_seq = Some(seq);
         v.report.head_hash = row.hash.clone();
-        last = Some((seq, row.hash));
+        last = Some((seq, row.row.hash));
     }
 
     let Some((_header, header_sha)) = header else {

@@ -122,35 +122,6 @@ fn cursor(c: &Connection) -> Result<(u64, Option<String>), StoreError> {
         .unwrap_or((0, None)))
 }
 
-/// A row read with [`STORED_COLUMNS`].
-pub(crate) fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
-    Ok(StoredRow {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        ts: r.get(2)?,
-        project: r.get(3)?,
-        requester: r.get(4)?,
-        package: r.get(5)?,
-        canonical: r.get(6)?,
-        version: r.get(7)?,
-        requirement: r.get(8)?,
-        resolved_version: r.get(9)?,
-        verdict: r.get(10)?,
-        denial_category: r.get(11)?,
-        reason: r.get(12)?,
-        license: r.get(13)?,
-        cve_ids: r.get(14)?,
-        max_cvss: r.get(15)?,
-        registry_status: r.get(16)?,
-        agent_model: r.get(17)?,
-        agent_version: r.get(18)?,
-        source: r.get(19)?,
-        prev_hash: r.get(20)?,
-        hash: r.get(21)?,
-        auth_method: r.get(22)?,
-    })
-}
-
 fn head_seq(c: &Connection) -> Result<u64, StoreError> {
     let n: Option<i64> = c.query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))?;
     Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
@@ -176,7 +147,7 @@ impl Store {
         let rows = stmt
             .query_map(
                 params![shipped as i64, limit.min(SHIP_BATCH_MAX) as i64],
-                stored_row,
+                StoredRow::from_row,
             )?
             .collect::<Result<Vec<_>, _>>()?;
         let upto_seq = rows

@@ -20,7 +20,7 @@ const RECENT_AGENT_ROWS: usize = 50;
 const TOP_LIMIT: usize = 20;
 
 /// `cve_ids` text as a JSON array for `json_each`, tolerating legacy junk.
-const CVE_JSON: &str = "CASE WHEN json_valid(a.cve_ids) THEN a.cve_ids ELSE '[]' END";
+pub(crate) const CVE_JSON: &str = "CASE WHEN json_valid(a.cve_ids) THEN a.cve_ids ELSE '[]' END";
 
 /// Optional `AND a.project = ?N` clause plus its argument.
 struct Filter<'a> {
@@ -73,19 +73,23 @@ fn s(r: &Row<'_>, i: usize) -> rusqlite::Result<Value> {
 }
 
 /// reports.md §2: `{category, project, total_denials, recent}`.
+/// `counter` is the `rollup_agent` column counting the category's rows.
 fn denial_base(
     conn: &Connection,
     category: &str,
+    counter: &str,
     project: Option<&str>,
 ) -> Result<Map<String, Value>, StoreError> {
     let mut f = Filter::new(project);
-    let cat = f.bind(category);
     let pc = f.project_clause();
     let total = count(
         conn,
-        &format!("SELECT COUNT(*) FROM audit_log a WHERE a.denial_category = {cat}{pc}"),
+        &format!("SELECT ifnull(SUM(a.{counter}), 0) FROM rollup_agent a WHERE 1 = 1{pc}"),
         &f.args,
     )?;
+    let mut f = Filter::new(project);
+    let cat = f.bind(category);
+    let pc = f.project_clause();
     let recent = query_values(
         conn,
         &format!(
@@ -114,16 +118,15 @@ fn denial_base(
 }
 
 pub(crate) fn legal(conn: &Connection, project: Option<&str>) -> Result<Value, StoreError> {
-    let mut m = denial_base(conn, "license", project)?;
+    let mut m = denial_base(conn, "license", "license_rows", project)?;
     let mut f = Filter::new(project);
     let pc = f.project_clause();
     let breakdown = query_values(
         conn,
         &format!(
-            "SELECT a.license, COUNT(*) AS total, \
-               SUM(a.verdict = 'ALLOWED'), SUM(a.verdict = 'PROVISIONALLY_ALLOWED'), \
-               SUM(a.verdict = 'DENIED') \
-             FROM audit_log a WHERE a.license IS NOT NULL AND a.license != ''{pc} \
+            "SELECT a.license, SUM(a.n) AS total, SUM(a.allowed), SUM(a.provisional), \
+               SUM(a.denied) \
+             FROM rollup_license a WHERE 1 = 1{pc} \
              GROUP BY a.license ORDER BY total DESC, a.license"
         ),
         &f.args,
@@ -146,9 +149,9 @@ pub(crate) fn legal(conn: &Connection, project: Option<&str>) -> Result<Value, S
     let top_projects = query_values(
         conn,
         &format!(
-            "SELECT a.project, COUNT(*) AS denials FROM audit_log a \
-             WHERE a.denial_category = 'license' AND a.verdict = 'DENIED'{pc} \
-             GROUP BY a.project ORDER BY denials DESC, a.project LIMIT 10"
+            "SELECT a.project, SUM(a.license_denied) AS denials FROM rollup_agent a \
+             WHERE 1 = 1{pc} GROUP BY a.project HAVING denials > 0 \
+             ORDER BY denials DESC, a.project LIMIT 10"
         ),
         &f.args,
         |r| Ok(json!({"project": r.get::<_, String>(0)?, "denials": r.get::<_, i64>(1)?})),
@@ -169,10 +172,11 @@ pub(crate) fn security(
     project: Option<&str>,
     registry: &[(String, String)],
 ) -> Result<Value, StoreError> {
-    let mut m = denial_base(conn, "cve", project)?;
+    let mut m = denial_base(conn, "cve", "cve_rows", project)?;
     let mut f = Filter::new(project);
     let pc = f.project_clause();
-    let scope_cve = format!("a.denial_category = 'cve'{pc}");
+    // Over rollup_cve_package / rollup_cve_id: CVE denials only.
+    let scope_cve = format!("1 = 1{pc}");
 
     // Severity buckets over every CVE denial in scope.
     let mut sev: Map<String, Value> = ["critical", "high", "medium", "low", "unknown"]
@@ -182,14 +186,25 @@ pub(crate) fn security(
     for (bucket, n) in query_values(
         conn,
         &format!(
-            "SELECT CASE WHEN a.max_cvss >= 9.0 THEN 'critical' WHEN a.max_cvss >= 7.0 THEN 'high' \
-               WHEN a.max_cvss >= 4.0 THEN 'medium' WHEN a.max_cvss > 0 THEN 'low' \
-               ELSE 'unknown' END AS b, COUNT(*) FROM audit_log a WHERE {scope_cve} GROUP BY b"
+            "SELECT ifnull(SUM(a.critical), 0), ifnull(SUM(a.high), 0), ifnull(SUM(a.medium), 0), \
+               ifnull(SUM(a.low), 0), ifnull(SUM(a.unknown), 0) \
+             FROM rollup_cve_package a WHERE {scope_cve}"
         ),
         &f.args,
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-    )? {
-        sev.insert(bucket, n.into());
+        |r| {
+            Ok([
+                ("critical", r.get::<_, i64>(0)?),
+                ("high", r.get(1)?),
+                ("medium", r.get(2)?),
+                ("low", r.get(3)?),
+                ("unknown", r.get(4)?),
+            ])
+        },
+    )?
+    .into_iter()
+    .flatten()
+    {
+        sev.insert(bucket.to_string(), n.into());
     }
 
     // (cve, package) pairs: one pass feeds both top_packages' id lists and
@@ -204,9 +219,8 @@ pub(crate) fn security(
     let pairs = query_values(
         conn,
         &format!(
-            "SELECT j.value, a.canonical, COUNT(*), MAX(a.max_cvss), MAX(a.ts) \
-             FROM audit_log a, json_each({CVE_JSON}) j \
-             WHERE {scope_cve} AND j.type = 'text' GROUP BY j.value, a.canonical"
+            "SELECT a.cve_id, a.canonical, SUM(a.n), MAX(a.max_cvss), MAX(a.last_ts) \
+             FROM rollup_cve_id a WHERE {scope_cve} GROUP BY a.cve_id, a.canonical"
         ),
         &f.args,
         |r| {
@@ -263,12 +277,11 @@ pub(crate) fn security(
     let top_packages = query_values(
         conn,
         &format!(
-            "WITH s AS (SELECT a.canonical, a.package, a.ts, a.seq, a.max_cvss FROM audit_log a \
-                        WHERE {scope_cve}), \
-                  g AS (SELECT canonical, COUNT(*) AS denials, MAX(max_cvss) AS mx, MAX(ts) AS latest \
-                        FROM s GROUP BY canonical), \
+            "WITH s AS (SELECT * FROM rollup_cve_package a WHERE {scope_cve}), \
+                  g AS (SELECT canonical, SUM(n) AS denials, MAX(max_cvss) AS mx, \
+                        MAX(last_ts) AS latest FROM s GROUP BY canonical), \
                   n AS (SELECT canonical, package, ROW_NUMBER() OVER \
-                        (PARTITION BY canonical ORDER BY ts DESC, seq DESC) AS rn FROM s) \
+                        (PARTITION BY canonical ORDER BY last_ts DESC, last_seq DESC) AS rn FROM s) \
              SELECT g.canonical, n.package, g.denials, g.mx FROM g \
              JOIN n ON n.canonical = g.canonical AND n.rn = 1 \
              ORDER BY COALESCE(g.mx, 0) DESC, g.denials DESC, g.latest DESC, g.canonical \
@@ -352,8 +365,9 @@ fn hot_registry_packages(
     let since = f.bind(ts_days_ago(WINDOW_DAYS));
     let keys_arg = f.bind(serde_json::to_string(&keys).expect("strings"));
     let pc = f.project_clause();
+    // The first term is audit_log_advisory's WHERE, so SQLite uses it.
     let scope_hot = format!(
-        "a.ts >= {since}{pc} AND a.canonical IN (SELECT value FROM json_each({keys_arg})) \
+        "(a.cve_ids IS NOT NULL OR a.denial_category = 'cve') AND a.ts >= {since}{pc} AND a.canonical IN (SELECT value FROM json_each({keys_arg})) \
          AND ((a.denial_category = 'cve' AND a.verdict = 'DENIED') \
               OR (a.verdict = 'PROVISIONALLY_ALLOWED' AND (a.denial_category = 'cve' OR a.cve_ids IS NOT NULL)))"
     );
@@ -412,8 +426,7 @@ fn hot_registry_packages(
 pub(crate) fn projects(conn: &Connection) -> Result<Value, StoreError> {
     let evals = query_values(
         conn,
-        "SELECT project, COUNT(*), SUM(verdict = 'DENIED') FROM audit_log \
-         GROUP BY project ORDER BY project",
+        "SELECT project, SUM(n), SUM(denied) FROM rollup_agent GROUP BY project ORDER BY project",
         &[],
         |r| {
             Ok((
@@ -455,10 +468,11 @@ pub(crate) fn agents(conn: &Connection, project: Option<&str>) -> Result<Value, 
     let agents = query_values(
         conn,
         &format!(
-            "SELECT a.agent_model, a.agent_version, COUNT(*) AS ev, SUM(a.verdict = 'DENIED'), \
-               SUM(a.verdict = 'PROVISIONALLY_ALLOWED'), MAX(a.ts) AS last \
-             FROM audit_log a WHERE 1 = 1{pc} GROUP BY a.agent_model, a.agent_version \
-             ORDER BY ev DESC, last DESC"
+            "SELECT CASE WHEN a.agent_model = '' THEN NULL ELSE substr(a.agent_model, 2) END, \
+               CASE WHEN a.agent_version = '' THEN NULL ELSE substr(a.agent_version, 2) END, \
+               SUM(a.n) AS ev, SUM(a.denied), SUM(a.provisional), MAX(a.last_ts) AS last \
+             FROM rollup_agent a WHERE 1 = 1{pc} GROUP BY a.agent_model, a.agent_version \
+             ORDER BY ev DESC, last DESC, a.agent_model, a.agent_version"
         ),
         &f.args,
         |r| {
@@ -534,21 +548,33 @@ pub(crate) fn pending(
         evaluations: i64,
         latest: String,
     }
+    // The window `ts >= since` is the days after since's day (counters)
+    // plus the rows of since's own day at or after since (the `ts` index).
+    // A row is in the window exactly when one of the two holds, whatever
+    // its `ts` text (substr(ts, 1, 10) > day implies ts > since).
     let since = ts_days_ago(WINDOW_DAYS);
+    let day: String = since.chars().take(10).collect();
+    let day_end = match day.char_indices().last() {
+        Some((i, c)) => format!("{}{}", &day[..i], char::from_u32(c as u32 + 1).unwrap_or(c)),
+        None => day.clone(),
+    };
     let mut implicit = query_values(
         conn,
-        "WITH s AS (SELECT seq, ts, canonical, package, project, verdict, agent_model, agent_version \
-                    FROM audit_log WHERE ts >= ?1 \
-                    AND canonical NOT IN (SELECT canonical FROM approval_requests)), \
-              g AS (SELECT canonical, COUNT(*) AS ev, SUM(verdict = 'DENIED') AS den, \
-                    SUM(verdict = 'PROVISIONALLY_ALLOWED') AS prov, \
-                    COUNT(DISTINCT project) AS pc FROM s GROUP BY canonical), \
-              n AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY canonical ORDER BY ts DESC, seq DESC) AS rn \
-                    FROM s) \
+        "WITH w AS (SELECT canonical, n, denied, provisional FROM rollup_day WHERE day > ?2 \
+                    UNION ALL \
+                    SELECT canonical, 1, verdict = 'DENIED', verdict = 'PROVISIONALLY_ALLOWED' \
+                    FROM audit_log WHERE ts >= ?1 AND ts < ?3 AND substr(ts, 1, 10) = ?2), \
+              g AS (SELECT canonical, SUM(n) AS ev, SUM(denied) AS den, SUM(provisional) AS prov \
+                    FROM w WHERE canonical NOT IN (SELECT canonical FROM approval_requests) \
+                    GROUP BY canonical), \
+              p AS (SELECT canonical, last_seq, COUNT(*) OVER (PARTITION BY canonical) AS pc, \
+                    ROW_NUMBER() OVER (PARTITION BY canonical ORDER BY last_ts DESC, last_seq DESC) AS rn \
+                    FROM rollup_canonical WHERE last_ts >= ?1) \
          SELECT g.canonical, n.package, g.ev, g.den, g.prov, n.ts, n.project, n.agent_model, \
-                n.agent_version, g.pc \
-         FROM g JOIN n ON n.canonical = g.canonical AND n.rn = 1",
-        &[since],
+                n.agent_version, p.pc \
+         FROM g JOIN p ON p.canonical = g.canonical AND p.rn = 1 \
+         JOIN audit_log n ON n.seq = p.last_seq",
+        &[since, day, day_end],
         |r| {
             let canonical: String = r.get(0)?;
             let (ev, den, prov, pc): (i64, i64, i64, i64) =

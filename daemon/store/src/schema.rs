@@ -14,7 +14,14 @@ use crate::chain::{insert_chained, CanonicalRow, GENESIS_HASH};
 use crate::util::{canonical_name, normalize_ts, now_ts, value_to_f64, value_to_string};
 use crate::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
+
+/// Version 5 adds the report counters and the advisory index
+/// (`rollup.rs`), filled from every row already in the log.
+fn upgrade_to_v5(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute_batch(crate::rollup::ROLLUP_SCHEMA)?;
+    crate::rollup::rebuild(tx)
+}
 
 /// Version 4 adds the proposal outcome of an approval request (what a
 /// reviewing proposer such as `github` did with it: queued, opened,
@@ -180,7 +187,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
-    if (1..=3).contains(&found) {
+    if (1..=4).contains(&found) {
         // Same rows (the chain is untouched): indexes go, tables and
         // nullable columns are added.
         for ix in V2_DROPPED_INDEXES {
@@ -188,6 +195,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         upgrade_to_v3(&tx)?;
         upgrade_to_v4(&tx)?;
+        upgrade_to_v5(&tx)?;
         let mut set = tx.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?;
         set.execute(params!["schema_version", SCHEMA_VERSION.to_string()])?;
         set.execute(params!["migrated_from_version", found.to_string()])?;
@@ -233,6 +241,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         migrated_rows += copy_legacy_requests(&tx)?;
         tx.execute_batch("DROP TABLE approval_requests_v0")?;
     }
+    // After the copy: the counters start from every migrated row.
+    upgrade_to_v5(&tx)?;
     let now = now_ts();
     let mut set = tx.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?;
     set.execute(params!["schema_version", SCHEMA_VERSION.to_string()])?;
@@ -512,6 +522,18 @@ mod tests {
             })
             .unwrap();
         assert_eq!((id.as_str(), hash.as_str()), ("a", "h"));
+        // Schema 5: the counters start from the rows already there.
+        let counted: (String, i64, String) = conn
+            .query_row(
+                "SELECT project, n, last_ts FROM rollup_agent WHERE agent_model = ''",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            counted,
+            ("p".into(), 1, "2026-11-23T12:00:00.000000+00:00".into())
+        );
         // A second open is a no-op.
         migrate(&mut conn).unwrap();
     }

@@ -23,7 +23,7 @@ fn day_text(d: Date) -> String {
 
 /// The last `days` days up to today, oldest first, days without rows
 /// included as zeros. Timestamps start with the date, so the window is a
-/// string comparison on the `ts` index.
+/// string comparison.
 pub(crate) fn verdicts_per_day(
     conn: &Connection,
     project: Option<&str>,
@@ -34,9 +34,10 @@ pub(crate) fn verdicts_per_day(
     let first = today - Duration::days(i64::from(days) - 1);
     let mut args = vec![day_text(first)];
     let mut sql = String::from(
-        "SELECT substr(ts, 1, 10) AS day, SUM(verdict = 'ALLOWED'), \
-           SUM(verdict = 'PROVISIONALLY_ALLOWED'), SUM(verdict = 'DENIED'), \
-           SUM(verdict = 'CVE_ALERT') FROM audit_log WHERE ts >= ?1",
+        // Counters per project and day (rollup.rs): `ts >= first` holds
+        // exactly when `substr(ts, 1, 10) >= first` for a 10-character day.
+        "SELECT day, SUM(allowed), SUM(provisional), SUM(denied), SUM(alerts) \
+           FROM rollup_project_day WHERE day >= ?1",
     );
     if let Some(p) = scope(project) {
         args.push(p.to_string());

@@ -379,6 +379,14 @@ fn edited_headers_added_fields_and_trailing_rows_are_refused() {
     assert_eq!(line, 2);
     assert!(reason.contains("unknown field"), "{reason}");
 
+    // A key said twice: a reader that keeps the first value would see a
+    // verdict other than the one the hash covers.
+    let mut d = l.clone();
+    d[1] = d[1].replacen("{", "{\"verdict\":\"ALLOWED\",", 1);
+    let (line, _, reason) = problem(&verify(&join(&d)));
+    assert_eq!(line, 2);
+    assert!(reason.contains("duplicate field `verdict`"), "{reason}");
+
     let mut t = l.clone();
     t.push(l[1].clone());
     let (line, _, reason) = problem(&verify(&join(&t)));

@@ -6,6 +6,9 @@
 //! Every loop is bounded in count and time.
 
 mod daemon;
+mod export;
+mod reports;
+mod signing;
 mod team;
 mod wrk;
 
@@ -40,16 +43,26 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     latency_ms: u64,
     /// Which parts to run: warm, cold, batch, kill, and, not in the default
-    /// set, auth (the cost of authentication on the warm path) and limit
-    /// (warm evaluate against a fixed-verdict handler behind the same stack)
-    /// and team (a personal daemon following a team server vs a standalone;
-    /// registry propagation; audit queue drain; needs --daemon-bin).
+    /// set, auth (the cost of authentication on the warm path), limit
+    /// (warm evaluate against a fixed-verdict handler behind the same stack),
+    /// team (a personal daemon following a team server vs a standalone;
+    /// registry propagation; audit queue drain; needs --daemon-bin),
+    /// reports (every report on a large audit log), export (`lex-align
+    /// audit export` of that log: rows/s and peak RSS; needs --daemon-bin)
+    /// and signing (evaluate plain vs `&envelope=dsse` under load).
     #[arg(long, value_delimiter = ',', default_value = "warm,cold,batch,kill")]
     only: Vec<String>,
     /// Interleaved rounds of the auth and limit parts: each round runs
     /// every configuration once at each concurrency.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Audit rows of the reports part.
+    #[arg(long, default_value_t = 1_000_000)]
+    report_rows: u64,
+    /// The reports part's database: seeded when missing, reused (and
+    /// kept) when present, e.g. to look at query plans with `sqlite3`.
+    #[arg(long)]
+    keep_db: Option<PathBuf>,
 }
 
 /// One line of the final table.
@@ -105,6 +118,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if wants("batch") {
         cold_batch(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("reports") {
+        reports::reports(&args, &index, &osv, &mut figures).await?;
+    }
+    if wants("export") {
+        export::export(&args, &mut figures).await?;
+    }
+    if wants("signing") {
+        signing::signing(&args, &index, &osv, &mut figures).await?;
     }
     if wants("auth") {
         auth_cost(&args, &index, &osv, &mut figures).await?;
