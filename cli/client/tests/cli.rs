@@ -370,6 +370,51 @@ fn status_and_session_brief_show_open_cve_alerts() {
     assert!(ctx.contains("\nCVE re-scan: disabled"), "{ctx}");
 }
 
+#[test]
+fn status_and_session_brief_name_an_override_that_lapses_this_week() {
+    let d = daemon_with(vec![], |c| {
+        let store = lex_align_store::AccessDb::open(&c.database_path).unwrap();
+        let soon = time::OffsetDateTime::now_utc() + time::Duration::days(3);
+        let later = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+        let just = "Pinned by the vendor until their patch ships next month.";
+        store
+            .grant_override("requests", "svc", Some("2.31.0"), just, "olga", soon)
+            .unwrap();
+        // Lapses after the week: not named.
+        store
+            .grant_override("flask", "svc", None, just, "olga", later)
+            .unwrap();
+    });
+    let p = project(&d.url, true);
+    std::fs::write(p.path().join("pyproject.toml"), PYPROJECT).unwrap();
+    let text = stdout(&run(p.path(), &["status"], ""));
+    let line = text
+        .lines()
+        .find(|l| l.contains("override ") && l.contains("lapses"))
+        .unwrap_or_else(|| panic!("no lapsing override in\n{text}"));
+    assert!(line.starts_with("  ~ override ovr"), "{line}");
+    assert!(line.contains(" for requests==2.31.0 lapses "), "{line}");
+    assert!(line.contains("(approved by olga)"), "{line}");
+    assert!(text.contains("\nLapsing within 7 days:\n"), "{text}");
+    assert!(!text.contains("for flask"), "{text}");
+
+    let brief = stdout(&run(
+        p.path(),
+        &["hook", "session-start"],
+        &event("sessionstart_startup.json", p.path()),
+    ));
+    let brief: Value = serde_json::from_str(brief.trim()).unwrap();
+    let ctx = brief["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(
+        ctx.contains("Lapsing within 7 days: override ovr")
+            && ctx.contains(" for requests==2.31.0 lapses "),
+        "{ctx}"
+    );
+    assert!(!ctx.contains("for flask"), "{ctx}");
+}
+
 /// Packages the fixture lock pulls in that the fixture index does not carry.
 fn add_lock_only_projects(d: &Daemon) {
     use lex_align_fakes::{FakeProject, FakeRelease};
