@@ -477,6 +477,40 @@ async fn rest_errors_are_502_with_the_reason_and_no_token() {
             .contains("answered 401: Bad credentials"),
         "{v3}"
     );
+    // Each failed proposal is in the chained log, by whom and why; the
+    // one that went through is not.
+    g.server.handle.store().flush().unwrap();
+    let db = rusqlite::Connection::open(g.root.path().join("data/lexalign.sqlite")).unwrap();
+    let failed: Vec<(String, String, String, String)> = db
+        .prepare(
+            "SELECT package, verdict, denial_category, reason FROM audit_log \
+             WHERE source = 'proposal' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(
+        (
+            failed[0].0.as_str(),
+            failed[0].1.as_str(),
+            failed[0].2.as_str()
+        ),
+        ("six", "PROPOSAL_FAILED", "proposal")
+    );
+    assert!(
+        failed[0]
+            .3
+            .starts_with("Proposal of `six` as approved failed: GitHub API POST"),
+        "{failed:?}"
+    );
+    assert_eq!(failed[1].0, "attrs");
+    assert!(
+        failed[1].3.contains("answered 401: Bad credentials"),
+        "{failed:?}"
+    );
     assert_no_token_anywhere(&g, &[&v, &v2, &v3]);
 }
 

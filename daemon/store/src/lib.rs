@@ -68,7 +68,7 @@ pub struct AuditRow {
     pub version: Option<String>,
     pub requirement: Option<String>,
     pub resolved_version: Option<String>,
-    /// `ALLOWED` | `PROVISIONALLY_ALLOWED` | `DENIED` | `CVE_ALERT`.
+    /// `ALLOWED` | `PROVISIONALLY_ALLOWED` | `DENIED` | `CVE_ALERT` | `PROPOSAL_FAILED`.
     pub verdict: String,
     /// `registry` | `license` | `cve` | `cve_alert` | `malicious` | `not-found` | `upstream` | `""`.
     pub denial_category: String,

@@ -108,22 +108,34 @@ pub async fn proposals(
 
     let context = ProposalContext {
         source: "operator".into(),
-        project: ctx.project,
-        requester: ctx.requester,
+        project: ctx.project.clone(),
+        requester: ctx.requester.clone(),
         rationale,
-        agent_model: ctx.agent_model,
-        agent_version: ctx.agent_version,
+        agent_model: ctx.agent_model.clone(),
+        agent_version: ctx.agent_version.clone(),
     };
     let proposer = app.proposer.clone();
-    let result = tokio::task::spawn_blocking(move || proposer.propose(&rule, &context))
+    let (name, status) = (rule.name.clone(), rule.status.as_str().to_string());
+    let outcome = tokio::task::spawn_blocking(move || proposer.propose(&rule, &context))
         .await
         .map_err(|e| {
             ApiError::detail(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("proposer crashed: {e}"),
             )
-        })?
-        .map_err(|e| ApiError::detail(StatusCode::BAD_GATEWAY, e.0))?;
+        })?;
+    let result = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            // Who tried to change policy and why it did not happen belongs
+            // in the chained log, not only in a warning line.
+            let row = failed_proposal_row(&ctx, &name, &status, &e.0);
+            if let Err(store_err) = app.store.append_audit(row).await {
+                tracing::error!(error = %store_err, "failed proposal not audited");
+            }
+            return Err(ApiError::detail(StatusCode::BAD_GATEWAY, e.0));
+        }
+    };
     let mut result = result;
     if app.proposer.writes_registry() {
         if let Err(e) = app.registry.reload("proposal").await {
@@ -337,5 +349,38 @@ fn truthy(v: &Value) -> bool {
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// The audit row of an operator proposal the proposer refused or failed:
+/// verdict `PROPOSAL_FAILED`, category `proposal`, the error as the reason
+/// (proposers scrub credentials from their errors).
+fn failed_proposal_row(
+    ctx: &crate::service::CallContext,
+    package: &str,
+    status: &str,
+    error: &str,
+) -> lex_align_store::AuditRow {
+    lex_align_store::AuditRow {
+        project: ctx.project.clone(),
+        requester: ctx.requester.clone(),
+        package: package.to_string(),
+        canonical: lex_align_engine::name::canonicalize(package),
+        version: None,
+        requirement: None,
+        resolved_version: None,
+        verdict: "PROPOSAL_FAILED".into(),
+        denial_category: "proposal".into(),
+        reason: Some(format!(
+            "Proposal of `{package}` as {status} failed: {error}"
+        )),
+        license: None,
+        cve_ids: Vec::new(),
+        max_cvss: None,
+        registry_status: None,
+        agent_model: ctx.agent_model.clone(),
+        agent_version: ctx.agent_version.clone(),
+        source: "proposal".into(),
+        auth_method: Some(ctx.auth_method.clone()),
     }
 }
