@@ -463,7 +463,8 @@ fn parse_simple(w: &[String]) -> Option<Install> {
                 1
             };
         }
-        i
+        // A value option as the last word has no value: stop at the end.
+        i.min(w.len())
     };
     match program {
         "uv" => {
@@ -554,6 +555,22 @@ mod tests {
             .into_iter()
             .flat_map(|i| i.requirements)
             .collect()
+    }
+
+    #[test]
+    fn a_value_option_as_the_last_word_is_not_a_crash() {
+        // Found by the shell_install fuzz target (`-c` takes a value).
+        assert!(parse_installs("uv run  -\u{1}\0\0\0ist#+dock}s.t/s.t/xt -c&c").is_empty());
+        for line in [
+            "uv run -c",
+            "uv --directory",
+            "uv run --python",
+            "pip --python",
+            "uv pip install -c",
+        ] {
+            assert!(parse_installs(line).is_empty(), "{line}");
+        }
+        assert_eq!(reqs("uv --directory d add -c x.txt httpx"), ["httpx"]);
     }
 
     #[test]
