@@ -137,7 +137,7 @@ impl CveScanner {
                         }),
                     }
                 }
-                *scanner.open.write().unwrap() = open;
+                *scanner.open.write().unwrap_or_else(|p| p.into_inner()) = open;
             }
             Err(e) => tracing::warn!("CVE re-scan: cannot read earlier alerts: {e}"),
         }
@@ -145,7 +145,10 @@ impl CveScanner {
     }
 
     pub fn status(&self) -> ScanStatus {
-        self.status.lock().unwrap().clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Open alerts of one package (PEP 503 name); cheap, in memory.
@@ -207,10 +210,13 @@ impl CveScanner {
     /// One full scan; returns the status after it.
     pub async fn scan_now(&self) -> ScanStatus {
         let _one = self.one_at_a_time.lock().await;
-        self.status.lock().unwrap().running = true;
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .running = true;
         let started = Instant::now();
         let outcome = self.scan().await;
-        let mut st = self.status.lock().unwrap();
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
         st.running = false;
         st.scans += 1;
         st.last_scan_at = Some(now_rfc3339());
@@ -435,7 +441,7 @@ impl CveScanner {
         }
         {
             // A package that could not be checked keeps its alerts.
-            let mut open = self.open.write().unwrap();
+            let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
             for name in &failed_names {
                 if let Some(prev) = open.remove(name) {
                     new_open.insert(name.clone(), prev);
