@@ -74,6 +74,17 @@ async fn daemon(data: &std::path::Path, osv: &FakeOsv, hours: f64) -> TestServer
     .await
 }
 
+/// A daemon with the scan cadence off (the test drives the scans) that has
+/// allowed httpx 0.28.1 once, so the scanner has a version in use.
+async fn httpx_allowed_without_cadence() -> (tempfile::TempDir, FakeOsv, TestServer) {
+    let root = tempfile::tempdir().unwrap();
+    let osv = FakeOsv::start(&pypa_snapshot_dir());
+    let s = daemon(&root.path().join("data"), &osv, 0.0).await;
+    let (_, v) = s.evaluate("package=httpx&version=0.28.1").await;
+    assert_eq!(v["verdict"], "ALLOWED", "{v}");
+    (root, osv, s)
+}
+
 async fn scan_status(s: &TestServer) -> Value {
     let (status, h) = s.get("/api/v1/health").await;
     assert_eq!(status, 200, "{h}");
@@ -207,12 +218,8 @@ async fn an_advisory_published_after_allowing_alerts_once_across_scans_and_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_advisory_source_that_is_down_writes_nothing_and_says_so() {
-    let root = tempfile::tempdir().unwrap();
-    let osv = FakeOsv::start(&pypa_snapshot_dir());
     // Disabled cadence: this test drives the scans itself.
-    let s = daemon(&root.path().join("data"), &osv, 0.0).await;
-    let (_, v) = s.evaluate("package=httpx&version=0.28.1").await;
-    assert_eq!(v["verdict"], "ALLOWED", "{v}");
+    let (_root, osv, s) = httpx_allowed_without_cadence().await;
     osv.add_record(advisory(ADVISORY, CRITICAL));
     osv.set_down(true);
     let st = s.handle.cve_scan().scan_now().await;
@@ -234,11 +241,7 @@ async fn an_advisory_source_that_is_down_writes_nothing_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_disables_the_scan() {
-    let root = tempfile::tempdir().unwrap();
-    let osv = FakeOsv::start(&pypa_snapshot_dir());
-    let s = daemon(&root.path().join("data"), &osv, 0.0).await;
-    let (_, v) = s.evaluate("package=httpx&version=0.28.1").await;
-    assert_eq!(v["verdict"], "ALLOWED", "{v}");
+    let (_root, osv, s) = httpx_allowed_without_cadence().await;
     osv.add_record(advisory(ADVISORY, CRITICAL));
     osv.reset_counters();
     // Requests that would have let a running scanner go round.
@@ -308,11 +311,7 @@ async fn the_security_report_lists_alerts_as_computed_by_hand() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_editor_gets_a_warning_naming_the_advisory() {
-    let root = tempfile::tempdir().unwrap();
-    let osv = FakeOsv::start(&pypa_snapshot_dir());
-    let s = daemon(&root.path().join("data"), &osv, 0.0).await;
-    let (_, v) = s.evaluate("package=httpx&version=0.28.1").await;
-    assert_eq!(v["verdict"], "ALLOWED", "{v}");
+    let (_root, osv, s) = httpx_allowed_without_cadence().await;
     // Below the threshold, so the verdict stays ALLOWED and only the alert speaks.
     osv.add_record(advisory("GHSA-cvsc-an00-0003", MEDIUM));
 
