@@ -364,8 +364,11 @@ fn hot_registry_packages(
     let mut f = Filter::new(project);
     let since = f.bind(ts_days_ago(WINDOW_DAYS));
     let keys_arg = f.bind(serde_json::to_string(&keys).expect("strings"));
-    let pc = f.project_clause();
-    // The first term is audit_log_advisory's WHERE, so SQLite uses it.
+    // `+a.project`: with a project, SQLite would otherwise walk
+    // audit_log_project_ts over the project's whole month; the advisory
+    // rows are a small part of that (168 ms against 20 ms on 1M rows).
+    let pc = f.project_clause().replace("a.project", "+a.project");
+    // The first term is audit_log_advisory's WHERE, so SQLite can use it.
     let scope_hot = format!(
         "(a.cve_ids IS NOT NULL OR a.denial_category = 'cve') AND a.ts >= {since}{pc} AND a.canonical IN (SELECT value FROM json_each({keys_arg})) \
          AND ((a.denial_category = 'cve' AND a.verdict = 'DENIED') \
@@ -375,7 +378,8 @@ fn hot_registry_packages(
     for (canonical, id) in query_values(
         conn,
         &format!(
-            "SELECT DISTINCT a.canonical, j.value FROM audit_log a, json_each({CVE_JSON}) j \
+            "SELECT DISTINCT a.canonical, j.value FROM audit_log a INDEXED BY audit_log_advisory, \
+             json_each({CVE_JSON}) j \
              WHERE {scope_hot} AND j.type = 'text' ORDER BY 1, 2"
         ),
         &f.args,
@@ -386,7 +390,7 @@ fn hot_registry_packages(
     let rows = query_values(
         conn,
         &format!(
-            "WITH s AS (SELECT a.* FROM audit_log a WHERE {scope_hot}), \
+            "WITH s AS (SELECT a.* FROM audit_log a INDEXED BY audit_log_advisory WHERE {scope_hot}), \
                   g AS (SELECT canonical, SUM(verdict = 'DENIED') AS den, \
                           SUM(verdict = 'PROVISIONALLY_ALLOWED') AS prov, MAX(max_cvss) AS mx, \
                           MAX(ts) AS latest FROM s GROUP BY canonical), \

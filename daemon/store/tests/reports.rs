@@ -305,6 +305,37 @@ fn security_report_shape_and_numbers() {
 }
 
 #[test]
+fn hot_registry_packages_of_one_project() {
+    let (_d, store) = temp_store();
+    let rc = seed_security(&store);
+    // Another project's denial of the same package, and a row of alpha
+    // without advisories: neither may count for alpha.
+    let other = at(&store, cve_row("beta", "django", &["CVE-Z"], Some(9.9)), 1);
+    at(&store, row("alpha", "django", "ALLOWED", ""), 1);
+    let alpha = store.security_report(Some("alpha"), &registry()).unwrap();
+    assert_eq!(
+        alpha["hot_registry_packages"],
+        json!([
+            {"package": "django", "normalized_name": "django", "registry_status": "approved",
+             "denials": 2, "provisional": 0, "max_cvss": 9.8, "cve_ids": ["CVE-A", "CVE-B"],
+             "latest_ts": rc[1].ts},
+            {"package": "requests", "normalized_name": "requests", "registry_status": "preferred",
+             "denials": 1, "provisional": 1, "max_cvss": 5.0, "cve_ids": ["CVE-C"],
+             "latest_ts": rc[2].ts},
+        ])
+    );
+    let beta = store.security_report(Some("beta"), &registry()).unwrap();
+    assert_eq!(
+        beta["hot_registry_packages"],
+        json!([{"package": "django", "normalized_name": "django", "registry_status": "approved",
+                "denials": 1, "provisional": 0, "max_cvss": 9.9, "cve_ids": ["CVE-Z"],
+                "latest_ts": other.ts}])
+    );
+    let nobody = store.security_report(Some("gamma"), &registry()).unwrap();
+    assert_eq!(nobody["hot_registry_packages"], json!([]));
+}
+
+#[test]
 fn security_rollups_cover_more_than_the_recent_hundred() {
     let (_d, store) = temp_store();
     // 30 old critical denials, then 100 newer medium ones: the rollups must
