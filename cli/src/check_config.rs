@@ -41,7 +41,7 @@ fn check(status: Status, label: &str, detail: impl Into<String>) -> Check {
 }
 
 pub fn run() -> u8 {
-    let results = run_checks(&|k| std::env::var(k).ok());
+    let results = run_checks(&|k| std::env::var(k).ok(), &crate::daemon::pip_default_index);
     let width = results.iter().map(|r| r.label.len()).max().unwrap_or(10);
     for r in &results {
         println!("{}  {:<width$}  {}", r.status.glyph(), r.label, r.detail);
@@ -62,13 +62,22 @@ pub fn run() -> u8 {
 }
 
 /// Every check, in print order, against a variable source.
-pub fn run_checks(get: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+/// `default_index` is what the daemon falls back to when no index is
+/// configured (pip's own default), so the check reports the index the
+/// daemon will really use.
+pub fn run_checks(
+    get: &dyn Fn(&str) -> Option<String>,
+    default_index: &dyn Fn() -> Option<String>,
+) -> Vec<Check> {
     let var = |k: &str| {
         get(k)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    let (config, env_errors) = load_config(get);
+    let (mut config, env_errors) = load_config(get);
+    if let Some(c) = config.as_mut() {
+        crate::daemon::apply_default_index(c, default_index);
+    }
     let mut out = Vec::new();
 
     // The daemon's view of REGISTRY_PATH / DATABASE_PATH; fall back to the
@@ -595,7 +604,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        run_checks(&move |k: &str| m.get(k).cloned())
+        run_checks(&move |k: &str| m.get(k).cloned(), &|| None)
     }
 
     fn find<'a>(cs: &'a [Check], label: &str) -> &'a Check {
@@ -650,6 +659,26 @@ mod tests {
             .contains("validates (4 package rules)"));
         assert_eq!(find(&cs, "proposer").status, Status::Ok);
         assert!(find(&cs, "proposer").detail.starts_with("local_file"));
+    }
+
+    #[test]
+    fn with_nothing_configured_the_index_is_pips_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let m: HashMap<String, String> =
+            [("HOME".to_string(), dir.path().display().to_string())].into();
+        let cs = run_checks(&move |k: &str| m.get(k).cloned(), &|| {
+            Some("http://127.0.0.1:9/simple/".to_string())
+        });
+        let index = find(&cs, "package index");
+        assert_eq!(index.status, Status::Ok, "{cs:?}");
+        assert!(index.detail.starts_with("http://127.0.0.1:9/simple/"), "{index:?}");
+        assert!(index.detail.contains("pip's built-in default index"), "{index:?}");
+        // That index's own advisories are the gate: a warning, not a failure.
+        assert_eq!(find(&cs, "advisories").status, Status::Warn, "{cs:?}");
+        // Without pip (resolver gives nothing) it stays a failure.
+        let none = checks(&[("HOME", dir.path().display().to_string())]);
+        assert_eq!(find(&none, "package index").status, Status::Fail);
+        assert_eq!(find(&none, "advisories").status, Status::Fail);
     }
 
     #[test]

@@ -44,10 +44,15 @@ pub fn serve(mut config: Config) -> u8 {
 /// Nothing configured: use the index the user's own pip installs from, so a
 /// fresh machine gets existence, licence and advisory checks out of the box.
 pub fn use_pip_default_index(config: &mut Config) {
+    apply_default_index(config, &pip_default_index);
+}
+
+/// With no index configured, the daemon uses `default` (pip's default).
+pub fn apply_default_index(config: &mut Config, default: &dyn Fn() -> Option<String>) {
     if config.index.is_some() {
         return;
     }
-    if let Some(url) = pip_default_index() {
+    if let Some(url) = default() {
         tracing::info!("package index: {url} (pip's default; set LEXALIGN_INDEX_URL to change)");
         config.index = Some(lex_align_upstream::discover::IndexSetting {
             kind: lex_align_upstream::IndexKind::Auto,
@@ -70,7 +75,7 @@ fn default_workers() -> usize {
 
 /// The index URL the installed pip uses when nothing is configured. No
 /// index host is written in this repository: we ask pip itself.
-fn pip_default_index() -> Option<String> {
+pub fn pip_default_index() -> Option<String> {
     let out = std::process::Command::new("python3")
         .args([
             "-c",

@@ -334,6 +334,8 @@ async fn check_config_passes_on_a_good_setup_and_names_every_fix_otherwise() {
         )
         .env("BIND_PORT", "eighty")
         .env("OUTBOUND_TIMEOUT", "soon")
+        // No python3 on PATH: no pip default index to fall back to.
+        .env("PATH", dir.path().join("no-bin").display().to_string())
         .output()
         .await;
     bad.expect_code(1);
