@@ -41,7 +41,10 @@ fn check(status: Status, label: &str, detail: impl Into<String>) -> Check {
 }
 
 pub fn run() -> u8 {
-    let results = run_checks(&|k| std::env::var(k).ok(), &crate::daemon::pip_default_index);
+    let results = run_checks(
+        &|k| std::env::var(k).ok(),
+        &crate::daemon::pip_default_index,
+    );
     let width = results.iter().map(|r| r.label.len()).max().unwrap_or(10);
     for r in &results {
         println!("{}  {:<width$}  {}", r.status.glyph(), r.label, r.detail);
@@ -671,8 +674,14 @@ mod tests {
         });
         let index = find(&cs, "package index");
         assert_eq!(index.status, Status::Ok, "{cs:?}");
-        assert!(index.detail.starts_with("http://127.0.0.1:9/simple/"), "{index:?}");
-        assert!(index.detail.contains("pip's built-in default index"), "{index:?}");
+        assert!(
+            index.detail.starts_with("http://127.0.0.1:9/simple/"),
+            "{index:?}"
+        );
+        assert!(
+            index.detail.contains("pip's built-in default index"),
+            "{index:?}"
+        );
         // That index's own advisories are the gate: a warning, not a failure.
         assert_eq!(find(&cs, "advisories").status, Status::Warn, "{cs:?}");
         // Without pip (resolver gives nothing) it stays a failure.

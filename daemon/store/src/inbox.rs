@@ -417,8 +417,8 @@ pub(crate) fn insert_rows(tx: &Connection, rows: &[StoredRow]) -> Result<(), Sto
         insert_row(&mut insert, &r.canonical(), &r.prev_hash, &r.hash)?;
     }
     let last = rows.last().map(|r| r.seq).unwrap_or(seq);
-    // Same transaction: the report counters never disagree with the log.
-    crate::rollup::apply(tx, first.seq, last)?;
+    // The report counters follow separately (`rollup.rs`): the writer's
+    // deltas, or the catch-up at open.
     tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('chain_head_seq', ?1)")?
         .execute([last.to_string()])?;
     Ok(())

@@ -224,6 +224,16 @@ impl Drop for ReadConn<'_> {
     }
 }
 
+fn with_tx(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    f(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn pragmas(conn: &Connection, opts: &StoreOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(opts.busy_timeout)?;
     Ok(())
@@ -262,7 +272,13 @@ impl Store {
         conn.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
+        // Counters first (a file from before `rollup_seq` is marked as
+        // counted up to its head), then the inbox a crash left, then the
+        // counters again over what that filed and what the last run had
+        // not counted yet.
+        with_tx(&mut conn, rollup::catch_up)?;
         let (inbox, recovery) = Inbox::open(&path, lock, opts.synchronous, &mut conn)?;
+        with_tx(&mut conn, rollup::catch_up)?;
         let inbox = Arc::new(inbox);
 
         writer::prepare(&conn);

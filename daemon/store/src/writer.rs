@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::inbox::{insert_rows, Inbox};
+use crate::rollup::{Deltas, DELTAS_EVERY};
 use crate::util::unix_millis_now;
 use crate::StoreError;
 
@@ -84,19 +85,28 @@ pub(crate) fn prepare(conn: &Connection) {
 pub(crate) fn run(conn: WriteConn, rx: mpsc::Receiver<Job>, inbox: Arc<Inbox>) {
     let mut last_purge = Instant::now();
     let mut puts: Vec<(String, Vec<u8>, i64)> = Vec::new();
+    let mut deltas = Deltas::default();
     let mut failing = false;
     loop {
-        let first = if failing {
-            match rx.recv_timeout(RETRY) {
+        // Waiting deltas are written within about DELTAS_EVERY even when
+        // the rows stop.
+        let wait = if failing {
+            Some(RETRY)
+        } else if !deltas.is_empty() {
+            Some(DELTAS_EVERY)
+        } else {
+            None
+        };
+        let first = match wait {
+            Some(wait) => match rx.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => Job::Wake,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match rx.recv() {
+            },
+            None => match rx.recv() {
                 Ok(job) => job,
                 Err(_) => break,
-            }
+            },
         };
         let mut execs: Vec<ExecFn> = Vec::new();
         let mut flushes = Vec::new();
@@ -133,8 +143,12 @@ pub(crate) fn run(conn: WriteConn, rx: mpsc::Receiver<Job>, inbox: Arc<Inbox>) {
         }
         {
             let mut c = hold(&conn);
-            let filed = file(&mut c, &inbox, &mut puts);
+            let filed = file(&mut c, &inbox, &mut puts, &mut deltas);
             failing = filed.is_err();
+            // A flush (every report) sees counters that hold every row.
+            if !flushes.is_empty() || deltas.due() {
+                write_deltas(&mut c, &mut deltas);
+            }
             for tx in flushes {
                 let _ = tx.send(filed.clone().map_err(StoreError::Write));
             }
@@ -151,7 +165,28 @@ pub(crate) fn run(conn: WriteConn, rx: mpsc::Receiver<Job>, inbox: Arc<Inbox>) {
     }
     // The store is closing: file what is left (what fails stays in the
     // inbox for the next open).
-    let _ = file(&mut hold(&conn), &inbox, &mut puts);
+    let mut c = hold(&conn);
+    let _ = file(&mut c, &inbox, &mut puts, &mut deltas);
+    write_deltas(&mut c, &mut deltas);
+}
+
+/// Writes the report-counter deltas in a transaction of their own. On
+/// failure they are kept and tried again later; a crash loses only them,
+/// and the next open's catch-up recounts their rows from the log.
+fn write_deltas(conn: &mut Connection, deltas: &mut Deltas) {
+    if deltas.is_empty() {
+        return;
+    }
+    let result = (|| -> Result<(), StoreError> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        deltas.write(&tx)?;
+        tx.commit()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => deltas.clear(),
+        Err(e) => tracing::warn!("updating the report counters failed (tried again later): {e}"),
+    }
 }
 
 /// Commits every queued row and the queued cache puts in one
@@ -161,6 +196,7 @@ fn file(
     conn: &mut Connection,
     inbox: &Inbox,
     puts: &mut Vec<(String, Vec<u8>, i64)>,
+    deltas: &mut Deltas,
 ) -> Result<(), String> {
     let batch = inbox.take();
     if batch.rows.is_empty() && puts.is_empty() {
@@ -184,6 +220,9 @@ fn file(
     puts.clear();
     match result {
         Ok(()) => {
+            for r in &batch.rows {
+                deltas.add(r);
+            }
             inbox.filed(batch);
             Ok(())
         }

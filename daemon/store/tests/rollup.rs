@@ -71,6 +71,11 @@ fn child_appends_then_aborts() {
     };
     let store = Store::open(&path).unwrap();
     for i in 0..120 {
+        if i == 50 {
+            // The counters of rows 0..50 are written; those of 50..100
+            // exist only in the writer's memory when the child dies.
+            store.flush().unwrap();
+        }
         if i == 100 {
             // From here on the rows cannot be filed before the abort.
             let c = rusqlite::Connection::open(&path).unwrap();
@@ -208,4 +213,62 @@ fn an_edited_counter_is_repaired_by_a_recount() {
     assert_ne!(store.projects_report().unwrap(), truth);
     store.rebuild_report_counters_blocking().unwrap();
     assert_eq!(store.projects_report().unwrap(), truth);
+}
+
+/// A schema-5 file written before `meta.rollup_seq` existed (its counters
+/// were kept in each filing transaction) is counted from its head on.
+#[test]
+fn a_file_without_the_counter_mark_keeps_its_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unmarked.sqlite");
+    let store = Store::open(&path).unwrap();
+    store
+        .append_audit_batch_at_blocking((0..60).map(mixed).collect())
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(
+        c.execute("DELETE FROM meta WHERE key = 'rollup_seq'", [])
+            .unwrap(),
+        1
+    );
+    drop(c);
+    let store = Store::open(&path).unwrap();
+    for i in 60..90 {
+        let (r, ts) = mixed(i);
+        store.append_audit_at_blocking(r, &ts).unwrap();
+    }
+    assert_counters_match_recount(&path, &store);
+}
+
+/// The writer writes its counters on its own within about a second of
+/// the last row, without a flush.
+#[test]
+fn counters_follow_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idle.sqlite");
+    let store = Store::open(&path).unwrap();
+    for i in 0..30 {
+        let (r, ts) = mixed(i);
+        store.append_audit_at_blocking(r, &ts).unwrap();
+    }
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = c
+            .query_row("SELECT ifnull(SUM(n), 0) FROM rollup_agent", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        if n == 30 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counters at {n} of 30"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_counters_match_recount(&path, &store);
 }
