@@ -105,20 +105,18 @@ impl Store {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let mut out = Vec::with_capacity(keys.len());
                 for (id, ts, requester, canonical) in &keys {
+                    // Cached statements: a batch runs these once per row.
                     let state: Option<String> = tx
-                        .query_row(
-                            "SELECT state FROM shipped_rows WHERE row_id = ?1",
-                            [id],
-                            |r| r.get(0),
-                        )
+                        .prepare_cached("SELECT state FROM shipped_rows WHERE row_id = ?1")?
+                        .query_row([id], |r| r.get(0))
                         .optional()?;
                     let is_new = match state.as_deref() {
                         None => {
-                            tx.execute(
+                            tx.prepare_cached(
                                 "INSERT INTO shipped_rows (row_id, state, shipper, ts, requester, canonical, received_at) \
                                  VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6)",
-                                params![id, shipper_s, ts, requester, canonical, now_ts()],
-                            )?;
+                            )?
+                            .execute(params![id, shipper_s, ts, requester, canonical, now_ts()])?;
                             true
                         }
                         Some("pending") => {
@@ -190,10 +188,10 @@ impl Store {
         self.exec(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for (id, audit_id, seq) in &marks {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE shipped_rows SET state = 'done', audit_id = ?2, seq = ?3 WHERE row_id = ?1",
-                    params![id, audit_id, *seq as i64],
-                )?;
+                )?
+                .execute(params![id, audit_id, *seq as i64])?;
             }
             tx.commit()?;
             Ok(())
