@@ -266,6 +266,25 @@ impl Daemon {
         Ok(())
     }
 
+    /// Sets the nice value of every thread of the child (threads started
+    /// later inherit it from the thread that starts them).
+    pub fn renice(&self, nice: i32) -> anyhow::Result<()> {
+        let pid = self.pid().context("not a child process")?;
+        let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        let ok = std::process::Command::new("renice")
+            .args(["-n", &nice.to_string(), "-p"])
+            .args(&tids)
+            .stdout(std::process::Stdio::null())
+            .status()?
+            .success();
+        if !ok {
+            bail!("renice -n {nice} of {pid}'s threads failed");
+        }
+        Ok(())
+    }
+
     pub fn pid(&self) -> Option<u32> {
         match &self.kind {
             Kind::Child(c) => c.id(),

@@ -56,6 +56,12 @@ struct Args {
     /// every configuration once at each concurrency.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Nice value of the team server in the team part. The bench runs the
+    /// team server, the personal daemon, the standalone and wrk on one
+    /// machine; 19 gives the team server only spare CPU, as its own
+    /// machine would on a real team. 0 lets it compete as an equal.
+    #[arg(long, default_value_t = 19)]
+    team_nice: i32,
     /// Audit rows of the reports part.
     #[arg(long, default_value_t = 1_000_000)]
     report_rows: u64,

@@ -120,6 +120,10 @@ pub async fn run(
     osv.set_latency(Duration::ZERO);
     let client = reqwest::Client::new();
     let t = start(bin, index, osv).await?;
+    if args.team_nice != 0 {
+        t.team.renice(args.team_nice)?;
+    }
+    eprintln!("team: the team server runs at nice {}", args.team_nice);
     let standalone = Daemon::child(bin, index, osv).await?;
     eprintln!(
         "team: team server {}, personal {}, standalone {}",
@@ -180,6 +184,17 @@ async fn throughput(
             for k in 0..2 {
                 let i = (k + round) % 2;
                 let (name, d) = targets[i];
+                // Each run starts on a quiet machine: the team server has
+                // ingested what the last personal run queued (it shares
+                // these cores; on a real team it has its own).
+                wait_team(
+                    client,
+                    &t.personal,
+                    "queue drained before a run",
+                    Duration::from_millis(20),
+                    |h| h["outbox"]["depth"] == 0,
+                )
+                .await?;
                 let res = wrk::run(&d.base, &scripts[i], c, args.duration).await?;
                 eprintln!(
                     "team c={c} round {} {name}: {:.0} req/s, p99 {}, {} errors",
@@ -212,7 +227,10 @@ async fn throughput(
         let paired: Vec<f64> = rps(1).iter().zip(rps(0)).map(|(a, b)| a / b).collect();
         let ratio = median(paired.clone());
         figures.push(figure(
-            format!("team c={c}: personal/standalone throughput (median of per-round ratios)"),
+            format!(
+                "team c={c}: personal/standalone throughput, team server at nice {} (median of per-round ratios)",
+                args.team_nice
+            ),
             format!(
                 "{ratio:.3} (per round {})",
                 paired
