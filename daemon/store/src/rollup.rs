@@ -148,14 +148,14 @@ struct Counter {
 }
 
 impl Counter {
-    fn from_select(&self, select: &str) -> String {
+    fn insert_select(&self, select: &str) -> String {
         format!(
             "INSERT INTO {} ({}) {select} {}",
             self.table, self.columns, self.merge
         )
     }
 
-    fn from_values(&self) -> String {
+    fn upsert_values(&self) -> String {
         let n = self.columns.split(',').count();
         let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
         format!(
@@ -261,20 +261,20 @@ fn project_day() -> Counter {
 /// The aggregate statements, each over the rows `seq BETWEEN ?1 AND ?2`.
 fn statements() -> [String; 7] {
     [
-        agent().from_select(
+        agent().insert_select(
             "SELECT project, ifnull('=' || agent_model, ''), ifnull('=' || agent_version, ''), \
                COUNT(*), SUM(verdict = 'DENIED'), SUM(verdict = 'PROVISIONALLY_ALLOWED'), MAX(ts), \
                SUM(denial_category = 'license'), \
                SUM(denial_category = 'license' AND verdict = 'DENIED'), SUM(denial_category = 'cve') \
              FROM audit_log WHERE seq BETWEEN ?1 AND ?2 GROUP BY 1, 2, 3",
         ),
-        license().from_select(
+        license().insert_select(
             "SELECT project, license, COUNT(*), SUM(verdict = 'ALLOWED'), \
                SUM(verdict = 'PROVISIONALLY_ALLOWED'), SUM(verdict = 'DENIED') \
              FROM audit_log WHERE seq BETWEEN ?1 AND ?2 AND license IS NOT NULL AND license != '' \
              GROUP BY 1, 2",
         ),
-        cve_package().from_select(
+        cve_package().insert_select(
             "SELECT project, canonical, n, mx, ts, seq, package, c, h, m, l, u FROM ( \
                SELECT project, canonical, ts, seq, package, COUNT(*) OVER w AS n, \
                  MAX(max_cvss) OVER w AS mx, SUM(b = 0) OVER w AS c, SUM(b = 1) OVER w AS h, \
@@ -286,26 +286,26 @@ fn statements() -> [String; 7] {
                WINDOW w AS (PARTITION BY project, canonical)) \
              WHERE rn = 1",
         ),
-        cve_id().from_select(&format!(
+        cve_id().insert_select(&format!(
             "SELECT a.project, a.canonical, j.value, COUNT(*), MAX(a.max_cvss), MAX(a.ts) \
              FROM audit_log a, json_each({}) j \
              WHERE a.seq BETWEEN ?1 AND ?2 AND a.denial_category = 'cve' AND j.type = 'text' \
              GROUP BY 1, 2, 3",
             crate::reports::CVE_JSON
         )),
-        day().from_select(
+        day().insert_select(
             "SELECT substr(ts, 1, 10), canonical, COUNT(*), SUM(verdict = 'DENIED'), \
                SUM(verdict = 'PROVISIONALLY_ALLOWED') \
              FROM audit_log WHERE seq BETWEEN ?1 AND ?2 GROUP BY 1, 2",
         ),
-        canonical().from_select(
+        canonical().insert_select(
             "SELECT canonical, project, ts, seq FROM ( \
                SELECT canonical, project, ts, seq, ROW_NUMBER() OVER \
                  (PARTITION BY canonical, project ORDER BY ts DESC, seq DESC) AS rn \
                FROM audit_log WHERE seq BETWEEN ?1 AND ?2) \
              WHERE rn = 1",
         ),
-        project_day().from_select(
+        project_day().insert_select(
             "SELECT project, substr(ts, 1, 10), SUM(verdict = 'ALLOWED'), \
                SUM(verdict = 'PROVISIONALLY_ALLOWED'), SUM(verdict = 'DENIED'), \
                SUM(verdict = 'CVE_ALERT') \
@@ -694,7 +694,7 @@ impl Deltas {
     }
 
     fn upsert(&self, tx: &Connection) -> Result<(), StoreError> {
-        let mut st = tx.prepare_cached(&agent().from_values())?;
+        let mut st = tx.prepare_cached(&agent().upsert_values())?;
         for a in self.agent.values() {
             let [p, m, v] = &a.parts;
             st.execute(params![
@@ -710,12 +710,12 @@ impl Deltas {
                 a.cve_rows
             ])?;
         }
-        let mut st = tx.prepare_cached(&license().from_values())?;
+        let mut st = tx.prepare_cached(&license().upsert_values())?;
         for l in self.license.values() {
             let [p, lic] = &l.parts;
             st.execute(params![p, lic, l.n, l.allowed, l.provisional, l.denied])?;
         }
-        let mut st = tx.prepare_cached(&cve_package().from_values())?;
+        let mut st = tx.prepare_cached(&cve_package().upsert_values())?;
         for c in self.cve_package.values() {
             let [p, k] = &c.parts;
             let [cr, h, m, lo, u] = c.bands;
@@ -734,22 +734,22 @@ impl Deltas {
                 u
             ])?;
         }
-        let mut st = tx.prepare_cached(&cve_id().from_values())?;
+        let mut st = tx.prepare_cached(&cve_id().upsert_values())?;
         for c in self.cve_id.values() {
             let [p, k, id] = &c.parts;
             st.execute(params![p, k, id, c.n, c.max_cvss, c.last_ts])?;
         }
-        let mut st = tx.prepare_cached(&day().from_values())?;
+        let mut st = tx.prepare_cached(&day().upsert_values())?;
         for d in self.day.values() {
             let [day, k] = &d.parts;
             st.execute(params![day, k, d.n, d.denied, d.provisional])?;
         }
-        let mut st = tx.prepare_cached(&canonical().from_values())?;
+        let mut st = tx.prepare_cached(&canonical().upsert_values())?;
         for c in self.canonical.values() {
             let [k, p] = &c.parts;
             st.execute(params![k, p, c.newest.ts, c.newest.seq])?;
         }
-        let mut st = tx.prepare_cached(&project_day().from_values())?;
+        let mut st = tx.prepare_cached(&project_day().upsert_values())?;
         for d in self.project_day.values() {
             let [p, day] = &d.parts;
             st.execute(params![
