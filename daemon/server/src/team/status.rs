@@ -241,6 +241,23 @@ const MAX_REWRITE: usize = 32 * 1024 * 1024;
 /// Outermost layer of a personal daemon: while the team is away, verdicts
 /// carry `degraded: {reason, since}`; health carries the `team` object.
 /// Untouched (no copy) when following normally and not a health call.
+/// `{…}` → `{…,"degraded":<d>}`; `None` unless `body` is a non-empty
+/// JSON object without that key.
+fn splice_degraded(body: &[u8], degraded: &Value) -> Option<Bytes> {
+    let text = std::str::from_utf8(body).ok()?.trim_end();
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    if inner.trim().is_empty() || text.contains("\"degraded\"") {
+        return None;
+    }
+    let d = serde_json::to_string(degraded).ok()?;
+    let mut out = String::with_capacity(text.len() + d.len() + 13);
+    out.push_str(&text[..text.len() - 1]);
+    out.push_str(",\"degraded\":");
+    out.push_str(&d);
+    out.push('}');
+    Some(Bytes::from(out))
+}
+
 pub async fn annotate(
     State((app, team)): State<(Shared, Arc<TeamState>)>,
     req: Request,
@@ -268,6 +285,15 @@ pub async fn annotate(
     let Ok(bytes) = axum::body::to_bytes(body, MAX_REWRITE).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "response too large").into_response();
     };
+    if kind == 0 && path == "/api/v1/evaluate" {
+        // One verdict object of our own making: the key goes in before its
+        // closing brace, without parsing and re-serialising every answer
+        // for as long as the team is away.
+        if let Some(out) = splice_degraded(&bytes, &json!(link.degraded())) {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return Response::from_parts(parts, Body::from(out));
+        }
+    }
     let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
@@ -286,4 +312,22 @@ pub async fn annotate(
     let out = Bytes::from(serde_json::to_vec(&Value::Object(obj)).unwrap_or_default());
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degraded_goes_into_the_verdict_object() {
+        let d = json!({"reason": "team away", "since": "2026-12-07T00:00:00Z"});
+        let out = splice_degraded(br#"{"verdict":"ALLOWED","reason":"ok"}"#, &d).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["verdict"], "ALLOWED");
+        assert_eq!(v["degraded"], d);
+        // Not an object, empty, or already carrying the key: parsed instead.
+        assert!(splice_degraded(b"[1]", &d).is_none());
+        assert!(splice_degraded(b"{ }", &d).is_none());
+        assert!(splice_degraded(br#"{"degraded":null}"#, &d).is_none());
+    }
 }
