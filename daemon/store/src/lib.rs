@@ -217,7 +217,9 @@ impl std::ops::DerefMut for ReadConn<'_> {
 impl Drop for ReadConn<'_> {
     fn drop(&mut self) {
         if let (Some(c), Ok(mut pool)) = (self.conn.take(), self.inner.readers.lock()) {
-            if pool.len() < self.inner.opts.read_pool {
+            // A connection left inside a transaction (a panic mid-report)
+            // is closed, never reused.
+            if pool.len() < self.inner.opts.read_pool && c.is_autocommit() {
                 pool.push(c);
             }
         }
@@ -404,11 +406,22 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.flush()?;
         let mut conn = self.reader()?;
-        let tx = conn.transaction()?;
-        let out = f(&tx);
-        tx.finish()?;
+        if self.inner.inbox.is_none() {
+            // Read-only: nobody in this process writes.
+            let tx = conn.transaction()?;
+            let out = f(&tx);
+            tx.finish()?;
+            return out;
+        }
+        // The writer files what is queued, writes the counters and opens
+        // the read transaction before it commits anything newer.
+        let reader = conn.conn.take().expect("present until drop");
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Snapshot(reader, tx))?;
+        conn.conn = Some(rx.recv().map_err(|_| StoreError::WriterGone)??);
+        let out = f(&conn);
+        conn.execute_batch("COMMIT")?;
         out
     }
 

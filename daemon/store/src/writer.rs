@@ -40,6 +40,10 @@ pub(crate) enum Job {
     Exec(ExecFn),
     /// Answers once everything queued before it is committed.
     Flush(mpsc::SyncSender<Result<(), StoreError>>),
+    /// A flush that also opens a read transaction on the given reader
+    /// connection before anything newer is committed, and hands it back:
+    /// a report then reads counters and rows of the same moment.
+    Snapshot(Connection, mpsc::SyncSender<Result<Connection, StoreError>>),
 }
 
 /// After a failed commit, the queued rows are tried again this often.
@@ -110,6 +114,7 @@ pub(crate) fn run(conn: WriteConn, rx: mpsc::Receiver<Job>, inbox: Arc<Inbox>) {
         };
         let mut execs: Vec<ExecFn> = Vec::new();
         let mut flushes = Vec::new();
+        let mut snapshots = Vec::new();
         let linger = matches!(first, Job::Wake) && !failing;
         let mut take = |job: Job, execs: &mut Vec<ExecFn>| match job {
             Job::Wake => {}
@@ -122,6 +127,10 @@ pub(crate) fn run(conn: WriteConn, rx: mpsc::Receiver<Job>, inbox: Arc<Inbox>) {
             Job::Flush(tx) => {
                 flushes.push(tx);
                 // A no-op closure makes the linger below stop at once.
+                execs.push(Box::new(|_| {}));
+            }
+            Job::Snapshot(conn, tx) => {
+                snapshots.push((conn, tx));
                 execs.push(Box::new(|_| {}));
             }
         };
@@ -146,8 +155,14 @@ pub(crate) fn run(conn: WriteConn, rx: mpsc::Receiver<Job>, inbox: Arc<Inbox>) {
             let filed = file(&mut c, &inbox, &mut puts, &mut deltas);
             failing = filed.is_err();
             // A flush (every report) sees counters that hold every row.
-            if !flushes.is_empty() || deltas.due() {
+            if !flushes.is_empty() || !snapshots.is_empty() || deltas.due() {
                 write_deltas(&mut c, &mut deltas);
+            }
+            for (reader, tx) in snapshots {
+                let _ = tx.send(match filed.clone() {
+                    Ok(()) => begin_read(reader),
+                    Err(e) => Err(StoreError::Write(e)),
+                });
             }
             for tx in flushes {
                 let _ = tx.send(filed.clone().map_err(StoreError::Write));
@@ -168,6 +183,16 @@ pub(crate) fn run(conn: WriteConn, rx: mpsc::Receiver<Job>, inbox: Arc<Inbox>) {
     let mut c = hold(&conn);
     let _ = file(&mut c, &inbox, &mut puts, &mut deltas);
     write_deltas(&mut c, &mut deltas);
+}
+
+/// Opens a read transaction on `reader` (the first read fixes its view).
+fn begin_read(reader: Connection) -> Result<Connection, StoreError> {
+    reader.execute_batch("BEGIN DEFERRED")?;
+    if let Err(e) = reader.query_row("SELECT COUNT(*) FROM meta", [], |_| Ok(())) {
+        let _ = reader.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok(reader)
 }
 
 /// Writes the report-counter deltas in a transaction of their own. On

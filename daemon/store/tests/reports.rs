@@ -163,6 +163,43 @@ fn legal_report_shape_and_numbers() {
     assert_eq!(all["total_denials"], 3);
 }
 
+/// A report taken while rows keep coming reads its totals (counters) and
+/// its lists (rows) at one moment: here every row is a licence denial, so
+/// the newest-rows list, below its cap of 100, is exactly the total.
+#[test]
+fn a_report_under_appends_reads_counters_and_rows_of_one_moment() {
+    let (_d, store) = temp_store();
+    let store = std::sync::Arc::new(store);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..99 {
+                store
+                    .append_audit_blocking(lic(
+                        row("p", &format!("g{i}"), "DENIED", "license"),
+                        Some("GPL-3.0"),
+                    ))
+                    .unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+        })
+    };
+    let mut reports = 0;
+    while !writer.is_finished() || reports == 0 {
+        let r = store.legal_report(None).unwrap();
+        let total = r["total_denials"].as_u64().unwrap();
+        let listed = r["recent"].as_array().unwrap().len() as u64;
+        assert_eq!(
+            listed, total,
+            "report {reports}: {listed} rows listed, {total} counted"
+        );
+        reports += 1;
+    }
+    writer.join().unwrap();
+    assert_eq!(store.legal_report(None).unwrap()["total_denials"], 99);
+    assert!(reports > 5, "only {reports} reports ran beside the appends");
+}
+
 #[test]
 fn legal_recent_is_capped_at_100_but_total_counts_all() {
     let (_d, store) = temp_store();
