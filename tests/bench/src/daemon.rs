@@ -285,6 +285,21 @@ impl Daemon {
         Ok(())
     }
 
+    /// Pins every thread of the child (and the threads it starts later) to
+    /// `cpus`, a `taskset -c` list.
+    pub fn pin(&self, cpus: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("not a child process")?;
+        let ok = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()?
+            .success();
+        if !ok {
+            bail!("taskset -a -p -c {cpus} {pid} failed");
+        }
+        Ok(())
+    }
+
     pub fn pid(&self) -> Option<u32> {
         match &self.kind {
             Kind::Child(c) => c.id(),

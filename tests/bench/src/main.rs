@@ -56,12 +56,13 @@ struct Args {
     /// every configuration once at each concurrency.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Nice value of the team server in the team part. The bench runs the
-    /// team server, the personal daemon, the standalone and wrk on one
-    /// machine; 19 gives the team server only spare CPU, as its own
-    /// machine would on a real team. 0 lets it compete as an equal.
-    #[arg(long, default_value_t = 19)]
-    team_nice: i32,
+    /// How the team part keeps the team server off the measured daemons'
+    /// CPU (on a real team it has a machine of its own): `cpu` pins it to
+    /// the last core and the personal daemon, the standalone and wrk to the
+    /// others (both sides measured on the same cores); `nice` runs it at
+    /// nice 19; `none` lets it compete as an equal.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "nice", "none"])]
+    team_isolation: String,
     /// Audit rows of the reports part.
     #[arg(long, default_value_t = 1_000_000)]
     report_rows: u64,

@@ -120,17 +120,20 @@ pub async fn run(
     osv.set_latency(Duration::ZERO);
     let client = reqwest::Client::new();
     let t = start(bin, index, osv).await?;
-    if args.team_nice != 0 {
-        t.team.renice(args.team_nice)?;
-    }
-    eprintln!("team: the team server runs at nice {}", args.team_nice);
     let standalone = Daemon::child(bin, index, osv).await?;
     eprintln!(
         "team: team server {}, personal {}, standalone {}",
         t.team.base, t.personal.base, standalone.base
     );
-    throughput(args, &client, &t, &standalone, figures).await?;
+    let wrk_cpus = isolate(&args.team_isolation, &t, &standalone)?;
+    throughput(args, &client, &t, &standalone, wrk_cpus.as_deref(), figures).await?;
     standalone.stop().await;
+    // Propagation and drain on the whole machine again.
+    let all = format!("0-{}", cpus()? - 1);
+    for d in [&t.team, &t.personal] {
+        d.pin(&all)?;
+        d.renice(0)?;
+    }
     propagation(args, &client, &t, figures).await?;
     drain(&client, &t, figures).await?;
     t.personal.stop().await;
@@ -138,11 +141,56 @@ pub async fn run(
     Ok(())
 }
 
+fn cpus() -> anyhow::Result<usize> {
+    Ok(std::thread::available_parallelism()?.get())
+}
+
+/// Keeps the team server off the measured side's CPU (see `--team-isolation`);
+/// returns the CPUs wrk is to run on.
+fn isolate(how: &str, t: &Team, standalone: &Daemon) -> anyhow::Result<Option<String>> {
+    match how {
+        "cpu" => {
+            let n = cpus()?;
+            if n < 2 {
+                bail!("--team-isolation cpu needs 2 CPUs (this machine has {n}); use nice or none");
+            }
+            let measured = if n == 2 {
+                "0".to_string()
+            } else {
+                format!("0-{}", n - 2)
+            };
+            t.team.pin(&(n - 1).to_string())?;
+            t.personal.pin(&measured)?;
+            standalone.pin(&measured)?;
+            eprintln!(
+                "team: team server on CPU {}, personal, standalone and wrk on CPU {measured}",
+                n - 1
+            );
+            Ok(Some(measured))
+        }
+        "nice" => {
+            t.team.renice(19)?;
+            eprintln!("team: the team server runs at nice 19");
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn isolation_label(how: &str) -> String {
+    match how {
+        "cpu" => "team server on a core of its own".into(),
+        "nice" => "team server at nice 19".into(),
+        _ => "team server sharing every core".into(),
+    }
+}
+
 async fn throughput(
     args: &Args,
     client: &reqwest::Client,
     t: &Team,
     standalone: &Daemon,
+    wrk_cpus: Option<&str>,
     figures: &mut Vec<Figure>,
 ) -> anyhow::Result<()> {
     let paths = daemon::mixed_paths();
@@ -195,7 +243,7 @@ async fn throughput(
                     |h| h["outbox"]["depth"] == 0,
                 )
                 .await?;
-                let res = wrk::run(&d.base, &scripts[i], c, args.duration).await?;
+                let res = wrk::run_on(&d.base, &scripts[i], c, args.duration, wrk_cpus).await?;
                 eprintln!(
                     "team c={c} round {} {name}: {:.0} req/s, p99 {}, {} errors",
                     round + 1,
@@ -228,8 +276,8 @@ async fn throughput(
         let ratio = median(paired.clone());
         figures.push(figure(
             format!(
-                "team c={c}: personal/standalone throughput, team server at nice {} (median of per-round ratios)",
-                args.team_nice
+                "team c={c}: personal/standalone throughput, {} (median of per-round ratios)",
+                isolation_label(&args.team_isolation)
             ),
             format!(
                 "{ratio:.3} (per round {})",

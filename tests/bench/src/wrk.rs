@@ -94,13 +94,32 @@ impl WrkResult {
 }
 
 pub async fn run(base: &str, script: &Path, conns: u32, secs: u64) -> anyhow::Result<WrkResult> {
+    run_on(base, script, conns, secs, None).await
+}
+
+/// [`run`] with wrk pinned to `cpus` (a `taskset -c` list).
+pub async fn run_on(
+    base: &str,
+    script: &Path,
+    conns: u32,
+    secs: u64,
+    cpus: Option<&str>,
+) -> anyhow::Result<WrkResult> {
     // LEXALIGN_BENCH_WRK_THREADS: wrk's own threads compete with the daemon
     // for the same cores, so the load generator's size is worth varying.
     let threads = std::env::var("LEXALIGN_BENCH_WRK_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| conns.clamp(1, 2));
-    let out = tokio::process::Command::new("wrk")
+    let mut cmd = match cpus {
+        Some(list) => {
+            let mut c = tokio::process::Command::new("taskset");
+            c.args(["-c", list, "wrk"]);
+            c
+        }
+        None => tokio::process::Command::new("wrk"),
+    };
+    let out = cmd
         .arg(format!("-t{threads}"))
         .arg(format!("-c{conns}"))
         .arg(format!("-d{secs}s"))
