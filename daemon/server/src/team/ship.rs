@@ -28,21 +28,27 @@ async fn ship_once(
     settings: &FollowSettings,
     client: &reqwest::Client,
 ) -> Result<usize, Fail> {
+    // Read and serialised on a blocking thread: a 500-row body takes the
+    // async worker, which answers the editors and agents, for a millisecond
+    // or two otherwise.
     let store = app.store.clone();
-    let batch = tokio::task::spawn_blocking(move || store.outbox_batch(SHIP_BATCH_MAX))
-        .await
-        .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?
-        .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?;
-    if batch.rows.is_empty() {
+    let (n, upto_seq, body) = tokio::task::spawn_blocking(move || {
+        let batch = store.outbox_batch(SHIP_BATCH_MAX)?;
+        let body = serde_json::to_vec(&IngestBody { rows: &batch.rows })
+            .map_err(|e| lex_align_store::StoreError::Invalid(e.to_string()))?;
+        Ok::<_, lex_align_store::StoreError>((batch.rows.len(), batch.upto_seq, body))
+    })
+    .await
+    .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?
+    .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?;
+    if n == 0 {
         return Ok(0);
     }
-    let n = batch.rows.len();
     let mut req = client
         .post(format!("{}/api/v1/audit/ingest", settings.url))
         .timeout(settings.timeout)
-        // Serialised straight from the rows: a `json!` tree of 500 rows
-        // first would cost the worker as much again.
-        .json(&IngestBody { rows: &batch.rows });
+        .header("content-type", "application/json")
+        .body(body);
     if let Some(b) = bearer(settings) {
         req = req.header("authorization", b);
     }
@@ -61,7 +67,7 @@ async fn ship_once(
             auth => auth,
         });
     }
-    app.store.outbox_ack(batch.upto_seq).await.map_err(|e| {
+    app.store.outbox_ack(upto_seq).await.map_err(|e| {
         Fail::Away(format!(
             "outbox cursor not saved (the batch is sent again): {e}"
         ))
