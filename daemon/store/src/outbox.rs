@@ -47,6 +47,33 @@ pub struct ShipRow {
     pub row: AuditRow,
 }
 
+/// [`ShipRow`] borrowed from a result row: same fields, same order, so the
+/// same JSON.
+#[derive(Serialize)]
+struct ShipRowRef<'a> {
+    row_id: &'a str,
+    ts: &'a str,
+    local_seq: Option<u64>,
+    project: &'a str,
+    requester: &'a str,
+    package: &'a str,
+    canonical: &'a str,
+    version: Option<&'a str>,
+    requirement: Option<&'a str>,
+    resolved_version: Option<&'a str>,
+    verdict: &'a str,
+    denial_category: &'a str,
+    reason: Option<&'a str>,
+    license: Option<&'a str>,
+    cve_ids: Vec<String>,
+    max_cvss: Option<f64>,
+    registry_status: Option<&'a str>,
+    agent_model: Option<&'a str>,
+    agent_version: Option<&'a str>,
+    source: &'a str,
+    auth_method: Option<&'a str>,
+}
+
 impl ShipRow {
     fn from_stored(s: StoredRow) -> ShipRow {
         let cve_ids = s
@@ -160,6 +187,68 @@ impl Store {
         })
     }
 
+    /// [`Store::outbox_batch`] as the ingest body itself, `{"rows":[…]}`,
+    /// written straight from the SQLite rows: the same bytes as serialising
+    /// the batch's [`ShipRow`]s, without copying every column into owned
+    /// rows first (shipping runs on the laptop's cores for every verdict).
+    /// Returns the body, its row count and the seq to confirm.
+    pub fn outbox_body(&self, limit: usize) -> Result<(Vec<u8>, usize, u64), StoreError> {
+        let conn = self.reader()?;
+        let (shipped, _) = cursor(&conn)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, id, ts, project, requester, package, canonical, version, requirement, \
+             resolved_version, verdict, denial_category, reason, license, cve_ids, max_cvss, \
+             registry_status, agent_model, agent_version, source, auth_method \
+             FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![shipped as i64, limit.min(SHIP_BATCH_MAX) as i64])?;
+        let mut body = Vec::with_capacity(64 * 1024);
+        body.extend_from_slice(b"{\"rows\":[");
+        let (mut n, mut upto_seq) = (0usize, shipped);
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let text = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
+            let opt = |i: usize| -> rusqlite::Result<Option<&str>> {
+                Ok(r.get_ref(i)?.as_str_or_null()?)
+            };
+            let cve_ids: Vec<String> = opt(14)?
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default();
+            let row = ShipRowRef {
+                row_id: text(1)?,
+                ts: text(2)?,
+                local_seq: u64::try_from(seq).ok(),
+                project: text(3)?,
+                requester: text(4)?,
+                package: text(5)?,
+                canonical: text(6)?,
+                version: opt(7)?,
+                requirement: opt(8)?,
+                resolved_version: opt(9)?,
+                verdict: text(10)?,
+                denial_category: text(11)?,
+                reason: opt(12)?,
+                license: opt(13)?,
+                cve_ids,
+                max_cvss: r.get(15)?,
+                registry_status: opt(16)?,
+                agent_model: opt(17)?,
+                agent_version: opt(18)?,
+                source: text(19)?,
+                auth_method: opt(20)?,
+            };
+            if n > 0 {
+                body.push(b',');
+            }
+            serde_json::to_writer(&mut body, &row)
+                .map_err(|e| StoreError::Invalid(format!("cannot serialise a shipped row: {e}")))?;
+            n += 1;
+            upto_seq = u64::try_from(seq).unwrap_or(shipped);
+        }
+        body.extend_from_slice(b"]}");
+        Ok((body, n, upto_seq))
+    }
+
     /// The team server confirmed every row up to `upto_seq`. Never moves
     /// the cursor back.
     pub async fn outbox_ack(&self, upto_seq: u64) -> Result<(), StoreError> {
@@ -202,6 +291,59 @@ mod tests {
             cve_ids: vec!["CVE-1".into()],
             ..Default::default()
         }
+    }
+
+    /// The body written from the SQLite rows is byte for byte the
+    /// serialised batch, over every column kind (NULLs, scores, lists,
+    /// escapes, an unparsable list).
+    #[tokio::test]
+    async fn the_ingest_body_is_the_serialised_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open(&path).unwrap();
+        store.outbox_init().await.unwrap();
+        for i in 0..7 {
+            let mut r = row(i);
+            if i % 2 == 0 {
+                r.version = Some("1.0".into());
+                r.reason = Some("quote \" backslash \\ tab \t é ✓".into());
+                r.max_cvss = Some([9.8, 0.1, 7.0][i % 3]);
+                r.agent_model = Some("model".into());
+                r.auth_method = Some("apikey:k1".into());
+                r.cve_ids = vec!["CVE-1".into(), "GHSA-\"x".into()];
+            } else {
+                r.cve_ids = vec![];
+            }
+            store.append_audit(r).await.unwrap();
+        }
+        store.flush().unwrap();
+        // A list column some other tool wrote, not JSON: both give [].
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE audit_log SET cve_ids = 'not json' WHERE seq = 3",
+                [],
+            )
+            .unwrap();
+        #[derive(Serialize)]
+        struct Body<'a> {
+            rows: &'a [ShipRow],
+        }
+        for limit in [3, 500] {
+            let batch = store.outbox_batch(limit).unwrap();
+            let (body, n, upto) = store.outbox_body(limit).unwrap();
+            let want = serde_json::to_vec(&Body { rows: &batch.rows }).unwrap();
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+            assert_eq!((n, upto), (batch.rows.len(), batch.upto_seq));
+        }
+        store.outbox_ack(7).await.unwrap();
+        assert_eq!(
+            store.outbox_body(500).unwrap(),
+            (b"{\"rows\":[]}".to_vec(), 0, 7)
+        );
     }
 
     #[tokio::test]

@@ -16,11 +16,6 @@ use crate::http::AppState;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 
-#[derive(serde::Serialize)]
-struct IngestBody<'a> {
-    rows: &'a [lex_align_store::outbox::ShipRow],
-}
-
 /// One delivery attempt: `Ok(rows sent)` (0 when the queue was empty).
 async fn ship_once(
     app: &AppState,
@@ -32,15 +27,11 @@ async fn ship_once(
     // async worker, which answers the editors and agents, for a millisecond
     // or two otherwise.
     let store = app.store.clone();
-    let (n, upto_seq, body) = tokio::task::spawn_blocking(move || {
-        let batch = store.outbox_batch(SHIP_BATCH_MAX)?;
-        let body = serde_json::to_vec(&IngestBody { rows: &batch.rows })
-            .map_err(|e| lex_align_store::StoreError::Invalid(e.to_string()))?;
-        Ok::<_, lex_align_store::StoreError>((batch.rows.len(), batch.upto_seq, body))
-    })
-    .await
-    .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?
-    .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?;
+    let (body, n, upto_seq) =
+        tokio::task::spawn_blocking(move || store.outbox_body(SHIP_BATCH_MAX))
+            .await
+            .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?
+            .map_err(|e| Fail::Away(format!("outbox read failed: {e}")))?;
     if n == 0 {
         return Ok(0);
     }
