@@ -215,3 +215,73 @@ fn no_config_means_no_opinion() {
     );
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+/// The hook sends `LEXALIGN_API_KEY` to a daemon with API keys on: with
+/// the key it gets the verdict; without it, or with a wrong one, it is
+/// refused and the hook blocks (an authentication failure never fails
+/// open, even with fail_open = true), saying why and never echoing a key.
+#[test]
+fn pre_tool_use_sends_the_api_key() {
+    let mut key = None;
+    let d = daemon_with(Vec::new(), |c| {
+        let vars = [("AUTH_ENABLED", "true"), ("AUTH_BACKEND", "apikey")];
+        c.auth = lex_align_daemon::auth::AuthSettings::from_lookup(
+            &|k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            },
+            |s| s.parse().ok(),
+        )
+        .expect("apikey settings");
+        std::fs::create_dir_all(c.database_path.parent().unwrap()).unwrap();
+        let db = lex_align_store::AccessDb::open(&c.database_path).unwrap();
+        key = Some(
+            db.create_key("hook-agent", "agent", None, None)
+                .unwrap()
+                .key,
+        );
+    });
+    let key = key.unwrap();
+    // fail_open = true: only an authentication failure may still block.
+    let p = project(&d.url, true);
+    std::fs::write(p.path().join("pyproject.toml"), PYPROJECT).unwrap();
+    let hook_with = |env: &[(&str, &str)]| {
+        let out = run_with_env(
+            p.path(),
+            &["hook", "pre-tool-use"],
+            &event("pretooluse_edit_pyproject_add_requests.json", p.path()),
+            env,
+        );
+        assert_eq!(out.status.code(), Some(0));
+        decision(&stdout(&out))
+    };
+
+    let v = hook_with(&[("LEXALIGN_API_KEY", &key)]);
+    assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny", "{v}");
+    let reason = v["hookSpecificOutput"]["permissionDecisionReason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("requests>=2.31"),
+        "the verdict itself: {reason}"
+    );
+    assert!(!reason.contains("could not check"), "{reason}");
+
+    let forged = format!("{}x", &key[..key.len() - 1]);
+    for env in [vec![], vec![("LEXALIGN_API_KEY", forged.as_str())]] {
+        let v = hook_with(&env);
+        assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny", "{v}");
+        let reason = v["hookSpecificOutput"]["permissionDecisionReason"]
+            .as_str()
+            .unwrap();
+        assert!(
+            reason.contains("refused our credentials"),
+            "says why: {reason}"
+        );
+        assert!(
+            !reason.contains(&key) && !reason.contains(&forged),
+            "{reason}"
+        );
+    }
+}

@@ -92,8 +92,14 @@ pub fn bin() -> &'static str {
 
 /// Runs the client binary in `dir` with `stdin`.
 pub fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    run_with_env(dir, args, stdin, &[])
+}
+
+/// [`run`] with more environment for the child.
+pub fn run_with_env(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(bin())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("LEXALIGN_NO_AUTOSTART", "1")
         .env("LEXALIGN_HOOK_PROGRAM", bin())
