@@ -1175,6 +1175,27 @@ async fn webhook_verifier_failures_are_401_never_5xx_nor_anonymous() {
     assert_eq!(down.audit_rows(), 0);
 }
 
+/// A remembered yes lapses after AUTH_VERIFY_CACHE_S: the next request
+/// asks the verifier again (a token revoked there stops working within
+/// the TTL, never later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_cache_entries_lapse_after_their_ttl() {
+    let v = start_verifier().await;
+    let d = start_webhook(&v.url, "2").await;
+    for _ in 0..3 {
+        let r = d.evaluate_as("ok-ttl", "hook", "httpx").await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert_eq!(v.calls("ok-ttl"), 1, "remembered within the TTL");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = d.evaluate_as("ok-ttl", "hook", "httpx").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(v.calls("ok-ttl"), 2, "asked again once the TTL ran out");
+    let r = d.evaluate_as("ok-ttl", "hook", "httpx").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(v.calls("ok-ttl"), 2, "and remembered again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_cache_remembers_only_yes_and_never_sees_api_keys() {
     let v = start_verifier().await;
