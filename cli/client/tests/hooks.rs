@@ -254,27 +254,27 @@ fn pre_tool_use_sends_the_api_key() {
             env,
         );
         assert_eq!(out.status.code(), Some(0));
-        decision(&stdout(&out))
+        // Every case here blocks; what differs is why.
+        let v = decision(&stdout(&out));
+        assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny", "{v}");
+        v["hookSpecificOutput"]["permissionDecisionReason"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
 
-    let v = hook_with(&[("LEXALIGN_API_KEY", &key)]);
-    assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny", "{v}");
-    let reason = v["hookSpecificOutput"]["permissionDecisionReason"]
-        .as_str()
-        .unwrap();
+    let reason = hook_with(&[("LEXALIGN_API_KEY", &key)]);
     assert!(
         reason.contains("requests>=2.31"),
         "the verdict itself: {reason}"
     );
     assert!(!reason.contains("could not check"), "{reason}");
 
-    let forged = format!("{}x", &key[..key.len() - 1]);
+    // The key with its last character changed.
+    let last = if key.ends_with('x') { 'y' } else { 'x' };
+    let forged = format!("{}{last}", &key[..key.len() - 1]);
     for env in [vec![], vec![("LEXALIGN_API_KEY", forged.as_str())]] {
-        let v = hook_with(&env);
-        assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny", "{v}");
-        let reason = v["hookSpecificOutput"]["permissionDecisionReason"]
-            .as_str()
-            .unwrap();
+        let reason = hook_with(&env);
         assert!(
             reason.contains("refused our credentials"),
             "says why: {reason}"

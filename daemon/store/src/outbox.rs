@@ -14,6 +14,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
 use crate::chain::{StoredRow, STORED_COLUMNS};
 use crate::util::now_ts;
 use crate::{AuditRow, Store, StoreError};
@@ -74,6 +75,7 @@ struct ShipRowRef<'a> {
     auth_method: Option<&'a str>,
 }
 
+#[cfg(test)]
 impl ShipRow {
     fn from_stored(s: StoredRow) -> ShipRow {
         let cve_ids = s
@@ -122,9 +124,11 @@ pub struct OutboxStatus {
     pub last_delivery_at: Option<String>,
 }
 
-/// A batch to send: rows in chain order and the seq to confirm afterwards.
+/// A batch to send: rows in chain order and the seq to confirm afterwards
+/// (the owned form of [`Store::outbox_body`], which the tests compare it with).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutboxBatch {
+pub(crate) struct OutboxBatch {
     pub rows: Vec<ShipRow>,
     pub upto_seq: u64,
 }
@@ -165,7 +169,8 @@ impl Store {
     /// Up to `limit` rows after the cursor, oldest first (rows appended in
     /// the last few milliseconds may still be in the inbox: the next call
     /// gets them).
-    pub fn outbox_batch(&self, limit: usize) -> Result<OutboxBatch, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn outbox_batch(&self, limit: usize) -> Result<OutboxBatch, StoreError> {
         let conn = self.reader()?;
         let (shipped, _) = cursor(&conn)?;
         let mut stmt = conn.prepare_cached(&format!(
@@ -187,7 +192,8 @@ impl Store {
         })
     }
 
-    /// [`Store::outbox_batch`] as the ingest body itself, `{"rows":[…]}`,
+    /// Up to `limit` rows after the cursor, oldest first, as the ingest
+    /// body itself, `{"rows":[…]}`,
     /// written straight from the SQLite rows: the same bytes as serialising
     /// the batch's [`ShipRow`]s, without copying every column into owned
     /// rows first (shipping runs on the laptop's cores for every verdict).

@@ -478,6 +478,14 @@ fn encode_opt(v: &Option<String>) -> String {
     v.as_ref().map(|v| format!("={v}")).unwrap_or_default()
 }
 
+/// `encode_opt` as two parts: a marker (`=` when set) and the value.
+fn opt_parts(v: &Option<String>) -> (&'static str, &str) {
+    match v {
+        Some(s) => ("=", s),
+        None => ("", ""),
+    }
+}
+
 /// `substr(ts, 1, 10)`: the first ten characters.
 fn day_of(ts: &str) -> &str {
     match ts.char_indices().nth(10) {
@@ -561,14 +569,16 @@ impl Deltas {
         let day = day_of(&r.ts);
         let key = &mut self.key;
 
-        let model = encode_opt(&r.agent_model);
-        let version = encode_opt(&r.agent_version);
-        let a = slot(
-            &mut self.agent,
-            key,
-            &[&r.project, &model, &version],
-            || AgentAgg {
-                parts: [r.project.clone(), model.clone(), version.clone()],
+        // The key holds `encode_opt`'s parts without building it per row.
+        let (mt, mv) = opt_parts(&r.agent_model);
+        let (vt, vv) = opt_parts(&r.agent_version);
+        let a = slot(&mut self.agent, key, &[&r.project, mt, mv, vt, vv], || {
+            AgentAgg {
+                parts: [
+                    r.project.clone(),
+                    encode_opt(&r.agent_model),
+                    encode_opt(&r.agent_version),
+                ],
                 n: 0,
                 denied: 0,
                 provisional: 0,
@@ -576,8 +586,8 @@ impl Deltas {
                 license_rows: 0,
                 license_denied: 0,
                 cve_rows: 0,
-            },
-        );
+            }
+        });
         a.n += 1;
         a.denied += denied;
         a.provisional += provisional;

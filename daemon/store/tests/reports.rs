@@ -254,6 +254,18 @@ fn seed_security(store: &Store) -> Vec<lex_align_store::AuditReceipt> {
     ]
 }
 
+/// The registry packages with CVE activity in [`seed_security`]'s rows.
+fn seeded_hot(rc: &[lex_align_store::AuditReceipt]) -> Value {
+    json!([
+        {"package": "django", "normalized_name": "django", "registry_status": "approved",
+         "denials": 2, "provisional": 0, "max_cvss": 9.8, "cve_ids": ["CVE-A", "CVE-B"],
+         "latest_ts": rc[1].ts},
+        {"package": "requests", "normalized_name": "requests", "registry_status": "preferred",
+         "denials": 1, "provisional": 1, "max_cvss": 5.0, "cve_ids": ["CVE-C"],
+         "latest_ts": rc[2].ts},
+    ])
+}
+
 fn registry() -> Vec<(String, String)> {
     [
         ("django", "approved"),
@@ -314,17 +326,7 @@ fn security_report_shape_and_numbers() {
             {"cve_id": "CVE-D", "occurrences": 1, "max_cvss": null, "packages": ["urllib3"]},
         ])
     );
-    assert_eq!(
-        r["hot_registry_packages"],
-        json!([
-            {"package": "django", "normalized_name": "django", "registry_status": "approved",
-             "denials": 2, "provisional": 0, "max_cvss": 9.8, "cve_ids": ["CVE-A", "CVE-B"],
-             "latest_ts": rc[1].ts},
-            {"package": "requests", "normalized_name": "requests", "registry_status": "preferred",
-             "denials": 1, "provisional": 1, "max_cvss": 5.0, "cve_ids": ["CVE-C"],
-             "latest_ts": rc[2].ts},
-        ])
-    );
+    assert_eq!(r["hot_registry_packages"], seeded_hot(&rc));
     assert_eq!(
         r["cve_alerts"],
         json!([{"id": rc[6].id, "ts": rc[6].ts, "package": "django", "cve_ids": ["CVE-A"],
@@ -350,17 +352,7 @@ fn hot_registry_packages_of_one_project() {
     let other = at(&store, cve_row("beta", "django", &["CVE-Z"], Some(9.9)), 1);
     at(&store, row("alpha", "django", "ALLOWED", ""), 1);
     let alpha = store.security_report(Some("alpha"), &registry()).unwrap();
-    assert_eq!(
-        alpha["hot_registry_packages"],
-        json!([
-            {"package": "django", "normalized_name": "django", "registry_status": "approved",
-             "denials": 2, "provisional": 0, "max_cvss": 9.8, "cve_ids": ["CVE-A", "CVE-B"],
-             "latest_ts": rc[1].ts},
-            {"package": "requests", "normalized_name": "requests", "registry_status": "preferred",
-             "denials": 1, "provisional": 1, "max_cvss": 5.0, "cve_ids": ["CVE-C"],
-             "latest_ts": rc[2].ts},
-        ])
-    );
+    assert_eq!(alpha["hot_registry_packages"], seeded_hot(&rc));
     let beta = store.security_report(Some("beta"), &registry()).unwrap();
     assert_eq!(
         beta["hot_registry_packages"],

@@ -256,48 +256,26 @@ impl Daemon {
     /// Sends a signal by name (`STOP`, `CONT`) to the child.
     pub fn signal(&self, name: &str) -> anyhow::Result<()> {
         let pid = self.pid().context("not a child process")?;
-        let ok = std::process::Command::new("kill")
-            .args([format!("-{name}"), pid.to_string()])
-            .status()?
-            .success();
-        if !ok {
-            bail!("kill -{name} {pid} failed");
-        }
-        Ok(())
+        tool("kill", &[format!("-{name}"), pid.to_string()])
     }
 
     /// Sets the nice value of every thread of the child (threads started
     /// later inherit it from the thread that starts them).
     pub fn renice(&self, nice: i32) -> anyhow::Result<()> {
         let pid = self.pid().context("not a child process")?;
-        let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))?
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect();
-        let ok = std::process::Command::new("renice")
-            .args(["-n", &nice.to_string(), "-p"])
-            .args(&tids)
-            .stdout(std::process::Stdio::null())
-            .status()?
-            .success();
-        if !ok {
-            bail!("renice -n {nice} of {pid}'s threads failed");
+        let mut args = vec!["-n".to_string(), nice.to_string(), "-p".to_string()];
+        for e in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            args.push(e?.file_name().to_string_lossy().into_owned());
         }
-        Ok(())
+        tool("renice", &args)
     }
 
     /// Pins every thread of the child (and the threads it starts later) to
     /// `cpus`, a `taskset -c` list.
     pub fn pin(&self, cpus: &str) -> anyhow::Result<()> {
         let pid = self.pid().context("not a child process")?;
-        let ok = std::process::Command::new("taskset")
-            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
-            .stdout(std::process::Stdio::null())
-            .status()?
-            .success();
-        if !ok {
-            bail!("taskset -a -p -c {cpus} {pid} failed");
-        }
-        Ok(())
+        let args = ["-a", "-p", "-c", cpus].map(String::from);
+        tool("taskset", &[&args[..], &[pid.to_string()]].concat())
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -394,4 +372,18 @@ pub fn evaluate_buckets(text: &str) -> Vec<(f64, u64)> {
             Some((le, count.trim().parse::<f64>().ok()? as u64))
         })
         .collect()
+}
+
+/// Runs `program args…` (stdout dropped); an error unless it succeeds.
+fn tool(program: &str, args: &[String]) -> anyhow::Result<()> {
+    let ok = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {program}"))?
+        .success();
+    if !ok {
+        bail!("{program} {} failed", args.join(" "));
+    }
+    Ok(())
 }
