@@ -224,6 +224,15 @@ impl Inbox {
         &self,
         rows: Vec<(AuditRow, Option<String>)>,
     ) -> Result<Appended, StoreError> {
+        // Everything that does not depend on the chain's position is done
+        // before the lock: request threads queue on it.
+        let rows: Vec<(StoredRow, bool)> = rows
+            .into_iter()
+            .map(|(row, ts)| {
+                let now = ts.is_none();
+                (stored_row(row, ts.unwrap_or_default()), now)
+            })
+            .collect();
         let mut t = lock(&self.tail);
         let t = &mut *t;
         t.buf.clear();
@@ -231,9 +240,13 @@ impl Inbox {
         let mut prev = t.hash.clone();
         let mut stored = Vec::with_capacity(rows.len());
         let mut receipts = Vec::with_capacity(rows.len());
-        for (row, ts) in rows {
+        for (mut s, now) in rows {
             seq += 1;
-            let mut s = stored_row(row, seq, ts);
+            s.seq = seq;
+            // Stamped under the lock: rows appended now are in time order.
+            if now {
+                s.ts = now_ts();
+            }
             let start = t.buf.len();
             t.buf.extend_from_slice(&[b'0'; HASH_LEN]);
             t.buf.push(b' ');
@@ -352,7 +365,9 @@ impl Inbox {
     }
 }
 
-fn stored_row(row: AuditRow, seq: i64, ts: Option<String>) -> StoredRow {
+/// The row as stored, before the append gives it its place (`seq`, the
+/// hashes) and, for a row appended now, its time.
+fn stored_row(row: AuditRow, ts: String) -> StoredRow {
     let canonical = if row.canonical.is_empty() {
         canonical_name(&row.package)
     } else {
@@ -361,9 +376,9 @@ fn stored_row(row: AuditRow, seq: i64, ts: Option<String>) -> StoredRow {
     let cve_ids = (!row.cve_ids.is_empty())
         .then(|| serde_json::to_string(&row.cve_ids).expect("a list of strings serialises"));
     StoredRow {
-        seq,
+        seq: 0,
         id: uuid::Uuid::new_v4().to_string(),
-        ts: ts.unwrap_or_else(now_ts),
+        ts,
         project: row.project,
         requester: row.requester,
         package: row.package,
