@@ -31,11 +31,6 @@ pub fn fail(message: impl std::fmt::Display) -> u8 {
     1
 }
 
-// glibc's malloc, with rows allocated on request threads and freed on the
-// store's writer thread, spent ~13% of the daemon's samples under load.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let argv = args::normalize_argv(std::env::args_os().collect());
     let cli = Cli::parse_from(argv);

@@ -94,11 +94,6 @@ fn figure(
     }
 }
 
-// glibc's malloc, with rows allocated on request threads and freed on the
-// store's writer thread, spent ~13% of the daemon's samples under load.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Two workers like the daemon binary on this machine; the bench's own
