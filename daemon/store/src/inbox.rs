@@ -226,12 +226,9 @@ impl Inbox {
     ) -> Result<Appended, StoreError> {
         // Everything that does not depend on the chain's position is done
         // before the lock: request threads queue on it.
-        let rows: Vec<(StoredRow, bool)> = rows
+        let rows: Vec<StoredRow> = rows
             .into_iter()
-            .map(|(row, ts)| {
-                let now = ts.is_none();
-                (stored_row(row, ts.unwrap_or_default()), now)
-            })
+            .map(|(row, ts)| stored_row(row, ts))
             .collect();
         let mut t = lock(&self.tail);
         let t = &mut *t;
@@ -240,11 +237,11 @@ impl Inbox {
         let mut prev = t.hash.clone();
         let mut stored = Vec::with_capacity(rows.len());
         let mut receipts = Vec::with_capacity(rows.len());
-        for (mut s, now) in rows {
+        for mut s in rows {
             seq += 1;
             s.seq = seq;
             // Stamped under the lock: rows appended now are in time order.
-            if now {
+            if s.ts.is_empty() {
                 s.ts = now_ts();
             }
             let start = t.buf.len();
@@ -366,8 +363,8 @@ impl Inbox {
 }
 
 /// The row as stored, before the append gives it its place (`seq`, the
-/// hashes) and, for a row appended now, its time.
-fn stored_row(row: AuditRow, ts: String) -> StoredRow {
+/// hashes) and, for a row appended now (`ts` empty), its time.
+fn stored_row(row: AuditRow, ts: Option<String>) -> StoredRow {
     let canonical = if row.canonical.is_empty() {
         canonical_name(&row.package)
     } else {
@@ -378,7 +375,7 @@ fn stored_row(row: AuditRow, ts: String) -> StoredRow {
     StoredRow {
         seq: 0,
         id: uuid::Uuid::new_v4().to_string(),
-        ts,
+        ts: ts.unwrap_or_default(),
         project: row.project,
         requester: row.requester,
         package: row.package,
