@@ -645,12 +645,15 @@ async fn limit(
         auth_method: Some("anonymous".into()),
         ..Default::default()
     };
-    let body = fixed_body.clone();
+    // Behind an Arc: axum clones the handler (and what it captures) for
+    // every request, and a captured row would be copied twice per request
+    // where the real path builds it once.
+    let captured = std::sync::Arc::new((fixed_body.clone(), json, row));
     let audit_routes = axum::Router::new().route(
         "/api/v1/evaluate",
         axum::routing::get(
             move |axum::extract::State(app): axum::extract::State<Shared>| {
-                let (body, ct, row) = (body.clone(), json.clone(), row.clone());
+                let (body, ct, row) = (captured.0.clone(), captured.1.clone(), captured.2.clone());
                 async move {
                     match app.store.append_audit(row).await {
                         Ok(_) => ([(CONTENT_TYPE, ct)], body).into_response(),
